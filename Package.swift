@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// Zebra: a CPU inference server for layerwise local/global attention models.
+// Modules follow the data flow and depend one way (see docs/architecture.md):
+//   CKernels <- Kernels <- Model <- Engine <- zebra;  GGUF and Tokenizer are leaves.
+import PackageDescription
+
+// Hot Swift modules are optimised even in debug builds: `swift test` builds debug, and Swift loops
+// run 20-100x slower unoptimised (../shared/PLATFORM.md). Debug info and testability stay on.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
+let package = Package(
+    name: "zebra",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "zebra", targets: ["zebra"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Hot loops in C: fast in debug builds too; portable x86-64-v3 (AVX2/FMA/F16C) baseline.
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3", "-fno-math-errno"])]
+        ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "Kernels", dependencies: ["CKernels", "COpenBLAS"], swiftSettings: optimized),
+        .target(name: "GGUF", dependencies: ["CKernels"], swiftSettings: optimized),
+        .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),
+        .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
+        .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels"], swiftSettings: optimized),
+        .executableTarget(
+            name: "zebra",
+            dependencies: [
+                "Engine", "Model", "Tokenizer", "GGUF", "Kernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "GGUF", "Kernels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,140 @@
+// Elementwise and per-row operations of the forward pass: dot, matmul rows, norms, RoPE, activations,
+// attention. Fixed summation orders so that a row's result never depends on what else is in the batch.
+#include "ckernels.h"
+#include <math.h>
+#include <immintrin.h>
+
+float zk_dot_f32(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+void zk_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t k,
+                    int64_t r0, int64_t r1, const float *x, int64_t nt,
+                    float *y, int64_t ldy, float *scratch) {
+    const uint8_t *base = (const uint8_t *)w;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *row;
+        if (type == ZK_F32) {
+            row = (const float *)(base + r * row_bytes);
+        } else {
+            zk_dequantize(type, base + r * row_bytes, scratch, k);
+            row = scratch;
+        }
+        for (int64_t t = 0; t < nt; t++) y[t * ldy + r] = zk_dot_f32(row, x + t * k, k);
+    }
+}
+
+void zk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
+    double ss = 0.0;  // llama.cpp sums squares in double
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
+    const float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    if (w) {
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale;
+    }
+}
+
+void zk_rope(float *x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, int neox) {
+    const int64_t half = n_rot / 2;
+    for (int64_t i = 0; i < half; i++) {
+        const float theta = (float)pos * powf(base, -2.0f * (float)i / (float)n_rot);
+        const float c = cosf(theta), s = sinf(theta);
+        const int64_t a = neox ? i : 2 * i;
+        const int64_t b = neox ? i + half : 2 * i + 1;
+        const float x0 = x[a], x1 = x[b];
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
+    }
+    (void)head_dim;
+}
+
+void zk_gelu_mul(const float *g, const float *u, float *y, int64_t n) {
+    const float k = 0.79788456080286535587989211986876f;  // sqrt(2/pi)
+    for (int64_t i = 0; i < n; i++) {
+        const float v = g[i];
+        y[i] = 0.5f * v * (1.0f + tanhf(k * v * (1.0f + 0.044715f * v * v))) * u[i];
+    }
+}
+
+void zk_silu_mul(const float *g, const float *u, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float v = g[i];
+        y[i] = v / (1.0f + expf(-v)) * u[i];
+    }
+}
+
+void zk_scale(float *x, float s, int64_t n) { for (int64_t i = 0; i < n; i++) x[i] *= s; }
+void zk_add(float *y, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] += x[i]; }
+
+// dot of a float query with an f16 key row
+static inline float dot_f32_f16(const float *q, const uint16_t *k, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8))), s1);
+    }
+    __m256 s = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; i < n; i++) r += q[i] * zk_f16_to_f32(k[i]);
+    return r;
+}
+
+// out += p * v (f16)
+static inline void axpy_f16(float *out, float p, const uint16_t *v, int64_t n) {
+    const __m256 pp = _mm256_set1_ps(p);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 o = _mm256_loadu_ps(out + i);
+        o = _mm256_fmadd_ps(pp, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), o);
+        _mm256_storeu_ps(out + i, o);
+    }
+    for (; i < n; i++) out[i] += p * zk_f16_to_f32(v[i]);
+}
+
+void zk_attend(const float *q, int64_t head_dim, float scale,
+               const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
+               float *scores, float *out) {
+    int64_t j = 0;
+    float mx = -INFINITY;
+    for (int64_t s = 0; s < n_segs; s++) {
+        for (int64_t i = 0; i < segs[s].n; i++, j++) {
+            const float v = dot_f32_f16(q, segs[s].k + i * stride, head_dim) * scale;
+            scores[j] = v;
+            if (v > mx) mx = v;
+        }
+    }
+    const int64_t n = j;
+    float sum = 0.0f;
+    for (j = 0; j < n; j++) {
+        const float e = expf(scores[j] - mx);
+        scores[j] = e;
+        sum += e;
+    }
+    for (int64_t d = 0; d < head_dim; d++) out[d] = 0.0f;
+    j = 0;
+    for (int64_t s = 0; s < n_segs; s++)
+        for (int64_t i = 0; i < segs[s].n; i++, j++) axpy_f16(out, scores[j], segs[s].v + i * stride, head_dim);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    for (int64_t d = 0; d < head_dim; d++) out[d] *= inv;
+}

@@ -1,0 +1,122 @@
+// A persistent pool of spinning worker threads (the caller is worker 0). About 0.1 us per dispatch
+// against ~8 us for a mutex/condvar pool (PLATFORM.md); a decode step runs ~100 kernels, so this matters.
+// Workers park on a condition variable after spinning idle for a while, so an idle server burns no CPU.
+import CKernels
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs data-parallel kernels on `threadCount` threads. Not reentrant: one `run` at a time
+/// (the engine loop is its only caller).
+public final class KernelPool: @unchecked Sendable {
+    public let threadCount: Int
+    private let generation = Atomic<Int>(0)
+    private let remaining = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    // The job of the current generation; written by the caller before the generation is published.
+    private var job: ((Int, Int) -> Void)?
+    private var threads: [pthread_t] = []
+    /// Spins before a worker parks (~100 us).
+    private let spinLimit = 40_000
+
+    /// `threads`: worker count including the caller; default `ZEBRA_THREADS` or the number of cores.
+    public init(threads: Int? = nil) {
+        let env = getenv("ZEBRA_THREADS").flatMap { Int(String(cString: $0)) }
+        let n = max(1, threads ?? env ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        threadCount = n
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+        for i in 1..<n {
+            let box = Unmanaged.passRetained(WorkerBox(pool: self, index: i))
+            var t = pthread_t()
+            let rc = pthread_create(&t, nil, { arg in
+                let box = Unmanaged<WorkerBox>.fromOpaque(arg!).takeRetainedValue()
+                box.pool?.workerLoop(box.index)
+                return nil
+            }, box.toOpaque())
+            precondition(rc == 0, "pthread_create failed")
+            self.threads.append(t)
+        }
+    }
+
+    /// Stops and joins the workers. The pool cannot be used afterwards.
+    public func shutdown() {
+        guard !threads.isEmpty else { return }
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(&mutex)
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+        for t in threads { pthread_join(t, nil) }
+        threads = []
+    }
+
+    /// Runs `body(threadIndex, threadCount)` on every thread and returns when all have finished.
+    public func run(_ body: (Int, Int) -> Void) {
+        if threadCount == 1 { body(0, 1); return }
+        withoutActuallyEscaping(body) { escaping in
+            job = escaping
+            remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(&mutex)
+                pthread_cond_broadcast(&cond)
+                pthread_mutex_unlock(&mutex)
+            }
+            escaping(0, threadCount)
+            while remaining.load(ordering: .acquiring) > 0 { zk_pause() }
+            job = nil
+        }
+    }
+
+    /// Splits `0..<count` into contiguous chunks, one per thread (chunks aligned to `granularity`);
+    /// `body(range, threadIndex)`.
+    public func parallelFor(_ count: Int, granularity: Int = 1, _ body: (Range<Int>, Int) -> Void) {
+        if count <= 0 { return }
+        let units = (count + granularity - 1) / granularity
+        if threadCount == 1 || units == 1 { body(0..<count, 0); return }
+        run { t, n in
+            let lo = units * t / n * granularity
+            let hi = min(count, units * (t + 1) / n * granularity)
+            if lo < hi { body(lo..<hi, t) }
+        }
+    }
+
+    fileprivate func workerLoop(_ index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var gen = generation.load(ordering: .acquiring)
+            while gen == seen {
+                spins += 1
+                if spins < spinLimit {
+                    zk_pause()
+                } else {
+                    pthread_mutex_lock(&mutex)
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    while generation.load(ordering: .sequentiallyConsistent) == seen {
+                        pthread_cond_wait(&cond, &mutex)
+                    }
+                    sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                    pthread_mutex_unlock(&mutex)
+                    spins = 0
+                }
+                gen = generation.load(ordering: .acquiring)
+            }
+            seen = gen
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
+            job?(index, threadCount)
+            remaining.subtract(1, ordering: .releasing)
+        }
+    }
+}
+
+private final class WorkerBox {
+    weak var pool: KernelPool?
+    let index: Int
+    init(pool: KernelPool, index: Int) { self.pool = pool; self.index = index }
+}

@@ -1,0 +1,27 @@
+// Typed errors of model loading and running.
+import GGUF
+
+public enum ModelError: Error, CustomStringConvertible {
+    case gguf(GGUFError)
+    case unsupportedArchitecture(String)
+    case invalidConfig(String)
+    case invalidLayerPattern(String)
+    case tokenOutOfRange(Int32, vocab: Int)
+    case contextOverflow(needed: Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case let .gguf(e): return e.description
+        case let .unsupportedArchitecture(a): return "unsupported model architecture '\(a)' (supported: gemma3, llama)"
+        case let .invalidConfig(m): return "invalid model configuration: \(m)"
+        case let .invalidLayerPattern(m): return "invalid --layers pattern: \(m)"
+        case let .tokenOutOfRange(t, v): return "token id \(t) is out of range (vocabulary has \(v) tokens)"
+        case let .contextOverflow(n, l): return "sequence needs \(n) positions, the model's context is \(l)"
+        }
+    }
+}
+
+extension ModelError {
+    /// The KV cache budget cannot hold the batch; the scheduler should have reserved first.
+    public static func kvFull(_ seq: Int) -> ModelError { .invalidConfig("KV cache budget exhausted for sequence \(seq)") }
+}

@@ -1,0 +1,67 @@
+// Scratch buffers of the forward pass, grown on demand and reused: a steady decode step allocates nothing.
+import CKernels
+
+extension Transformer {
+    struct Scratch {
+        var capTokens = 0, capOut = 0, capThreads = 0, capKeys = 0, capItems = 0
+        var x: UnsafeMutablePointer<Float>!       // [T, dim] residual stream
+        var h: UnsafeMutablePointer<Float>!       // [T, dim] normed input
+        var q: UnsafeMutablePointer<Float>!       // [T, nHeads * headDim]
+        var k: UnsafeMutablePointer<Float>!       // [T, kvDim]
+        var v: UnsafeMutablePointer<Float>!       // [T, kvDim]
+        var kh: UnsafeMutablePointer<UInt16>!     // [T, kvDim] f16
+        var vh: UnsafeMutablePointer<UInt16>!     // [T, kvDim] f16
+        var att: UnsafeMutablePointer<Float>!     // [T, nHeads * headDim]
+        var o: UnsafeMutablePointer<Float>!       // [T, dim]
+        var gate: UnsafeMutablePointer<Float>!    // [T, ffnDim]
+        var up: UnsafeMutablePointer<Float>!      // [T, ffnDim]
+        var hOut: UnsafeMutablePointer<Float>!    // [outRows, dim]
+        var logits: UnsafeMutablePointer<Float>!  // [outRows, vocab]
+        var pos: UnsafeMutablePointer<Int>!       // [T]
+        var item: UnsafeMutablePointer<Int>!      // [T]
+        var tok: UnsafeMutablePointer<Int>!       // [T]
+        var itemStart: UnsafeMutablePointer<Int>! // [T] (items <= tokens)
+        var scores: [UnsafeMutablePointer<Float>] = []          // per thread [contextLength]
+        var segs: [UnsafeMutablePointer<zk_kv_segment>] = []    // per thread
+
+        mutating func ensure(config c: ModelConfig, tokens: Int, outRows: Int, threads: Int, blockTokens: Int) {
+            if tokens > capTokens {
+                let n = max(tokens, capTokens * 2)
+                free(tokensOnly: true)
+                x = .allocate(capacity: n * c.dim); h = .allocate(capacity: n * c.dim)
+                q = .allocate(capacity: n * c.qDim); att = .allocate(capacity: n * c.qDim)
+                k = .allocate(capacity: n * c.kvDim); v = .allocate(capacity: n * c.kvDim)
+                kh = .allocate(capacity: n * c.kvDim); vh = .allocate(capacity: n * c.kvDim)
+                o = .allocate(capacity: n * c.dim)
+                gate = .allocate(capacity: n * c.ffnDim); up = .allocate(capacity: n * c.ffnDim)
+                pos = .allocate(capacity: n); item = .allocate(capacity: n); tok = .allocate(capacity: n)
+                itemStart = .allocate(capacity: n)
+                capTokens = n
+            }
+            if outRows > capOut || logits == nil {
+                let n = max(outRows, 1)
+                hOut?.deallocate(); logits?.deallocate()
+                hOut = .allocate(capacity: n * c.dim)
+                logits = .allocate(capacity: n * c.vocabSize)
+                capOut = n
+            }
+            if threads != capThreads || capKeys < c.contextLength {
+                for p in scores { p.deallocate() }
+                for p in segs { p.deallocate() }
+                capKeys = c.contextLength
+                let maxSegs = c.contextLength / blockTokens + 8
+                scores = (0..<threads).map { _ in .allocate(capacity: capKeys) }
+                segs = (0..<threads).map { _ in .allocate(capacity: maxSegs) }
+                capThreads = threads
+            }
+        }
+
+        mutating func free(tokensOnly: Bool) {
+            guard capTokens > 0 else { return }
+            for p in [x, h, q, att, k, v, o, gate, up] { p?.deallocate() }
+            kh?.deallocate(); vh?.deallocate()
+            pos?.deallocate(); item?.deallocate(); tok?.deallocate(); itemStart?.deallocate()
+            capTokens = 0
+        }
+    }
+}

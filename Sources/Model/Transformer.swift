@@ -1,0 +1,222 @@
+// The batched forward pass: one step over any mix of prompt chunks and single decode tokens from
+// many sequences. Every token row is computed with the same arithmetic whatever else is in the batch
+// (except the sgemm route for long prompt chunks), and logits are computed only for rows that ask.
+//
+// Per layer (Gemma 3; llama skips the q/k and post norms and uses SiLU):
+//   h = rmsnorm(x) * attn_norm;  q,k,v = h Wq, h Wk, h Wv;  q,k = rope(rmsnorm(q), rmsnorm(k))
+//   o = attention(q, cache + fresh k/v);  x += rmsnorm(o Wo) * post_attn_norm
+//   h = rmsnorm(x) * ffn_norm;  x += rmsnorm(W_down(act(h W_gate) * h W_up)) * post_ffw_norm
+import CKernels
+import GGUF
+import Kernels
+
+/// One sequence's share of a step: its new tokens, appended at positions seq.length ..< seq.length+n.
+public struct BatchItem {
+    public enum LogitsWanted: Sendable { case none, last, all }
+    public let seq: SequenceKV
+    public let tokens: [Int32]
+    public let logits: LogitsWanted
+    public init(seq: SequenceKV, tokens: [Int32], logits: LogitsWanted) {
+        self.seq = seq; self.tokens = tokens; self.logits = logits
+    }
+    var logitRows: Int { logits == .none ? 0 : logits == .last ? 1 : tokens.count }
+}
+
+/// Logits of a step: `rows` x `vocab` floats, in item order (an item's rows in position order).
+/// Valid until the next `forward`.
+public struct Logits {
+    public let data: UnsafeBufferPointer<Float>
+    public let rows: Int
+    public let vocab: Int
+    public func row(_ i: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(rebasing: data[i * vocab ..< (i + 1) * vocab])
+    }
+}
+
+public final class Transformer: @unchecked Sendable {
+    public let config: ModelConfig
+    public let weights: ModelWeights
+    public let pool: KernelPool
+    public let matmul: Matmul
+    var s = Scratch()
+
+    public init(config: ModelConfig, weights: ModelWeights, pool: KernelPool) {
+        self.config = config
+        self.weights = weights
+        self.pool = pool
+        self.matmul = Matmul(pool: pool)
+    }
+
+    /// Loads a GGUF model; `layers` overrides the attention pattern.
+    public convenience init(path: String, layers: LayerPattern? = nil, pool: KernelPool) throws(ModelError) {
+        let file: GGUFFile
+        do { file = try GGUFFile(path: path) } catch { throw .gguf(error) }
+        var config = try ModelConfig(file: file)
+        if let p = layers { config.layers = p.apply(to: config.layers) }
+        self.init(config: config, weights: try ModelWeights(file: file, config: config), pool: pool)
+    }
+
+    /// A KV cache shaped for this model.
+    public func makeCache(budgetBytes: Int = Int.max, blockTokens: Int = 256) -> KVCache {
+        KVCache(layers: config.layers, kvDim: config.kvDim, blockTokens: blockTokens, budgetBytes: budgetBytes)
+    }
+
+    /// Runs one step. Appends every item's tokens to its sequence's cache and returns the wanted logits.
+    public func forward(_ items: [BatchItem], cache: KVCache) throws(ModelError) -> Logits {
+        let c = config
+        var nt = 0, nOut = 0
+        for it in items {
+            for tok in it.tokens where tok < 0 || Int(tok) >= c.vocabSize { throw .tokenOutOfRange(tok, vocab: c.vocabSize) }
+            let end = it.seq.length + it.tokens.count
+            if end > c.contextLength { throw .contextOverflow(needed: end, limit: c.contextLength) }
+            nt += it.tokens.count
+            nOut += it.logitRows
+        }
+        for it in items where !cache.reserve(it.seq, length: it.seq.length + it.tokens.count) {
+            throw .kvFull(it.seq.id)
+        }
+        if nt == 0 { return Logits(data: UnsafeBufferPointer(start: s.logits, count: 0), rows: 0, vocab: c.vocabSize) }
+        s.ensure(config: c, tokens: nt, outRows: nOut, threads: pool.threadCount, blockTokens: cache.blockTokens)
+
+        // Token rows: position and owning item.
+        var t = 0
+        for (i, it) in items.enumerated() {
+            for (j, tok) in it.tokens.enumerated() {
+                s.pos[t] = it.seq.length + j
+                s.item[t] = i
+                s.tok[t] = Int(tok)
+                t += 1
+            }
+        }
+        embed(nt)
+        for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache) }
+        for it in items { it.seq.length += it.tokens.count }
+        return output(items: items, nOut: nOut)
+    }
+
+    private func embed(_ nt: Int) {
+        let c = config, x = s.x!, e = weights.tokenEmbedding
+        pool.parallelFor(nt) { r, _ in
+            for t in r {
+                e.dequantizeRow(s.tok[t], into: x + t * c.dim)
+                if c.embedScale != 1 { zk_scale(x + t * c.dim, c.embedScale, Int64(c.dim)) }
+            }
+        }
+    }
+
+    private func rmsnormRows(_ src: UnsafeMutablePointer<Float>, _ w: [Float], _ dst: UnsafeMutablePointer<Float>,
+                             rows: Int, width: Int) {
+        let eps = config.rmsEps
+        w.withUnsafeBufferPointer { wp in
+            pool.parallelFor(rows) { r, _ in
+                for t in r { zk_rmsnorm(src + t * width, wp.baseAddress, dst + t * width, Int64(width), eps) }
+            }
+        }
+    }
+
+    private func layer(_ l: Int, items: [BatchItem], nt: Int, cache: KVCache) {
+        let c = config, w = weights.layers[l], spec = c.layers[l]
+        let x = s.x!, h = s.h!, q = s.q!, k = s.k!, v = s.v!
+        rmsnormRows(x, w.attnNorm, h, rows: nt, width: c.dim)
+        matmul(w.wq, h, rows: nt, into: q)
+        matmul(w.wk, h, rows: nt, into: k)
+        matmul(w.wv, h, rows: nt, into: v)
+
+        // q/k norms and RoPE, then k/v to f16 (the cache's precision, also used for this step's own keys).
+        let qn = w.qNorm ?? [], kn = w.kNorm ?? []
+        qn.withUnsafeBufferPointer { qnp in
+            kn.withUnsafeBufferPointer { knp in
+                pool.parallelFor(nt) { r, _ in
+                    for t in r {
+                        let pos = Int64(s.pos[t])
+                        for hh in 0..<c.nHeads {
+                            let qh = q + t * c.qDim + hh * c.headDim
+                            if c.qkNorm { zk_rmsnorm(qh, qnp.baseAddress, qh, Int64(c.headDim), c.rmsEps) }
+                            zk_rope(qh, Int64(c.headDim), Int64(c.nRot), pos, spec.ropeBase, c.ropeNeox ? 1 : 0)
+                        }
+                        for hh in 0..<c.nKVHeads {
+                            let kh = k + t * c.kvDim + hh * c.headDim
+                            if c.qkNorm { zk_rmsnorm(kh, knp.baseAddress, kh, Int64(c.headDim), c.rmsEps) }
+                            zk_rope(kh, Int64(c.headDim), Int64(c.nRot), pos, spec.ropeBase, c.ropeNeox ? 1 : 0)
+                        }
+                        zk_f32_to_f16_row(k + t * c.kvDim, s.kh + t * c.kvDim, Int64(c.kvDim))
+                        zk_f32_to_f16_row(v + t * c.kvDim, s.vh + t * c.kvDim, Int64(c.kvDim))
+                    }
+                }
+            }
+        }
+
+        // Attention, parallel over (token, head). Keys: cached positions [lo, p0) then fresh [max(lo,p0), p].
+        let starts = s.itemStart!
+        var t0 = 0
+        for (i, it) in items.enumerated() { starts[i] = t0; t0 += it.tokens.count }
+        let groupSize = c.nHeads / c.nKVHeads
+        let att = s.att!
+        pool.parallelFor(nt * c.nHeads) { r, thread in
+            let segs = s.segs[thread], scores = s.scores[thread]
+            for job in r {
+                let t = job / c.nHeads, hh = job % c.nHeads, kvh = hh / groupSize
+                let item = items[s.item[t]]
+                let p = s.pos[t], p0 = item.seq.length
+                let lo = spec.kind.firstVisible(p)
+                var n = 0
+                cache.segments(item.seq, layer: l, from: lo, to: p0, head: kvh, headDim: c.headDim, into: segs, count: &n)
+                let f0 = max(lo, p0)
+                let row = starts[s.item[t]] + (f0 - p0)
+                segs[n] = zk_kv_segment(k: s.kh + row * c.kvDim + kvh * c.headDim,
+                                        v: s.vh + row * c.kvDim + kvh * c.headDim, n: Int64(p - f0 + 1))
+                n += 1
+                zk_attend(q + t * c.qDim + hh * c.headDim, Int64(c.headDim), c.attnScale, segs, Int64(n),
+                          Int64(c.kvDim), scores, att + t * c.qDim + hh * c.headDim)
+            }
+        }
+
+        // Store this step's keys/values (a sliding layer keeps only the last W of them).
+        for (i, it) in items.enumerated() {
+            let n = it.tokens.count, p0 = it.seq.length
+            let first = spec.kind.window.map { max(0, n - $0) } ?? 0
+            for j in first..<n {
+                let dst = cache.rows(it.seq, layer: l, pos: p0 + j)
+                let src = starts[i] + j
+                dst.k.update(from: s.kh + src * c.kvDim, count: c.kvDim)
+                dst.v.update(from: s.vh + src * c.kvDim, count: c.kvDim)
+            }
+        }
+
+        let o = s.o!
+        matmul(w.wo, att, rows: nt, into: o)
+        if let pn = w.postAttnNorm { rmsnormRows(o, pn, o, rows: nt, width: c.dim) }
+        zk_add(x, o, Int64(nt * c.dim))
+
+        rmsnormRows(x, w.ffnNorm, h, rows: nt, width: c.dim)
+        let g = s.gate!, u = s.up!
+        matmul(w.wGate, h, rows: nt, into: g)
+        matmul(w.wUp, h, rows: nt, into: u)
+        let ffn = c.ffnDim, act = c.activation
+        pool.parallelFor(nt) { r, _ in
+            let base = r.lowerBound * ffn, count = Int64(r.count * ffn)
+            if act == .geluTanh { zk_gelu_mul(g + base, u + base, g + base, count) }
+            else { zk_silu_mul(g + base, u + base, g + base, count) }
+        }
+        matmul(w.wDown, g, rows: nt, into: o)
+        if let pn = w.postFfnNorm { rmsnormRows(o, pn, o, rows: nt, width: c.dim) }
+        zk_add(x, o, Int64(nt * c.dim))
+    }
+
+    private func output(items: [BatchItem], nOut: Int) -> Logits {
+        let c = config
+        var row = 0, t = 0
+        let ho = s.hOut!
+        for it in items {
+            let n = it.tokens.count
+            let from = it.logits == .all ? 0 : it.logits == .last ? n - 1 : n
+            for j in from..<n {
+                zk_rmsnorm(s.x + (t + j) * c.dim, weights.outputNorm, ho + row * c.dim, Int64(c.dim), c.rmsEps)
+                row += 1
+            }
+            t += n
+        }
+        if nOut > 0 { matmul(weights.output, ho, rows: nOut, into: s.logits) }
+        return Logits(data: UnsafeBufferPointer(start: s.logits, count: nOut * c.vocabSize), rows: nOut, vocab: c.vocabSize)
+    }
+}

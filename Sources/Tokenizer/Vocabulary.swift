@@ -1,0 +1,83 @@
+// The vocabulary as stored in GGUF metadata (tokenizer.ggml.*): texts, scores, types, special ids.
+import GGUF
+
+/// llama.cpp token types (llama.h `enum llama_token_type`).
+public enum TokenType: Int, Sendable {
+    case undefined = 0, normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+}
+
+public enum TokenizerError: Error, CustomStringConvertible, Equatable {
+    case missingMetadata(String)
+    case unsupportedModel(String)
+    case invalidToken(Int)
+
+    public var description: String {
+        switch self {
+        case let .missingMetadata(k): return "tokenizer metadata missing or malformed: \(k)"
+        case let .unsupportedModel(m): return "unsupported tokenizer model '\(m)' (supported: llama (SentencePiece), gpt2 (BPE))"
+        case let .invalidToken(t): return "token id \(t) is not in the vocabulary"
+        }
+    }
+}
+
+public struct Vocabulary: Sendable {
+    public let tokens: [String]
+    public let scores: [Float]
+    public let types: [TokenType]
+    /// Token text -> id (the last id wins for duplicate texts, as llama.cpp's map assignment).
+    public let ids: [String: Int32]
+    public let bos: Int32?
+    public let eos: Int32?
+    public let unk: Int32?
+    public let addBOS: Bool
+    public let addEOS: Bool
+    /// End-of-generation tokens: EOS plus the usual end-of-turn markers present in the vocabulary.
+    public let endOfGeneration: Set<Int32>
+    public var count: Int { tokens.count }
+
+    public init(tokens: [String], scores: [Float]?, types: [TokenType]?, bos: Int32?, eos: Int32?, unk: Int32?,
+                addBOS: Bool, addEOS: Bool) {
+        self.tokens = tokens
+        self.scores = scores ?? Array(repeating: 0, count: tokens.count)
+        self.types = types ?? Array(repeating: .normal, count: tokens.count)
+        var ids: [String: Int32] = [:]
+        ids.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() { ids[t] = Int32(i) }
+        self.ids = ids
+        self.bos = bos; self.eos = eos; self.unk = unk
+        self.addBOS = addBOS; self.addEOS = addEOS
+        var eog: Set<Int32> = []
+        if let e = eos { eog.insert(e) }
+        for name in ["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|end|>", "<eot>"] {
+            if let id = ids[name], self.types[Int(id)] == .control || self.types[Int(id)] == .userDefined { eog.insert(id) }
+        }
+        endOfGeneration = eog
+    }
+
+    public init(file: GGUFFile) throws(TokenizerError) {
+        do {
+            let tokens = try file.strings("tokenizer.ggml.tokens")
+            let scores = file.metadata["tokenizer.ggml.scores"] == nil ? nil : try file.floats("tokenizer.ggml.scores")
+            let types = file.metadata["tokenizer.ggml.token_type"] == nil ? nil
+                : try file.ints("tokenizer.ggml.token_type").map { TokenType(rawValue: $0) ?? .normal }
+            guard scores == nil || scores!.count == tokens.count, types == nil || types!.count == tokens.count else {
+                throw TokenizerError.missingMetadata("scores/token_type length differs from tokens")
+            }
+            func id(_ k: String) throws -> Int32? {
+                guard file.metadata[k] != nil else { return nil }
+                let v = try file.int(k)
+                return v >= 0 && v < tokens.count ? Int32(v) : nil
+            }
+            let model = try file.string("tokenizer.ggml.model")
+            self.init(tokens: tokens, scores: scores, types: types,
+                      bos: try id("tokenizer.ggml.bos_token_id"), eos: try id("tokenizer.ggml.eos_token_id"),
+                      unk: try id("tokenizer.ggml.unknown_token_id"),
+                      addBOS: try file.bool("tokenizer.ggml.add_bos_token", default: model == "llama"),
+                      addEOS: try file.bool("tokenizer.ggml.add_eos_token", default: false))
+        } catch let e as TokenizerError {
+            throw e
+        } catch {
+            throw .missingMetadata("\(error)")
+        }
+    }
+}

@@ -61,11 +61,14 @@ public struct ModelConfig: Sendable {
                 qkNorm = true
                 postNorms = true
                 activation = .geluTanh
-                // Groups of 6, the last of each group global (llama.cpp: n_swa_pattern 6).
+                // Groups of 6, the last of each group global (llama.cpp: swa pattern 6); tiny test models
+                // may set `gemma3.attention.sliding_window_pattern`.
                 let window = try file.int(p + "attention.sliding_window")
+                let group = try file.int(p + "attention.sliding_window_pattern", default: 6)
+                guard group >= 1, window >= 1 else { throw ModelError.invalidConfig("sliding window \(window), pattern \(group)") }
                 let localBase = try file.float(p + "rope.freq_base_swa", default: 10000)
                 layers = (0..<nLayers).map { i in
-                    i % 6 == 5 ? LayerSpec(kind: .global, ropeBase: ropeBase)
+                    i % group == group - 1 ? LayerSpec(kind: .global, ropeBase: ropeBase)
                                : LayerSpec(kind: .sliding(window: window), ropeBase: localBase)
                 }
             case .llama:

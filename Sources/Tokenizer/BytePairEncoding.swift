@@ -5,8 +5,8 @@
 
 struct BytePairModel: Sendable {
     let vocab: Vocabulary
-    /// "left right" -> rank
-    let ranks: [String: Int]
+    /// UTF-8 of "left right" -> rank (bytes, not String: see Vocabulary.ids)
+    let ranks: [[UInt8]: Int]
     let splitDigits: Bool
     static let byteToChar: [Character] = {
         var map = [Character](repeating: " ", count: 256)
@@ -17,17 +17,17 @@ struct BytePairModel: Sendable {
         }
         return map
     }()
-    static let charToByte: [Character: UInt8] = {
-        var m: [Character: UInt8] = [:]
-        for (b, c) in byteToChar.enumerated() { m[c] = UInt8(b) }
+    static let scalarToByte: [UInt32: UInt8] = {
+        var m: [UInt32: UInt8] = [:]
+        for (b, c) in byteToChar.enumerated() { m[c.unicodeScalars.first!.value] = UInt8(b) }
         return m
     }()
 
     init(vocab: Vocabulary, merges: [String], pre: String) {
         self.vocab = vocab
-        var r: [String: Int] = [:]
+        var r: [[UInt8]: Int] = [:]
         r.reserveCapacity(merges.count)
-        for (i, m) in merges.enumerated() where r[m] == nil { r[m] = i }
+        for (i, m) in merges.enumerated() where r[Array(m.utf8)] == nil { r[Array(m.utf8)] = i }
         ranks = r
         splitDigits = ["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"].contains(pre)
     }
@@ -55,18 +55,20 @@ struct BytePairModel: Sendable {
         let bytes = Array(mapped.utf8)
         let ranges = bytes.withUnsafeBufferPointer { bp in
             SymbolMerger.merge(bytes) { start, ll, rl in
-                let key = String(decoding: UnsafeBufferPointer(rebasing: bp[start..<start + ll]), as: UTF8.self) + " "
-                    + String(decoding: UnsafeBufferPointer(rebasing: bp[start + ll..<start + ll + rl]), as: UTF8.self)
+                var key = Array(bp[start..<start + ll])
+                key.append(0x20)
+                key += bp[start + ll..<start + ll + rl]
                 guard let r = ranks[key] else { return nil }
                 return -Float(r)
             }
         }
         for r in ranges {
-            let s = String(decoding: bytes[r], as: UTF8.self)
-            if let id = vocab.ids[s] {
+            if let id = vocab.ids[Array(bytes[r])] {
                 out.append(id)
             } else {
-                for c in s { if let id = vocab.ids[String(c)] { out.append(id) } }
+                for c in String(decoding: bytes[r], as: UTF8.self).unicodeScalars {
+                    if let id = vocab.ids[Array(String(c).utf8)] { out.append(id) }
+                }
             }
         }
     }
@@ -132,8 +134,8 @@ struct BytePairModel: Sendable {
         case .userDefined: return Array(vocab.tokens[i].utf8)
         default:
             var out: [UInt8] = []
-            for c in vocab.tokens[i] {
-                if let b = Self.charToByte[c] { out.append(b) } else { out += Array(String(c).utf8) }
+            for c in vocab.tokens[i].unicodeScalars {
+                if let b = Self.scalarToByte[c.value] { out.append(b) } else { out += Array(String(c).utf8) }
             }
             return out
         }

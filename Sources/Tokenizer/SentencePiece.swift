@@ -11,7 +11,7 @@ struct SentencePieceModel: Sendable {
         self.vocab = vocab
         self.addSpacePrefix = addSpacePrefix
         byteTokens = (0..<256).map { b in
-            vocab.ids["<0x" + String(b, radix: 16, uppercase: true).leftPadded(2) + ">"]
+            vocab.id("<0x" + String(b, radix: 16, uppercase: true).leftPadded(2) + ">")
         }
     }
 
@@ -23,14 +23,13 @@ struct SentencePieceModel: Sendable {
         let n = vocab.count
         let ranges = bytes.withUnsafeBufferPointer { bp in
             SymbolMerger.merge(bytes) { start, ll, rl in
-                let s = String(decoding: UnsafeBufferPointer(rebasing: bp[start..<start + ll + rl]), as: UTF8.self)
-                guard let id = vocab.ids[s], Int(id) < n else { return nil }
+                guard let id = vocab.ids[Array(bp[start..<start + ll + rl])], Int(id) < n else { return nil }
                 return vocab.scores[Int(id)]
             }
         }
         for r in ranges {
             let piece = Array(bytes[r])
-            if let id = vocab.ids[String(decoding: piece, as: UTF8.self)], String(decoding: piece, as: UTF8.self).utf8.elementsEqual(piece) {
+            if let id = vocab.ids[piece] {
                 out.append(id)
             } else {
                 for b in piece { if let t = byteTokens[Int(b)] ?? vocab.unk { out.append(t) } }

@@ -24,8 +24,9 @@ public struct Vocabulary: Sendable {
     public let tokens: [String]
     public let scores: [Float]
     public let types: [TokenType]
-    /// Token text -> id (the last id wins for duplicate texts, as llama.cpp's map assignment).
-    public let ids: [String: Int32]
+    /// Token text (UTF-8 bytes) -> id; the last id wins for duplicates, as llama.cpp's map assignment.
+    /// Keyed by bytes, not String: String equality is canonical equivalence (U+037E == ";").
+    public let ids: [[UInt8]: Int32]
     public let bos: Int32?
     public let eos: Int32?
     public let unk: Int32?
@@ -35,21 +36,24 @@ public struct Vocabulary: Sendable {
     public let endOfGeneration: Set<Int32>
     public var count: Int { tokens.count }
 
+    /// The id of a token text, compared byte for byte.
+    public func id(_ text: String) -> Int32? { ids[Array(text.utf8)] }
+
     public init(tokens: [String], scores: [Float]?, types: [TokenType]?, bos: Int32?, eos: Int32?, unk: Int32?,
                 addBOS: Bool, addEOS: Bool) {
         self.tokens = tokens
         self.scores = scores ?? Array(repeating: 0, count: tokens.count)
         self.types = types ?? Array(repeating: .normal, count: tokens.count)
-        var ids: [String: Int32] = [:]
+        var ids: [[UInt8]: Int32] = [:]
         ids.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() { ids[t] = Int32(i) }
+        for (i, t) in tokens.enumerated() { ids[Array(t.utf8)] = Int32(i) }
         self.ids = ids
         self.bos = bos; self.eos = eos; self.unk = unk
         self.addBOS = addBOS; self.addEOS = addEOS
         var eog: Set<Int32> = []
         if let e = eos { eog.insert(e) }
         for name in ["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|end|>", "<eot>"] {
-            if let id = ids[name], self.types[Int(id)] == .control || self.types[Int(id)] == .userDefined { eog.insert(id) }
+            if let id = ids[Array(name.utf8)], self.types[Int(id)] == .control || self.types[Int(id)] == .userDefined { eog.insert(id) }
         }
         endOfGeneration = eog
     }

@@ -1,0 +1,108 @@
+// Single-sequence generation: prompt in chunks, then one token per step until a stop condition.
+// The CLI and the bench use it; the server's scheduler drives the same Transformer and Sampler.
+import Model
+import Tokenizer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum FinishReason: String, Sendable { case stop, length }
+
+public struct GenerationStats: Sendable {
+    public var promptTokens = 0
+    public var generatedTokens = 0
+    public var prefillSeconds = 0.0
+    public var decodeSeconds = 0.0
+    public var finishReason = FinishReason.length
+    public var promptTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    /// Decode rate, not counting the first token (produced by the prefill step).
+    public var decodeTokensPerSecond: Double {
+        decodeSeconds > 0 && generatedTokens > 1 ? Double(generatedTokens - 1) / decodeSeconds : 0
+    }
+}
+
+public enum EngineError: Error, CustomStringConvertible {
+    case model(ModelError)
+    case emptyPrompt
+    case promptTooLong(promptTokens: Int, maxTokens: Int, context: Int)
+
+    public var description: String {
+        switch self {
+        case let .model(e): return e.description
+        case .emptyPrompt: return "the prompt is empty (no tokens)"
+        case let .promptTooLong(p, m, c):
+            return "prompt (\(p) tokens) plus max tokens (\(m)) exceeds the model's context of \(c) tokens"
+        }
+    }
+}
+
+/// Monotonic seconds.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+public final class Generator {
+    public let model: Transformer
+    public let tokenizer: Tokenizer
+    public let cache: KVCache
+    /// Prompt tokens per forward step.
+    public var prefillChunk = 512
+
+    public init(model: Transformer, tokenizer: Tokenizer, cache: KVCache? = nil) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.cache = cache ?? model.makeCache()
+    }
+
+    /// Generates up to `maxTokens` tokens after `prompt`. `onToken(token, text)` gets each sampled token
+    /// and the newly complete text (UTF-8 safe); return false to stop early.
+    @discardableResult
+    public func generate(prompt: [Int32], maxTokens: Int, params: SamplingParams, ignoreEOS: Bool = false,
+                         onToken: (SampledToken, String) -> Bool) throws(EngineError) -> GenerationStats {
+        guard !prompt.isEmpty else { throw .emptyPrompt }
+        let ctx = model.config.contextLength
+        guard prompt.count + maxTokens <= ctx else {
+            throw .promptTooLong(promptTokens: prompt.count, maxTokens: maxTokens, context: ctx)
+        }
+        var stats = GenerationStats()
+        stats.promptTokens = prompt.count
+        let seq = cache.newSequence()
+        defer { cache.release(seq) }
+        var sampler = Sampler(params: params, prompt: prompt)
+        var decoder = StreamingDecoder()
+        do {
+            let t0 = monotonicSeconds()
+            var i = 0
+            var logits: Logits? = nil
+            while i < prompt.count {
+                let n = min(prefillChunk, prompt.count - i)
+                let last = i + n == prompt.count
+                logits = try model.forward([BatchItem(seq: seq, tokens: Array(prompt[i..<i + n]), logits: last ? .last : .none)], cache: cache)
+                i += n
+            }
+            stats.prefillSeconds = monotonicSeconds() - t0
+            let t1 = monotonicSeconds()
+            var row = logits!.row(0)
+            while stats.generatedTokens < maxTokens {
+                let s = sampler.sample(row)
+                stats.generatedTokens += 1
+                if !ignoreEOS && tokenizer.isEndOfGeneration(s.token) {
+                    stats.finishReason = .stop
+                    _ = onToken(s, decoder.flush())
+                    break
+                }
+                let text = decoder.append(tokenizer.pieceBytes(s.token))
+                let done = stats.generatedTokens == maxTokens
+                if !onToken(s, done ? text + decoder.flush() : text) { stats.finishReason = .stop; break }
+                if done { break }
+                row = try model.forward([BatchItem(seq: seq, tokens: [s.token], logits: .last)], cache: cache).row(0)
+            }
+            stats.decodeSeconds = monotonicSeconds() - t1
+        } catch {
+            throw .model(error)
+        }
+        return stats
+    }
+}

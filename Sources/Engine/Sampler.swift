@@ -1,0 +1,156 @@
+// Turns a row of logits into the next token. Order: logit bias, penalties, then greedy arg-max, or
+// temperature -> top-k -> top-p -> min-p -> a draw from the seeded generator. Log-probabilities are
+// reported from the model's own distribution (log-softmax of the raw logits), as vLLM does.
+
+public struct SampledToken: Sendable, Equatable {
+    public let token: Int32
+    /// log p(token) under the model's raw distribution.
+    public let logprob: Float
+    /// The top-N alternatives (token, logprob), best first; empty unless logprobs > 0.
+    public let top: [(token: Int32, logprob: Float)]
+    public static func == (a: Self, b: Self) -> Bool {
+        a.token == b.token && a.logprob == b.logprob && a.top.map(\.token) == b.top.map(\.token)
+    }
+}
+
+public struct Sampler: Sendable {
+    public let params: SamplingParams
+    private var rng: SeededGenerator
+    /// Occurrences of each token in the output so far (presence/frequency penalties).
+    private var outputCounts: [Int32: Int] = [:]
+    /// Tokens of the prompt and output (repetition penalty).
+    private var seen: Set<Int32> = []
+    private var work: [Float] = []
+    private var cand: [Int32] = []
+
+    public init(params: SamplingParams, prompt: [Int32] = []) {
+        self.params = params
+        var sys = SystemRandomNumberGenerator()
+        rng = SeededGenerator(seed: params.seed ?? sys.next())
+        if params.repetitionPenalty != 1 { seen = Set(prompt) }
+    }
+
+    /// Records a token as generated (done by `sample`; call it for forced tokens).
+    public mutating func accept(_ token: Int32) {
+        outputCounts[token, default: 0] += 1
+        if params.repetitionPenalty != 1 { seen.insert(token) }
+    }
+
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> SampledToken {
+        let v = logits.count
+        if work.count != v { work = Array(repeating: 0, count: v) }
+        // Raw log-softmax normaliser, for reported log-probabilities.
+        var mx = -Float.infinity
+        for x in logits where x > mx { mx = x }
+        var sum: Float = 0
+        for x in logits { sum += expf(x - mx) }
+        let logZ = mx + logf(sum)
+
+        work.withUnsafeMutableBufferPointer { w in
+            _ = w.initialize(from: logits)
+            for (t, b) in params.logitBias where t >= 0 && Int(t) < v { w[Int(t)] += b }
+            if params.repetitionPenalty != 1 {
+                for t in seen { let i = Int(t); w[i] = w[i] > 0 ? w[i] / params.repetitionPenalty : w[i] * params.repetitionPenalty }
+            }
+            if params.presencePenalty != 0 || params.frequencyPenalty != 0 {
+                for (t, c) in outputCounts { w[Int(t)] -= params.presencePenalty + Float(c) * params.frequencyPenalty }
+            }
+        }
+        let token: Int32 = params.temperature <= 0 ? argmax() : draw()
+        accept(token)
+        var top: [(Int32, Float)] = []
+        if params.logprobs > 0 { top = Self.topN(logits, params.logprobs).map { ($0, logits[Int($0)] - logZ) } }
+        return SampledToken(token: token, logprob: logits[Int(token)] - logZ, top: top)
+    }
+
+    private func argmax() -> Int32 {
+        var best = 0
+        var bv = -Float.infinity
+        for (i, x) in work.enumerated() where x > bv { bv = x; best = i }
+        return Int32(best)
+    }
+
+    /// Indices of the n largest values, best first (ties: lower id first).
+    public static func topN(_ x: UnsafeBufferPointer<Float>, _ n: Int) -> [Int32] {
+        var best: [(Float, Int32)] = []
+        for (i, val) in x.enumerated() {
+            if best.count < n || val > best[best.count - 1].0 {
+                var j = best.count
+                if best.count < n { best.append((val, Int32(i))) } else { j = best.count - 1; best[j] = (val, Int32(i)) }
+                while j > 0 && best[j - 1].0 < best[j].0 { best.swapAt(j - 1, j); j -= 1 }
+            }
+        }
+        return best.map(\.1)
+    }
+
+    private mutating func draw() -> Int32 {
+        let invT = 1 / params.temperature
+        let v = work.count
+        var mx = -Float.infinity
+        for x in work where x > mx { mx = x }
+        guard mx > -Float.infinity else { return 0 }
+        // Probabilities (unnormalised) at temperature T.
+        var total: Float = 0
+        work.withUnsafeMutableBufferPointer { w in
+            for i in 0..<v { let e = expf((w[i] - mx) * invT); w[i] = e; total += e }
+        }
+        let w0 = work
+        // Plain temperature sampling (and min-p alone) need no order: draw walking ids in order.
+        if params.topK == 0 && params.topP >= 1 {
+            let floor = params.minP > 0 ? params.minP : 0   // max probability is 1 after the shift
+            var mass: Float = 0
+            for x in w0 where x >= floor { mass += x }
+            var u = rng.nextUnitFloat() * mass
+            var last: Int32 = 0
+            for (i, x) in w0.enumerated() where x >= floor {
+                last = Int32(i)
+                u -= x
+                if u < 0 { return Int32(i) }
+            }
+            return last
+        }
+        // Top-k / top-p keep a prefix of the tokens sorted by probability. Sort only the tokens above a
+        // threshold, lowered until that set surely contains the prefix.
+        let k = params.topK > 0 ? min(params.topK, v) : 0
+        var threshold: Float = 1e-3
+        while true {
+            cand.removeAll(keepingCapacity: true)
+            var mass: Float = 0
+            for i in 0..<v where w0[i] >= threshold { cand.append(Int32(i)); mass += w0[i] }
+            if k > 0 ? cand.count >= k : mass >= params.topP * total { break }
+            if threshold < 1e-37 { break }
+            threshold *= 1e-4
+        }
+        let w = work
+        cand.sort { w[Int($0)] != w[Int($1)] ? w[Int($0)] > w[Int($1)] : $0 < $1 }
+        if k > 0 && cand.count > k { cand.removeLast(cand.count - k) }
+        if params.topP < 1 {
+            // Renormalised over the top-k survivors, as llama.cpp and vLLM do.
+            var kept: Float = total
+            if k > 0 { kept = 0; for t in cand { kept += w[Int(t)] } }
+            var acc: Float = 0
+            var keep = cand.count
+            for (j, t) in cand.enumerated() {
+                acc += w[Int(t)]
+                if acc >= params.topP * kept { keep = j + 1; break }
+            }
+            cand.removeLast(cand.count - keep)
+        }
+        if params.minP > 0, let first = cand.first {
+            let floor = params.minP * w[Int(first)]
+            cand.removeAll { w[Int($0)] < floor }
+        }
+        var mass: Float = 0
+        for t in cand { mass += w[Int(t)] }
+        var u = rng.nextUnitFloat() * mass
+        for t in cand {
+            u -= w[Int(t)]
+            if u < 0 { return t }
+        }
+        return cand.last ?? 0
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,104 @@
+// `zebra bench`: prompt processing and decode speed, decode cost against context depth, KV bytes.
+import ArgumentParser
+import CKernels
+import Engine
+import Foundation
+import Kernels
+import Model
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prompt processing, decode speed at several context depths, and KV memory.")
+    @OptionGroup var options: ModelOptions
+    @Option(name: .customLong("prompt-lengths"), help: "Prompt lengths for prompt processing.") var promptLengths = "512,2048"
+    @Option(help: "Context depths at which to time decode.") var depths = "0,4096,16384"
+    @Option(name: .customLong("decode-tokens"), help: "Tokens decoded per measurement.") var decodeTokens = 32
+    @Option(help: "Repetitions (median reported).") var reps = 1
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+    func run() throws {
+        let m = Loaded(options)
+        let model = m.model, c = model.config
+        let pls = promptLengths.split(separator: ",").compactMap { Int($0) }
+        let ds = depths.split(separator: ",").compactMap { Int($0) }
+        func progress(_ s: String) { FileHandle.standardError.write("\r\u{1B}[K" + s) }
+        // Deterministic pseudo-random prompt tokens (avoid control tokens: ids from 1000 up).
+        var rng = SeededGenerator(seed: 42)
+        func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(1000 + Int(rng.next() % UInt64(c.vocabSize - 1000))) } }
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+
+        var pp: [(Int, Double)] = []
+        for n in pls where n < c.contextLength {
+            var rates: [Double] = []
+            for r in 0..<reps {
+                progress("prompt processing \(n) tokens (rep \(r + 1)/\(reps))")
+                let cache = model.makeCache()
+                let seq = cache.newSequence()
+                let toks = tokens(n)
+                let t0 = monotonicSeconds()
+                var i = 0
+                while i < n {
+                    let k = min(512, n - i)
+                    _ = try model.forward([BatchItem(seq: seq, tokens: Array(toks[i..<i + k]), logits: i + k == n ? .last : .none)], cache: cache)
+                    i += k
+                }
+                rates.append(Double(n) / (monotonicSeconds() - t0))
+            }
+            pp.append((n, median(rates)))
+        }
+        var dec: [(Int, Double)] = []
+        for d in ds where d + decodeTokens < c.contextLength {
+            var times: [Double] = []
+            for r in 0..<reps {
+                let cache = model.makeCache()
+                let seq = cache.newSequence()
+                var i = 0
+                let toks = tokens(max(d, 1))
+                while i < toks.count {
+                    progress("decode at depth \(d): filling context \(i)/\(toks.count) (rep \(r + 1)/\(reps))")
+                    let k = min(512, toks.count - i)
+                    _ = try model.forward([BatchItem(seq: seq, tokens: Array(toks[i..<i + k]), logits: .none)], cache: cache)
+                    i += k
+                }
+                progress("decode at depth \(d): \(decodeTokens) tokens (rep \(r + 1)/\(reps))")
+                var tok: Int32 = 1000
+                let t0 = monotonicSeconds()
+                for _ in 0..<decodeTokens {
+                    let l = try model.forward([BatchItem(seq: seq, tokens: [tok], logits: .last)], cache: cache)
+                    tok = Int32(Sampler.topN(l.row(0), 1)[0])
+                }
+                times.append((monotonicSeconds() - t0) / Double(decodeTokens))
+            }
+            dec.append((d, median(times)))
+        }
+        progress("")
+        let kvCache = model.makeCache()
+        let kv32k = kvCache.bytesNeeded(tokens: c.contextLength)
+        var allGlobal = c
+        allGlobal.layers = LayerPattern.allGlobal.apply(to: c.layers)
+        let kvFull = KVCache(layers: allGlobal.layers, kvDim: c.kvDim).bytesNeeded(tokens: c.contextLength).total
+        let layersDesc = "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global"
+        if json {
+            var o: [String: Any] = [
+                "model": options.modelPath, "threads": model.pool.threadCount, "layers": layersDesc,
+                "kernels": "avx2-fma-f16c",
+                "prompt_tokens_per_second": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), $0.1) }),
+                "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
+                "kv_bytes_per_sequence_at_context": ["context": c.contextLength, "sliding": kv32k.sliding,
+                                                     "global": kv32k.global, "total": kv32k.total, "all_global": kvFull],
+            ]
+            if let d0 = dec.first { o["decode_tokens_per_second"] = 1 / d0.1 }
+            let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("model: \(options.modelPath) (\(layersDesc)), threads: \(model.pool.threadCount), kernels: avx2-fma-f16c")
+        for (n, r) in pp { print(String(format: "prompt processing %6d tokens: %8.1f tokens/s", n, r)) }
+        for (d, t) in dec { print(String(format: "decode at depth %6d: %7.2f ms/token (%6.1f tokens/s)", d, t * 1000, 1 / t)) }
+        if let first = dec.first, let last = dec.last, dec.count > 1 {
+            print(String(format: "decode time ratio depth %d / depth %d: %.2f", last.0, first.0, last.1 / first.1))
+        }
+        func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        print("KV bytes per sequence at \(c.contextLength) tokens: \(mib(kv32k.total)) (sliding \(mib(kv32k.sliding)), global \(mib(kv32k.global))); every layer global: \(mib(kvFull))")
+    }
+}

@@ -1,0 +1,46 @@
+// The `zebra` executable: thin wrappers over the library modules.
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Zebra: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zebra",
+        abstract: "A CPU inference engine for local/global (Zebra) attention models.",
+        subcommands: [Generate.self, Tokenize.self, Bench.self])
+}
+
+/// Options shared by every command that loads a model.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Path to a GGUF model (default: $ZEBRA_MODEL, else models/gemma-3-270m-Q4_K_M.gguf).")
+    var model: String?
+
+    @Option(help: "Attention pattern override: 'global', or 'zebra:group=G,window=W,global=first|last'.")
+    var layers: String?
+
+    @Option(help: "Kernel threads (default: $ZEBRA_THREADS, else the number of cores).")
+    var threads: Int?
+
+    var modelPath: String {
+        if let m = model { return m }
+        if let e = getenv("ZEBRA_MODEL"), e.pointee != 0 { return String(cString: e) }
+        return "models/gemma-3-270m-Q4_K_M.gguf"
+    }
+}
+
+/// Prints `message` to stderr and exits non-zero (user errors: bad files, bad flags).
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(message + "\n")
+    exit(1)
+}
+
+enum FileHandle {
+    case standardError, standardOutput
+    func write(_ s: String) {
+        let fp = self == .standardError ? stderr : stdout
+        fputs(s, fp)
+        fflush(fp)
+    }
+}

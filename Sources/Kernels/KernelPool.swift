@@ -7,8 +7,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// Runs data-parallel kernels on `threadCount` threads. Not reentrant: one `run` at a time
-/// (the engine loop is its only caller).
+/// Runs data-parallel kernels on `threadCount` threads. Concurrent callers are serialised (a lock held
+/// for the whole `run`); nested `run` calls from inside a job are not allowed.
 public final class KernelPool: @unchecked Sendable {
     public let threadCount: Int
     private let generation = Atomic<Int>(0)
@@ -17,6 +17,7 @@ public final class KernelPool: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
+    private var runLock = pthread_mutex_t()
     // The job of the current generation; written by the caller before the generation is published.
     private var job: ((Int, Int) -> Void)?
     private var threads: [pthread_t] = []
@@ -29,6 +30,7 @@ public final class KernelPool: @unchecked Sendable {
         let n = max(1, threads ?? env ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         threadCount = n
         pthread_mutex_init(&mutex, nil)
+        pthread_mutex_init(&runLock, nil)
         pthread_cond_init(&cond, nil)
         for i in 1..<n {
             let box = Unmanaged.passRetained(WorkerBox(pool: self, index: i))
@@ -58,6 +60,8 @@ public final class KernelPool: @unchecked Sendable {
     /// Runs `body(threadIndex, threadCount)` on every thread and returns when all have finished.
     public func run(_ body: (Int, Int) -> Void) {
         if threadCount == 1 { body(0, 1); return }
+        pthread_mutex_lock(&runLock)
+        defer { pthread_mutex_unlock(&runLock) }
         withoutActuallyEscaping(body) { escaping in
             job = escaping
             remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)

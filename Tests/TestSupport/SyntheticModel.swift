@@ -48,6 +48,9 @@ public enum SyntheticModel {
         case .f16:
             bytes = []
             for _ in 0..<count { withUnsafeBytes(of: Float16(rng.uniform(-0.2, 0.2)).bitPattern) { bytes += $0 } }
+        case .bf16:
+            bytes = []
+            for _ in 0..<count { withUnsafeBytes(of: UInt16(rng.uniform(-0.2, 0.2).bitPattern >> 16)) { bytes += $0 } }
         default:
             let nb = count / type.blockElements
             bytes = (0..<nb * type.blockBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }

@@ -1,0 +1,40 @@
+// KV memory: the exact Zebra formula, and the layer pattern parser.
+import Testing
+@testable import Model
+
+@Test func gemma3KVBytesAt32kContext() {
+    // 18 layers: 15 sliding (window 512) + 3 global; 1 KV head x 256 dims; f16 K and V.
+    let layers = (0..<18).map { i in LayerSpec(kind: i % 6 == 5 ? .global : .sliding(window: 512), ropeBase: 1) }
+    let cache = KVCache(layers: layers, kvDim: 256)
+    let b = cache.bytesNeeded(tokens: 32768)
+    #expect(b.total == (3 * 32768 + 15 * 512) * 2 * 256 * 2)
+    #expect(Double(b.total) / 1_048_576 == 103.5)
+    let full = KVCache(layers: LayerPattern.allGlobal.apply(to: layers), kvDim: 256).bytesNeeded(tokens: 32768)
+    #expect(Double(full.total) / 1_048_576 == 576)
+    // Short sequences: sliding layers hold min(tokens, W).
+    #expect(cache.bytesNeeded(tokens: 100).total == 18 * 100 * 1024)
+}
+
+@Test func slidingMemoryIsFlatWhileGlobalGrows() {
+    let layers = [LayerSpec(kind: .sliding(window: 8), ropeBase: 1), LayerSpec(kind: .global, ropeBase: 1)]
+    let cache = KVCache(layers: layers, kvDim: 4, blockTokens: 4)
+    let s = cache.newSequence()
+    #expect(cache.reserve(s, length: 8))
+    let ring = 8 * 4 * 2 * 2
+    #expect(cache.allocatedBytes == ring + 4 * 16 * 2)
+    #expect(cache.reserve(s, length: 100))
+    #expect(cache.allocatedBytes == ring + 25 * 4 * 16)   // ring unchanged, 25 global blocks
+}
+
+@Test func layerPatternParsing() throws {
+    let p = try LayerPattern(parsing: "zebra:group=4,window=512,global=first")
+    let specs = p.apply(to: Array(repeating: LayerSpec(kind: .global, ropeBase: 5), count: 8))
+    #expect(specs.map { $0.kind == .global } == [true, false, false, false, true, false, false, false])
+    #expect(specs[1].kind == .sliding(window: 512) && specs[1].ropeBase == 5)
+    let last = try LayerPattern(parsing: "zebra:group=3,window=2,global=last")
+    #expect(last.apply(to: Array(repeating: LayerSpec(kind: .global, ropeBase: 1), count: 3)).map(\.kind) ==
+            [.sliding(window: 2), .sliding(window: 2), .global])
+    for bad in ["zebra", "zebra:group=0,window=4", "zebra:group=2", "zebra:group=2,window=x", "local", "zebra:group=2,window=4,global=middle", "zebra:foo=1"] {
+        #expect(throws: ModelError.self, "\(bad)") { _ = try LayerPattern(parsing: bad) }
+    }
+}

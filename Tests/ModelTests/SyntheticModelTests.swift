@@ -1,0 +1,117 @@
+// The fast forward pass (ring + blocks, batched, chunked, BLAS or row kernels) against the naive reference,
+// on a tiny synthetic model with 2 sliding layers (window 4) and 1 global layer.
+import Foundation
+import GGUF
+import Kernels
+import Testing
+import TestSupport
+@testable import Model
+
+let sharedPool = KernelPool(threads: 2)
+
+func relDiff(_ a: [Float], _ b: [Float]) -> Float {
+    var num: Float = 0, den: Float = 0
+    for (x, y) in zip(a, b) { num = max(num, abs(x - y)); den = max(den, abs(y)) }
+    return num / max(den, 1e-6)
+}
+
+func synthetic(_ pattern: LayerPattern? = nil) throws -> (Transformer, ReferenceModel) {
+    let file = try GGUFFile(bytes: SyntheticModel.bytes())
+    var config = try ModelConfig(file: file)
+    if let p = pattern { config.layers = p.apply(to: config.layers) }
+    let t = Transformer(config: config, weights: try ModelWeights(file: file, config: config), pool: sharedPool)
+    return (t, ReferenceModel(file: file, config: config))
+}
+
+let promptA: [Int32] = [2, 270, 280, 290, 295, 5, 77, 123, 261, 262, 263, 264, 265, 266, 267, 268, 269, 270, 271, 272]
+
+@Test func syntheticLayoutIsTwoSlidingOneGlobal() throws {
+    let (t, _) = try synthetic()
+    #expect(t.config.layers.map(\.kind) == [.sliding(window: 4), .sliding(window: 4), .global])
+    #expect(t.config.layers.map(\.ropeBase) == [10000, 10000, 1_000_000])
+}
+
+@Test(arguments: [MatmulRoute.rows, MatmulRoute.blas])
+func wholePromptMatchesReference(route: MatmulRoute) throws {
+    let (t, ref) = try synthetic()
+    t.matmul.blasMinRows = route == .blas ? 1 : Int.max
+    let cache = t.makeCache()
+    let seq = cache.newSequence()
+    let l = try t.forward([BatchItem(seq: seq, tokens: promptA, logits: .all)], cache: cache)
+    let want = ref.logits(promptA.map(Int.init))
+    for i in 0..<promptA.count {
+        #expect(relDiff(Array(l.row(i)), want[i]) < 1e-3, "position \(i)")
+    }
+}
+
+@Test func chunkedPrefillAndDecodeMatchReference() throws {
+    let (t, ref) = try synthetic()
+    let want = ref.logits(promptA.map(Int.init))
+    for chunk in [1, 3, 4, 5, 7] {
+        let cache = t.makeCache(blockTokens: 4)
+        let seq = cache.newSequence()
+        var i = 0
+        while i < promptA.count {
+            let n = min(chunk, promptA.count - i)
+            let l = try t.forward([BatchItem(seq: seq, tokens: Array(promptA[i..<i + n]), logits: .all)], cache: cache)
+            for j in 0..<n { #expect(relDiff(Array(l.row(j)), want[i + j]) < 1e-3, "chunk \(chunk) position \(i + j)") }
+            i += n
+        }
+        #expect(seq.length == promptA.count)
+    }
+}
+
+@Test func allGlobalAndZebraOverridesMatchTheirReference() throws {
+    for p in [LayerPattern.allGlobal, try LayerPattern(parsing: "zebra:group=2,window=3,global=first")] {
+        let (t, ref) = try synthetic(p)
+        let cache = t.makeCache(blockTokens: 8)
+        let seq = cache.newSequence()
+        let l = try t.forward([BatchItem(seq: seq, tokens: promptA, logits: .all)], cache: cache)
+        let want = ref.logits(promptA.map(Int.init))
+        for i in 0..<promptA.count { #expect(relDiff(Array(l.row(i)), want[i]) < 1e-3) }
+    }
+}
+
+@Test func batchedSequencesEqualSeparateRuns() throws {
+    let (t, _) = try synthetic()
+    t.matmul.blasMinRows = Int.max
+    let prompts: [[Int32]] = [Array(promptA[0..<9]), Array(promptA[3..<20]), [2, 290]]
+    // Alone, token by token after the prompt.
+    var alone: [[Float]] = []
+    for p in prompts {
+        let cache = t.makeCache()
+        let s = cache.newSequence()
+        _ = try t.forward([BatchItem(seq: s, tokens: p, logits: .none)], cache: cache)
+        alone.append(Array(try t.forward([BatchItem(seq: s, tokens: [42], logits: .last)], cache: cache).row(0)))
+    }
+    // Together: prompts in one step, then one decode step for all.
+    let cache = t.makeCache()
+    let seqs = prompts.map { _ in cache.newSequence() }
+    _ = try t.forward(zip(seqs, prompts).map { BatchItem(seq: $0, tokens: $1, logits: .none) }, cache: cache)
+    let l = try t.forward(seqs.map { BatchItem(seq: $0, tokens: [42], logits: .last) }, cache: cache)
+    for i in prompts.indices { #expect(Array(l.row(i)) == alone[i], "sequence \(i) differs when batched") }
+}
+
+@Test func rejectsBadTokensAndContextOverflow() throws {
+    let (t, _) = try synthetic()
+    let cache = t.makeCache()
+    let seq = cache.newSequence()
+    #expect(throws: ModelError.self) { try t.forward([BatchItem(seq: seq, tokens: [999_999], logits: .last)], cache: cache) }
+    #expect(throws: ModelError.self) { try t.forward([BatchItem(seq: seq, tokens: [-1], logits: .last)], cache: cache) }
+    let long = [Int32](repeating: 5, count: t.config.contextLength + 1)
+    #expect(throws: ModelError.self) { try t.forward([BatchItem(seq: seq, tokens: long, logits: .last)], cache: cache) }
+    #expect(seq.length == 0)
+}
+
+@Test func kvBudgetRefusesWithoutSideEffects() throws {
+    let (t, _) = try synthetic()
+    let cache = t.makeCache(budgetBytes: 10_000, blockTokens: 4)
+    let s = cache.newSequence()
+    // sliding rings: 2 layers x 4 x 32 x 2 x 2 = 1024 bytes; global block: 4 x 128 = 512 bytes
+    #expect(cache.reserve(s, length: 4))
+    #expect(cache.allocatedBytes == 1024 + 512)
+    #expect(!cache.reserve(s, length: 10_000))
+    #expect(cache.allocatedBytes == 1024 + 512)
+    cache.release(s)
+    #expect(cache.allocatedBytes == 0)
+}

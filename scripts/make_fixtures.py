@@ -113,7 +113,8 @@ def greedy_fixture(name, path, n=64):
         l.eval(ids)
         gen, margins = [], []
         for _ in range(n):
-            logits = np.array(l.eval_logits[-1] if hasattr(l, "eval_logits") and len(l.eval_logits) else l.scores[l.n_tokens - 1], dtype=np.float64)
+            # llama-cpp-python no longer copies logits without logits_all: read the context's last row.
+            logits = np.ctypeslib.as_array(l._ctx.get_logits(), shape=(l.n_vocab(),)).astype(np.float64)
             lp = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
             o = np.argsort(-lp, kind="stable")
             gen.append(int(o[0]))

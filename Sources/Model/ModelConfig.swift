@@ -47,6 +47,7 @@ public struct ModelConfig: Sendable {
                 throw ModelError.invalidConfig("heads \(nHeads), kv heads \(nKVHeads), dim \(dim), layers \(nLayers)")
             }
             headDim = try file.int(p + "attention.key_length", default: dim / nHeads)
+            guard headDim >= 2, headDim % 2 == 0 else { throw ModelError.invalidConfig("head dimension \(headDim) must be even") }
             let vDim = try file.int(p + "attention.value_length", default: headDim)
             guard vDim == headDim else { throw ModelError.invalidConfig("key_length \(headDim) != value_length \(vDim)") }
             nRot = try file.int(p + "rope.dimension_count", default: headDim)

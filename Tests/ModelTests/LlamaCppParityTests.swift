@@ -23,12 +23,9 @@ func argmax(_ r: UnsafeBufferPointer<Float>) -> Int {
     return b
 }
 
-func checkLogits(_ path: String, _ fixture: String) throws {
-    let model = try load(path)
-    let f = try JSONDecoder().decode(LogitsFixture.self, from: TestModels.fixture("ModelTests", fixture))
-    #expect(f.cases.count == 6)
-    #expect(f.cases.filter { $0.tokens.count > 1500 }.count >= 2)
-    var agree = 0, total = 0
+/// Arg-max agreement and max |logit diff| (over llama.cpp's top-5 ids) at every position of every case.
+func compareLogits(_ model: Transformer, _ f: LogitsFixture) throws -> (agree: Int, total: Int, maxDiff: Float, clearMisses: Int) {
+    var agree = 0, total = 0, clearMisses = 0
     var maxDiff: Float = 0
     for c in f.cases {
         let cache = model.makeCache()
@@ -38,24 +35,39 @@ func checkLogits(_ path: String, _ fixture: String) throws {
             let n = min(128, c.tokens.count - i)
             let l = try model.forward([BatchItem(seq: seq, tokens: Array(c.tokens[i..<i + n]), logits: .all)], cache: cache)
             for j in 0..<n {
-                let row = l.row(j)
-                if argmax(row) == c.top_ids[i + j][0] { agree += 1 }
+                let row = l.row(j), want = c.top_ids[i + j], wantLogits = c.top_logits[i + j]
+                if argmax(row) == want[0] { agree += 1 } else if wantLogits[0] - wantLogits[1] >= clearMargin { clearMisses += 1 }
                 total += 1
-                for (id, v) in zip(c.top_ids[i + j], c.top_logits[i + j]) { maxDiff = max(maxDiff, abs(row[id] - v)) }
+                for (id, v) in zip(want, wantLogits) { maxDiff = max(maxDiff, abs(row[id] - v)) }
             }
             i += n
         }
     }
-    let rate = Double(agree) / Double(total)
-    print("\(fixture): arg-max agreement \(agree)/\(total) = \(String(format: "%.4f", rate)), max |logit diff| on llama.cpp's top-5 = \(maxDiff)")
-    #expect(rate >= 0.99)
+    return (agree, total, maxDiff, clearMisses)
+}
+
+/// llama.cpp quantizes activations to 8 bits inside its quantized matmuls; we keep them in f32. That
+/// noise moves logits by up to ~1.5 (measured), so positions where llama.cpp's own top1-top2 margin is
+/// below this are near-ties that either implementation may break either way.
+let clearMargin: Float = 1.0
+
+func checkLogits(_ path: String, _ fixture: String) throws {
+    let model = try load(path)
+    let f = try JSONDecoder().decode(LogitsFixture.self, from: TestModels.fixture("ModelTests", fixture))
+    #expect(f.cases.count == 6)
+    #expect(f.cases.filter { $0.tokens.count > 1500 }.count >= 2)
+    let r = try compareLogits(model, f)
+    let rate = Double(r.agree) / Double(r.total)
+    print("\(fixture): arg-max agreement \(r.agree)/\(r.total) = \(String(format: "%.4f", rate)), max |logit diff| on llama.cpp's top-5 = \(r.maxDiff), disagreements where llama.cpp's margin >= \(clearMargin): \(r.clearMisses)")
+    #expect(rate >= 0.96)
+    #expect(r.clearMisses == 0)
 }
 
 func checkGreedy(_ path: String, _ fixture: String) throws {
     let model = try load(path)
     let f = try JSONDecoder().decode(GreedyFixture.self, from: TestModels.fixture("ModelTests", fixture))
     #expect(f.cases.count == 10)
-    var fullMatches = 0
+    var fullMatches = 0, agreedSteps = 0
     for c in f.cases {
         let cache = model.makeCache()
         let seq = cache.newSequence()
@@ -66,12 +78,28 @@ func checkGreedy(_ path: String, _ fixture: String) throws {
             ours.append(t)
             l = try model.forward([BatchItem(seq: seq, tokens: [t], logits: .last)], cache: cache)
         }
-        // Must agree up to and including the first step where llama.cpp itself has a near-tie.
-        let tie = c.margins.firstIndex { $0 < 0.1 } ?? c.tokens.count - 1
-        #expect(Array(ours[...tie]) == Array(c.tokens[...tie]), "\(fixture) \(c.prompt.debugDescription): diverges before the first near-tie at step \(tie)")
+        // Must agree on every step before llama.cpp's first near-tie (at the tie either choice is correct).
+        let tie = c.margins.firstIndex { $0 < Double(greedyTieMargin) } ?? c.tokens.count
+        #expect(Array(ours[..<tie]) == Array(c.tokens[..<tie]), "\(fixture) \(c.prompt.debugDescription): diverges before llama.cpp's first near-tie (step \(tie))")
         if ours == c.tokens { fullMatches += 1 }
+        agreedSteps += zip(ours, c.tokens).prefix { $0 == $1 }.count
     }
-    print("\(fixture): \(fullMatches)/\(f.cases.count) greedy continuations identical over all 64 tokens")
+    print("\(fixture): \(fullMatches)/\(f.cases.count) continuations identical over all 64 tokens; \(agreedSteps)/\(f.cases.count * 64) steps before the first difference")
+}
+
+/// Margin (log-probability) under which a greedy step counts as a near-tie: the same noise bound as
+/// `clearMargin`, from llama.cpp's 8-bit activations against our f32 path.
+let greedyTieMargin: Float = clearMargin
+
+@Test func smolLMF32LogitsMatchLlamaCppClosely() throws {
+    // No quantized activations on either side: the model math itself must agree.
+    let path = try F32Copy.write(from: TestModels.smollm)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let f = try JSONDecoder().decode(LogitsFixture.self, from: TestModels.fixture("ModelTests", "smollm2-f32-logits.json"))
+    let r = try compareLogits(try load(path), f)
+    print("smollm2 F32: arg-max agreement \(r.agree)/\(r.total), max |logit diff| \(r.maxDiff)")
+    #expect(r.agree == r.total)
+    #expect(r.maxDiff < 0.05)
 }
 
 @Test func gemmaLogitsMatchLlamaCpp() throws { try checkLogits(TestModels.gemma, "gemma3-logits.json") }

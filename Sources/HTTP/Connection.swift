@@ -1,5 +1,6 @@
 // One accepted socket: the protocol state machine (event-loop thread only) and the outbox that
 // handler threads append to under a lock.
+import COpenSSL
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +13,8 @@ final class Connection: @unchecked Sendable {
     var readingPaused = false
     var writeInterest = false
     var closeAfterFlush = false
+    /// The TLS session, when the server has TLS (loop thread only).
+    var ssl: OpaquePointer?
 
     private let lock = Mutex()
     // Guarded by `lock`.
@@ -66,6 +69,13 @@ final class Connection: @unchecked Sendable {
             var sent = 0
             defer { if sent > 0 { outbox.removeFirst(sent) } }
             while sent < outbox.count {
+                if let ssl {
+                    let n = outbox.withUnsafeBytes { b in SSL_write(ssl, b.baseAddress! + sent, Int32(min(b.count - sent, 1 << 20))) }
+                    if n > 0 { sent += Int(n); continue }
+                    let e = SSL_get_error(ssl, n)
+                    if e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ { return .pending }
+                    return .error
+                }
                 let n = outbox.withUnsafeBytes { b in
                     send(fd, b.baseAddress! + sent, b.count - sent, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
                 }

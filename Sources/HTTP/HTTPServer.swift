@@ -1,6 +1,7 @@
 // The server: listening sockets (IPv4/IPv6), one epoll event loop thread with non-blocking sockets,
 // handlers run off the loop, timeouts from the connection state machines, and graceful shutdown
 // (stop accepting, let in-flight responses finish up to a deadline, then close).
+import COpenSSL
 import CSystemShims
 import Dispatch
 #if canImport(Glibc)
@@ -18,8 +19,11 @@ public struct HTTPServerConfig: Sendable {
     public var limits = HTTPLimits()
     /// Seconds in-flight responses get to finish after shutdown begins.
     public var shutdownTimeout: Double = 30
-    public init(hosts: [String] = ["::"], port: Int = 8080, limits: HTTPLimits = HTTPLimits(), shutdownTimeout: Double = 30) {
-        self.hosts = hosts; self.port = port; self.limits = limits; self.shutdownTimeout = shutdownTimeout
+    /// HTTPS instead of HTTP on every listener.
+    public var tls: TLSConfig?
+    public init(hosts: [String] = ["::"], port: Int = 8080, limits: HTTPLimits = HTTPLimits(), shutdownTimeout: Double = 30,
+                tls: TLSConfig? = nil) {
+        self.hosts = hosts; self.port = port; self.limits = limits; self.shutdownTimeout = shutdownTimeout; self.tls = tls
     }
 }
 
@@ -60,6 +64,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var finished = false                       // guarded by state
     private let finishedCond = Semaphore()
     private let draining = Flag()
+    private var tls: TLSContext?
     private let handlerQueue = DispatchQueue(label: "zebra.http.handlers", attributes: .concurrent)
 
     // epoll user data tags below connection ids
@@ -76,6 +81,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Binds and starts the event loop thread.
     public func start() throws(HTTPServerError) {
         signal(SIGPIPE, SIG_IGN)
+        if let t = config.tls { tls = try TLSContext(t) }
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakefd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard epfd >= 0, wakefd >= 0 else { throw .system("epoll/eventfd failed") }
@@ -210,7 +216,10 @@ public final class HTTPServer: @unchecked Sendable {
                         if ev & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
                             readFrom(c, buffer: &buf, now: now)
                         }
-                        if ev & EPOLLOUT.rawValue != 0, connections[c.id] != nil { flush(c) }
+                        if ev & EPOLLOUT.rawValue != 0, connections[c.id] != nil {
+                            if c.ssl != nil { readFrom(c, buffer: &buf, now: now) }   // a handshake may want to write
+                            if connections[c.id] != nil { flush(c) }
+                        }
                     }
                 }
             }
@@ -261,6 +270,10 @@ public final class HTTPServer: @unchecked Sendable {
             nextID += 1
             let c = Connection(fd: fd, id: id, machine: HTTPConnectionMachine(limits: config.limits, now: now),
                                maxPending: config.limits.maxPendingWriteBytes) { [weak self] id in self?.markDirty(id) }
+            if let tls {
+                guard let ssl = tls.session(fd: fd) else { close(fd); continue }
+                c.ssl = ssl
+            }
             connections[id] = c
             openConnections = connections.count
             addToEpoll(fd, tag: UInt64(id) + 16, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
@@ -276,6 +289,23 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func readFrom(_ c: Connection, buffer: inout [UInt8], now: Double) {
         while connections[c.id] != nil && !c.readingPaused {
+            if let ssl = c.ssl {
+                let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+                if n > 0 {
+                    apply(c.machine.received(Array(buffer[0..<Int(n)]), now: now), to: c, now: now)
+                    continue
+                }
+                switch SSL_get_error(ssl, n) {
+                case SSL_ERROR_WANT_READ:
+                    return
+                case SSL_ERROR_WANT_WRITE:
+                    if !c.writeInterest { c.writeInterest = true; modifyEpoll(c) }
+                    return
+                default:
+                    teardown(c)   // closed, or a failed handshake (e.g. plain HTTP on the TLS port)
+                    return
+                }
+            }
             let n = buffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if n > 0 {
                 apply(c.machine.received(Array(buffer[0..<n]), now: now), to: c, now: now)
@@ -355,6 +385,7 @@ public final class HTTPServer: @unchecked Sendable {
     private func teardown(_ c: Connection) {
         guard connections.removeValue(forKey: c.id) != nil else { return }
         epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nil)
+        if let ssl = c.ssl { SSL_free(ssl); c.ssl = nil }
         close(c.fd)
         openConnections = connections.count
         c.markClosed()

@@ -1,0 +1,79 @@
+// HTTPS: a throwaway self-signed certificate from the `openssl` command; curl and Python's ssl module
+// as clients; plain HTTP on the TLS port closes only that connection.
+import Foundation
+import Testing
+@testable import HTTP
+
+func run(_ args: [String], input: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+func selfSignedCertificate() throws -> TLSConfig {
+    let dir = NSTemporaryDirectory() + "zebra-tls-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let r = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                     "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"])
+    #expect(r.status == 0, "\(r.err)")
+    return TLSConfig(certificatePath: dir + "/cert.pem", privateKeyPath: dir + "/key.pem")
+}
+
+@Suite(.serialized) struct TLSTests {
+    func server() throws -> HTTPServer {
+        var r = HTTPRouter()
+        r.add("GET", "/health") { _, w in w.respond(.json(200, "{\"status\":\"ok\"}")) }
+        r.add("POST", "/echo") { req, w in w.respond(HTTPResponse(status: 200, body: req.body)) }
+        let s = HTTPServer(config: HTTPServerConfig(hosts: ["127.0.0.1"], port: 0, tls: try selfSignedCertificate()), handler: r.handler)
+        try s.start()
+        return s
+    }
+
+    @Test func curlOverTLSWithALPN() throws {
+        let s = try server(); defer { s.shutdown(timeout: 1); s.wait() }
+        let r = try run(["curl", "-sk", "-v", "--http1.1", "https://127.0.0.1:\(s.port)/health"])
+        #expect(r.status == 0 && r.out == "{\"status\":\"ok\"}")
+        #expect(r.err.contains("ALPN") && r.err.contains("http/1.1"))
+        #expect(r.err.contains("TLSv1.3"))
+        let tls12 = try run(["curl", "-sk", "--tlsv1.2", "--tls-max", "1.2", "https://127.0.0.1:\(s.port)/health"])
+        #expect(tls12.status == 0 && tls12.out == "{\"status\":\"ok\"}")
+        let old = try run(["curl", "-sk", "--tlsv1.1", "--tls-max", "1.1", "https://127.0.0.1:\(s.port)/health"])
+        #expect(old.status != 0)
+    }
+
+    @Test func pythonKeepAliveOverTLS() throws {
+        let s = try server(); defer { s.shutdown(timeout: 1); s.wait() }
+        let script = """
+        import http.client, ssl
+        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+        c = http.client.HTTPSConnection("127.0.0.1", \(s.port), context=ctx, timeout=5)
+        for body in ["one", "two" * 10000]:
+            c.request("POST", "/echo", body=body)
+            r = c.getresponse(); data = r.read().decode()
+            assert r.status == 200 and data == body, (r.status, len(data))
+        print("ok", c.sock.version())
+        """
+        let r = try run(["python3", "-c", script])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.hasPrefix("ok TLSv1.3"))
+    }
+
+    @Test func plainHTTPOnTheTLSPortClosesOnlyThatConnection() throws {
+        let s = try server(); defer { s.shutdown(timeout: 1); s.wait() }
+        let c = try TestClient(port: s.port)
+        c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(c.waitForClose())
+        let bad = try TestClient(port: s.port)
+        bad.send([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])   // a broken handshake record
+        #expect(bad.waitForClose())
+        let r = try run(["curl", "-sk", "https://127.0.0.1:\(s.port)/health"])
+        #expect(r.out == "{\"status\":\"ok\"}")
+    }
+}

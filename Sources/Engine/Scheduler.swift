@@ -41,6 +41,8 @@ public enum GenerationEvent: Sendable {
     case token(SampledToken, text: String)
     case finished(FinishReason, promptTokens: Int, completionTokens: Int)
     case failed(String)
+    /// A prompt chunk was processed (no token yet): `done` of `total` prompt tokens.
+    case prefilling(done: Int, total: Int)
 }
 
 /// Receives a request's events on the engine thread; returns false when nobody listens any more
@@ -75,6 +77,7 @@ public struct SchedulerStats: Sendable {
     public var timeToFirstToken = Histogram(bounds: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
     public var interTokenLatency = Histogram(bounds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
     public var batchSize = Histogram(bounds: [1, 2, 4, 8, 16, 32, 64, 128])
+    public init() {}
 }
 
 public struct Histogram: Sendable {
@@ -270,7 +273,10 @@ public final class Scheduler: @unchecked Sendable {
                 s.prefilled += item.tokens.count
                 stats.promptTokens += item.tokens.count
             }
-            guard item.logits != .none else { continue }
+            guard item.logits != .none else {
+                if !s.sink(.prefilling(done: s.prefilled, total: s.request.prompt.count)) { release(s); done.insert(s.id) }
+                continue
+            }
             let r = logits.row(row)
             row += 1
             if sample(s, r, now: now) { done.insert(s.id) }

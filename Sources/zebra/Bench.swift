@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
         let model = m.model, c = model.config
         let pls = promptLengths.split(separator: ",").compactMap { Int($0) }
         let ds = depths.split(separator: ",").compactMap { Int($0) }
-        func progress(_ s: String) { FileHandle.standardError.write("\r\u{1B}[K" + s) }
+        func progress(_ s: String) { Console.standardError.write("\r\u{1B}[K" + s) }
         // Deterministic pseudo-random prompt tokens (avoid control tokens: ids from 1000 up).
         var rng = SeededGenerator(seed: 42)
         func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(1000 + Int(rng.next() % UInt64(c.vocabSize - 1000))) } }

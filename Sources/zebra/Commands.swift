@@ -57,11 +57,11 @@ struct Generate: ParsableCommand {
         let gen = Generator(model: m.model, tokenizer: m.tokenizer)
         do {
             let st = try gen.generate(prompt: tokens, maxTokens: maxTokens, params: params, ignoreEOS: ignoreEOS) { _, text in
-                FileHandle.standardOutput.write(text)
+                Console.standardOutput.write(text)
                 return true
             }
-            FileHandle.standardOutput.write("\n")
-            FileHandle.standardError.write(String(format: "prompt: %d tokens, %.1f tokens/s | generated: %d tokens, %.1f tokens/s | finish: %@\n",
+            Console.standardOutput.write("\n")
+            Console.standardError.write(String(format: "prompt: %d tokens, %.1f tokens/s | generated: %d tokens, %.1f tokens/s | finish: %@\n",
                 st.promptTokens, st.promptTokensPerSecond, st.generatedTokens, st.decodeTokensPerSecond, st.finishReason.rawValue))
         } catch {
             fail("error: \(error)")
@@ -81,7 +81,7 @@ struct Tokenize: ParsableCommand {
         do {
             let tok = try Tokenizer(file: file)
             let ids = tok.encode(text, addSpecial: !noBOS)
-            FileHandle.standardOutput.write("[" + ids.map(String.init).joined(separator: ",") + "]\n")
+            Console.standardOutput.write("[" + ids.map(String.init).joined(separator: ",") + "]\n")
         } catch {
             fail("error: \(error)")
         }

@@ -9,7 +9,7 @@ struct Zebra: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zebra",
         abstract: "A CPU inference engine for local/global (Zebra) attention models.",
-        subcommands: [Generate.self, Tokenize.self, Bench.self])
+        subcommands: [Serve.self, Generate.self, Tokenize.self, Bench.self])
 }
 
 /// Options shared by every command that loads a model.
@@ -32,11 +32,11 @@ struct ModelOptions: ParsableArguments {
 
 /// Prints `message` to stderr and exits non-zero (user errors: bad files, bad flags).
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(message + "\n")
+    Console.standardError.write(message + "\n")
     exit(1)
 }
 
-enum FileHandle {
+enum Console {
     case standardError, standardOutput
     func write(_ s: String) {
         let fp = self == .standardError ? stderr : stdout

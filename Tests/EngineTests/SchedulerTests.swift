@@ -25,6 +25,7 @@ final class Collector: @unchecked Sendable {
                 if self.tokens[key]!.count >= stopAfter { self.done.signal(); return false }
             case let .finished(r, _, _): self.finished[key] = r; self.done.signal()
             case .failed: self.done.signal()
+            case .prefilling: break
             }
             return true
         }

@@ -1,0 +1,262 @@
+// One /v1/completions request: validation, one scheduler sequence per (prompt, n) choice, and the
+// answer as one JSON body or as server-sent events. Sinks run on the engine thread; every write is
+// non-blocking, and a client that goes away cancels its sequences.
+import Engine
+import Foundation
+import HTTP
+import Tokenizer
+
+final class CompletionJob: @unchecked Sendable {
+    struct Choice {
+        var text = ""
+        var tokens: [SampledToken] = []
+        var finish: FinishReason?
+        var completionTokens = 0
+        var promptTokens = 0
+        var echo = ""
+        /// UTF-16 offset of the next streamed token in the choice's text (logprobs.text_offset).
+        var streamOffset = 0
+    }
+
+    let server: ZebraServer
+    let model: LoadedModel
+    let request: HTTPRequest
+    let writer: HTTPResponseWriter
+    let body: CompletionRequest
+    let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+    let created = Int(Date().timeIntervalSince1970)
+    let started: Double
+    private let lock = NSLockish()
+    private var choices: [Choice]
+    private var sequenceIDs: [Int] = []
+    private var remaining: Int
+    private var firstTokenAt: Double?
+    private var failed = false
+
+    private init(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter,
+                 body: CompletionRequest, count: Int, started: Double) {
+        self.server = server; self.model = model; self.request = request; self.writer = writer
+        self.body = body; self.started = started
+        choices = Array(repeating: Choice(), count: count)
+        remaining = count
+    }
+
+    static func start(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter, started: Double) {
+        var limits = server.config.requestLimits
+        limits.vocabSize = model.tokenizer.vocab.count
+        let body: CompletionRequest
+        do { body = try CompletionRequest(json: request.body, limits: limits) }
+        catch { server.respond(writer, request, error.response, started: started); return }
+        if let m = body.model, m != server.config.modelName {
+            server.respond(writer, request, APIError(404, "the model '\(m)' does not exist; this server serves '\(server.config.modelName)'",
+                                                     type: "invalid_request_error", param: "model", code: "model_not_found").response, started: started)
+            return
+        }
+        let prompts: [[Int32]] = body.prompts.map {
+            switch $0 {
+            case let .text(s): model.tokenizer.encode(s, addSpecial: true, parseSpecial: true)
+            case let .tokens(t): t
+            }
+        }
+        let ctx = model.contextLength
+        for p in prompts {
+            if p.isEmpty { server.respond(writer, request, APIError.invalid("prompt", "the prompt is empty (no tokens)").response, started: started); return }
+            if p.count + body.maxTokens > ctx {
+                let e = APIError(400, "This model's maximum context length is \(ctx) tokens. However, you requested \(p.count + body.maxTokens) tokens (\(p.count) in the prompt, \(body.maxTokens) in max_tokens). Please reduce the prompt or max_tokens.",
+                                 param: "max_tokens", code: "context_length_exceeded")
+                server.respond(writer, request, e.response, started: started)
+                return
+            }
+        }
+        let job = CompletionJob(server: server, model: model, request: request, writer: writer, body: body,
+                                count: prompts.count * body.n, started: started)
+        job.run(prompts)
+    }
+
+    private func run(_ prompts: [[Int32]]) {
+        for (i, p) in prompts.enumerated() {
+            for j in 0..<body.n {
+                let k = i * body.n + j
+                choices[k].promptTokens = p.count
+                if body.echo { choices[k].echo = model.tokenizer.decode(p) }
+            }
+        }
+        if body.maxTokens == 0 {
+            // Nothing to generate: every choice ends at once (echo still returns the prompt).
+            for k in choices.indices { choices[k].finish = .length }
+            if body.stream { startStream(); for k in choices.indices { sendFinish(k) }; endStream() }
+            else { sendFull() }
+            return
+        }
+        if body.stream { startStream() }
+        writer.onClose { [weak self] in self?.cancelAll() }
+        for (i, p) in prompts.enumerated() {
+            for j in 0..<body.n {
+                let k = i * body.n + j
+                let r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
+                                          stop: body.stop, ignoreEOS: body.ignoreEOS)
+                do {
+                    // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
+                    let sid = try model.scheduler.submit(r) { ev in self.handle(k, ev) }
+                    lock.withLock { sequenceIDs.append(sid) }
+                } catch {
+                    cancelAll()
+                    let e: APIError
+                    switch error {
+                    case .queueFull: e = APIError(429, "the server is overloaded (\(error)); retry shortly", type: "rate_limit_error", code: "overloaded", headers: [("Retry-After", "1")])
+                    case .exceedsKVBudget: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+                    case .exceedsContext: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+                    case .emptyPrompt: e = APIError.invalid("prompt", error.description)
+                    case .stopped: e = APIError(503, error.description, type: "server_error", code: "shutting_down")
+                    }
+                    fail(e)
+                    return
+                }
+            }
+        }
+    }
+
+    private func cancelAll() {
+        let ids = lock.withLock { sequenceIDs }
+        for id in ids { model.scheduler.cancel(id) }
+    }
+
+    /// Engine thread. Returns false to cancel the sequence.
+    private func handle(_ k: Int, _ ev: GenerationEvent) -> Bool {
+        if writer.isClosed { return false }
+        switch ev {
+        case .prefilling:
+            if body.stream { return writer.sendComment("ping") }
+            return true
+        case let .token(t, text):
+            lock.withLock {
+                if firstTokenAt == nil { firstTokenAt = server.now() }
+                choices[k].tokens.append(t)
+                choices[k].text += text
+                choices[k].completionTokens += 1
+            }
+            if body.stream && (!text.isEmpty || body.logprobs != nil) {
+                return sendDelta(k, text: text, token: t)
+            }
+            return true
+        case let .finished(reason, _, completion):
+            let last: Bool = lock.withLock {
+                choices[k].finish = reason
+                choices[k].completionTokens = completion
+                remaining -= 1
+                return remaining == 0
+            }
+            if body.stream { sendFinish(k); if last { endStream() } }
+            else if last { sendFull() }
+            return true
+        case let .failed(message):
+            fail(APIError(500, "generation failed: \(message)", type: "server_error", code: "generation_failed"))
+            return false
+        }
+    }
+
+    private func fail(_ e: APIError) {
+        let first: Bool = lock.withLock { defer { failed = true }; return !failed }
+        guard first else { return }
+        cancelAll()
+        if body.stream {
+            writer.sendEvent(e.json)
+            writer.finish()
+            server.logRequest(request, status: e.status, started: started, id: String(id))
+        } else {
+            server.respond(writer, request, e.response, started: started)
+        }
+    }
+
+    // MARK: JSON shapes
+
+    private func logprobsJSON(_ k: Int, tokens: [SampledToken], offset: Int) -> Any {
+        guard body.logprobs != nil else { return NSNull() }
+        var textOffset = offset
+        var strs: [String] = [], lps: [Any] = [], tops: [Any] = [], offs: [Int] = []
+        for t in tokens {
+            let s = String(decoding: model.tokenizer.pieceBytes(t.token), as: UTF8.self)
+            strs.append(s)
+            lps.append(Double(t.logprob))
+            var top: [String: Double] = [:]
+            for alt in t.top { top[String(decoding: model.tokenizer.pieceBytes(alt.token), as: UTF8.self)] = Double(alt.logprob) }
+            tops.append(top)
+            offs.append(textOffset)
+            textOffset += s.utf16.count
+        }
+        return ["tokens": strs, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offs]
+    }
+
+    private func usage() -> [String: Int] {
+        lock.withLock {
+            // Prompt tokens count once per prompt, not once per n.
+            var p = 0
+            for (i, c) in choices.enumerated() where i % body.n == 0 { p += c.promptTokens }
+            let c = choices.reduce(0) { $0 + $1.completionTokens }
+            return ["prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c]
+        }
+    }
+
+    private func encode(_ o: Any) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
+    }
+
+    private func sendFull() {
+        let snapshot = lock.withLock { choices }
+        var arr: [Any] = []
+        for (k, c) in snapshot.enumerated() {
+            arr.append(["text": c.echo + c.text, "index": k, "logprobs": logprobsJSON(k, tokens: c.tokens, offset: c.echo.utf16.count),
+                        "finish_reason": c.finish?.rawValue ?? "length"] as [String: Any])
+        }
+        let u = usage()
+        let o: [String: Any] = ["id": String(id), "object": "text_completion", "created": created, "model": server.config.modelName,
+                                "choices": arr, "usage": u]
+        writer.respond(.json(200, encode(o)))
+        let ttft = lock.withLock { firstTokenAt.map { $0 - started } }
+        server.logRequest(request, status: 200, started: started, id: String(id), promptTokens: u["prompt_tokens"],
+                          completionTokens: u["completion_tokens"], ttft: ttft)
+    }
+
+    private func chunk(_ choices: [Any], usage: [String: Int]? = nil) -> String {
+        var o: [String: Any] = ["id": String(id), "object": "text_completion", "created": created, "model": server.config.modelName, "choices": choices]
+        if let u = usage { o["usage"] = u }
+        return encode(o)
+    }
+
+    private func startStream() {
+        writer.startEventStream()
+        if body.echo {
+            for (k, c) in lock.withLock({ choices }).enumerated() where !c.echo.isEmpty {
+                writer.sendEvent(chunk([["text": c.echo, "index": k, "logprobs": NSNull(), "finish_reason": NSNull()] as [String: Any]]))
+            }
+        }
+    }
+
+    private func sendDelta(_ k: Int, text: String, token: SampledToken) -> Bool {
+        var lp: Any = NSNull()
+        if body.logprobs != nil {
+            let off = lock.withLock { () -> Int in
+                let o = choices[k].echo.utf16.count + choices[k].streamOffset
+                choices[k].streamOffset += String(decoding: model.tokenizer.pieceBytes(token.token), as: UTF8.self).utf16.count
+                return o
+            }
+            lp = logprobsJSON(k, tokens: [token], offset: off)
+        }
+        return writer.sendEvent(chunk([["text": text, "index": k, "logprobs": lp, "finish_reason": NSNull()] as [String: Any]]))
+    }
+
+    private func sendFinish(_ k: Int) {
+        let reason = lock.withLock { choices[k].finish?.rawValue ?? "length" }
+        writer.sendEvent(chunk([["text": "", "index": k, "logprobs": NSNull(), "finish_reason": reason] as [String: Any]]))
+    }
+
+    private func endStream() {
+        let u = usage()
+        if body.includeUsage { writer.sendEvent(chunk([], usage: u)) }
+        writer.sendEvent("[DONE]")
+        writer.finish()
+        let ttft = lock.withLock { firstTokenAt.map { $0 - started } }
+        server.logRequest(request, status: 200, started: started, id: String(id), promptTokens: u["prompt_tokens"],
+                          completionTokens: u["completion_tokens"], ttft: ttft)
+    }
+}

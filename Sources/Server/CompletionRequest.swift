@@ -1,0 +1,193 @@
+// POST /v1/completions request body: parsed and validated field by field, so every error names the
+// field. Defaults are OpenAI's (max_tokens 16, temperature 1, top_p 1, n 1); extensions as in llama.cpp
+// and vLLM (top_k, min_p, repetition_penalty, ignore_eos).
+import Engine
+import Foundation
+
+public struct CompletionRequest: Sendable {
+    public enum Prompt: Sendable, Equatable { case text(String), tokens([Int32]) }
+    public var model: String?
+    public var prompts: [Prompt]
+    public var maxTokens = 16
+    public var temperature: Double = 1
+    public var topP: Double = 1
+    public var n = 1
+    public var stream = false
+    public var includeUsage = false
+    public var logprobs: Int?
+    public var echo = false
+    public var stop: [String] = []
+    public var presencePenalty: Double = 0
+    public var frequencyPenalty: Double = 0
+    public var logitBias: [Int32: Float] = [:]
+    public var seed: UInt64?
+    public var user: String?
+    public var topK = 0
+    public var minP: Double = 0
+    public var repetitionPenalty: Double = 1
+    public var ignoreEOS = false
+
+    /// Limits applied while validating.
+    public struct Limits: Sendable {
+        public var maxN = 16
+        public var maxPrompts = 64
+        public var vocabSize = Int(Int32.max)
+        public init() {}
+    }
+
+    public init(json body: [UInt8], limits: Limits = Limits()) throws(APIError) {
+        let obj: Any
+        do { obj = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) }
+        catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+        guard let o = obj as? [String: Any] else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
+        let r = Reader(o)
+        model = try r.string("model")
+        guard let p = o["prompt"], !(p is NSNull) else { throw APIError.invalid("prompt", "'prompt' is required") }
+        prompts = try Self.parsePrompt(p, limits: limits)
+        if let v = try r.int("max_tokens") {
+            guard v >= 0 else { throw .invalid("max_tokens", "'max_tokens' must be >= 0") }
+            maxTokens = v
+        }
+        if let v = try r.number("temperature") {
+            guard v >= 0 && v <= 2 else { throw .invalid("temperature", "'temperature' must be between 0 and 2") }
+            temperature = v
+        }
+        if let v = try r.number("top_p") {
+            guard v > 0 && v <= 1 else { throw .invalid("top_p", "'top_p' must be in (0, 1]") }
+            topP = v
+        }
+        if let v = try r.int("n") {
+            guard v >= 1 && v <= limits.maxN else { throw .invalid("n", "'n' must be between 1 and \(limits.maxN)") }
+            n = v
+        }
+        stream = try r.bool("stream") ?? false
+        if let so = o["stream_options"], !(so is NSNull) {
+            guard let d = so as? [String: Any] else { throw .invalid("stream_options", "'stream_options' must be an object") }
+            guard stream else { throw .invalid("stream_options", "'stream_options' is only allowed when 'stream' is true") }
+            includeUsage = try Reader(d, prefix: "stream_options.").bool("include_usage") ?? false
+        }
+        if let v = try r.int("logprobs") {
+            guard v >= 0 && v <= 5 else { throw .invalid("logprobs", "'logprobs' must be between 0 and 5") }
+            logprobs = v
+        }
+        echo = try r.bool("echo") ?? false
+        if let s = o["stop"], !(s is NSNull) {
+            if let one = s as? String { stop = [one] }
+            else if let many = s as? [Any], many.allSatisfy({ $0 is String }) {
+                guard many.count <= 4 else { throw .invalid("stop", "'stop' may hold at most 4 sequences") }
+                stop = many as! [String]
+            } else { throw .invalid("stop", "'stop' must be a string or an array of strings") }
+            guard stop.allSatisfy({ !$0.isEmpty }) else { throw .invalid("stop", "stop sequences must not be empty") }
+        }
+        if let v = try r.number("presence_penalty") {
+            guard v >= -2 && v <= 2 else { throw .invalid("presence_penalty", "'presence_penalty' must be between -2 and 2") }
+            presencePenalty = v
+        }
+        if let v = try r.number("frequency_penalty") {
+            guard v >= -2 && v <= 2 else { throw .invalid("frequency_penalty", "'frequency_penalty' must be between -2 and 2") }
+            frequencyPenalty = v
+        }
+        if let lb = o["logit_bias"], !(lb is NSNull) {
+            guard let d = lb as? [String: Any] else { throw .invalid("logit_bias", "'logit_bias' must be an object of token id to bias") }
+            for (k, v) in d {
+                guard let id = Int32(k), id >= 0, Int(id) < limits.vocabSize else { throw .invalid("logit_bias", "'logit_bias' key '\(k)' is not a valid token id") }
+                guard let b = (v as? NSNumber).flatMap({ Reader.isBool($0) ? nil : $0.doubleValue }), b >= -100, b <= 100 else {
+                    throw .invalid("logit_bias", "'logit_bias' values must be numbers between -100 and 100")
+                }
+                logitBias[id] = Float(b)
+            }
+        }
+        if let v = try r.int("seed") { seed = UInt64(bitPattern: Int64(v)) }
+        user = try r.string("user")
+        if let v = try r.int("top_k") {
+            guard v >= -1 else { throw .invalid("top_k", "'top_k' must be >= 0 (0 or -1 disables)") }
+            topK = max(0, v)
+        }
+        if let v = try r.number("min_p") {
+            guard v >= 0 && v <= 1 else { throw .invalid("min_p", "'min_p' must be between 0 and 1") }
+            minP = v
+        }
+        if let v = try r.number("repetition_penalty") {
+            guard v > 0 && v <= 10 else { throw .invalid("repetition_penalty", "'repetition_penalty' must be in (0, 10]") }
+            repetitionPenalty = v
+        }
+        ignoreEOS = try r.bool("ignore_eos") ?? false
+        if let s = o["suffix"], !(s is NSNull) { throw .invalid("suffix", "'suffix' is not supported by this server") }
+        if let b = try r.int("best_of"), b != n { throw .invalid("best_of", "'best_of' other than n is not supported") }
+        if echo && logprobs != nil { throw .invalid("echo", "'echo' together with 'logprobs' is not supported") }
+    }
+
+    static func parsePrompt(_ p: Any, limits: Limits) throws(APIError) -> [Prompt] {
+        func tokens(_ a: [Any]) throws(APIError) -> [Int32] {
+            var out: [Int32] = []
+            for e in a {
+                guard let n = e as? NSNumber, !Reader.isBool(n), let i = Int(exactly: n.doubleValue), i >= 0, i < limits.vocabSize else {
+                    throw .invalid("prompt", "token ids in 'prompt' must be integers in [0, \(limits.vocabSize))")
+                }
+                out.append(Int32(i))
+            }
+            return out
+        }
+        var out: [Prompt]
+        if let s = p as? String { out = [.text(s)] }
+        else if let a = p as? [Any] {
+            if a.isEmpty { throw .invalid("prompt", "'prompt' must not be empty") }
+            if a.allSatisfy({ $0 is String }) { out = (a as! [String]).map { .text($0) } }
+            else if a.allSatisfy({ $0 is NSNumber }) { out = [.tokens(try tokens(a))] }
+            else if a.allSatisfy({ $0 is [Any] }) {
+                out = []
+                for e in a { out.append(.tokens(try tokens(e as! [Any]))) }
+            } else {
+                throw .invalid("prompt", "'prompt' must be a string, an array of strings, an array of token ids, or an array of arrays of token ids")
+            }
+        } else {
+            throw .invalid("prompt", "'prompt' must be a string, an array of strings, an array of token ids, or an array of arrays of token ids")
+        }
+        guard out.count <= limits.maxPrompts else { throw .invalid("prompt", "at most \(limits.maxPrompts) prompts per request") }
+        return out
+    }
+
+    public func sampling(index: Int) -> SamplingParams {
+        SamplingParams(temperature: Float(temperature), topK: topK, topP: Float(topP), minP: Float(minP),
+                       repetitionPenalty: Float(repetitionPenalty), presencePenalty: Float(presencePenalty),
+                       frequencyPenalty: Float(frequencyPenalty), logitBias: logitBias,
+                       seed: seed.map { $0 &+ UInt64(index) }, logprobs: logprobs ?? 0)
+    }
+}
+
+/// Typed field access that names the field on a type error.
+struct Reader {
+    let o: [String: Any]
+    let prefix: String
+    init(_ o: [String: Any], prefix: String = "") { self.o = o; self.prefix = prefix }
+
+    /// JSON true/false arrive as NSNumber too; their type encoding is "c" (numbers are "i", "q", "d").
+    static func isBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+
+    func present(_ k: String) -> Any? {
+        guard let v = o[k], !(v is NSNull) else { return nil }
+        return v
+    }
+    func string(_ k: String) throws(APIError) -> String? {
+        guard let v = present(k) else { return nil }
+        guard let s = v as? String else { throw .invalid(prefix + k, "'\(prefix + k)' must be a string") }
+        return s
+    }
+    func bool(_ k: String) throws(APIError) -> Bool? {
+        guard let v = present(k) else { return nil }
+        guard let n = v as? NSNumber, Self.isBool(n) else { throw .invalid(prefix + k, "'\(prefix + k)' must be a boolean") }
+        return n.boolValue
+    }
+    func number(_ k: String) throws(APIError) -> Double? {
+        guard let v = present(k) else { return nil }
+        guard let n = v as? NSNumber, !Self.isBool(n), n.doubleValue.isFinite else { throw .invalid(prefix + k, "'\(prefix + k)' must be a number") }
+        return n.doubleValue
+    }
+    func int(_ k: String) throws(APIError) -> Int? {
+        guard let v = present(k) else { return nil }
+        guard let n = v as? NSNumber, !Self.isBool(n), let i = Int(exactly: n.doubleValue) else {
+            throw .invalid(prefix + k, "'\(prefix + k)' must be an integer")
+        }
+        return i
+    }
+}

@@ -1,0 +1,44 @@
+// GET /metrics in the Prometheus text exposition format (version 0.0.4).
+import Engine
+
+enum Metrics {
+    static func render(_ s: SchedulerStats, http: HTTPCounters) -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ lines: [(String, Double)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, v) in lines { out += "\(name)\(labels) \(format(v))\n" }
+        }
+        func histogram(_ name: String, _ help: String, _ h: Histogram) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            for (b, c) in zip(h.bounds, h.counts) { out += "\(name)_bucket{le=\"\(format(b))\"} \(c)\n" }
+            out += "\(name)_bucket{le=\"+Inf\"} \(h.count)\n\(name)_sum \(format(h.sum))\n\(name)_count \(h.count)\n"
+        }
+        metric("zebra_requests_running", "gauge", "Sequences in the running batch.", [("", Double(s.running))])
+        metric("zebra_requests_waiting", "gauge", "Requests waiting for admission.", [("", Double(s.waiting))])
+        metric("zebra_prompt_tokens_total", "counter", "Prompt tokens processed.", [("", Double(s.promptTokens))])
+        metric("zebra_generated_tokens_total", "counter", "Tokens generated.", [("", Double(s.generatedTokens))])
+        metric("zebra_requests_finished_total", "counter", "Sequences that finished generating.", [("", Double(s.requestsFinished))])
+        histogram("zebra_time_to_first_token_seconds", "Time from submission to the first token.", s.timeToFirstToken)
+        histogram("zebra_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.", s.interTokenLatency)
+        histogram("zebra_batch_size", "Sequences per forward step.", s.batchSize)
+        metric("zebra_kv_cache_bytes", "gauge", "KV cache bytes in use (exact: global layers x tokens + sliding layers x min(tokens, window)).",
+               [("{kind=\"sliding\"}", Double(s.kvInUse.sliding)), ("{kind=\"global\"}", Double(s.kvInUse.global))])
+        metric("zebra_kv_cache_allocated_bytes", "gauge", "KV cache bytes allocated (whole rings and blocks).", [("", Double(s.kvAllocated))])
+        metric("zebra_kv_cache_capacity_bytes", "gauge", "KV cache budget.", [("", Double(s.kvBudget))])
+        metric("zebra_http_requests_total", "counter", "HTTP responses by status code.",
+               http.snapshot().sorted { $0.key < $1.key }.map { ("{status=\"\($0.key)\"}", Double($0.value)) })
+        return out
+    }
+
+    static func format(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
+    }
+}
+
+/// Responses by status, from any thread.
+final class HTTPCounters: @unchecked Sendable {
+    private var counts: [Int: Int] = [:]
+    private let lock = NSLockish()
+    func add(_ status: Int) { lock.withLock { counts[status, default: 0] += 1 } }
+    func snapshot() -> [Int: Int] { lock.withLock { counts } }
+}

@@ -1,0 +1,156 @@
+// The API surface: routes, bearer-token auth, health, models, tokenize/detokenize, metrics, and
+// completions (CompletionJob). HTTP knows nothing of models; this is where the two meet.
+import Engine
+import Foundation
+import HTTP
+import Logging
+import Model
+import Tokenizer
+
+public struct ServerConfig: Sendable {
+    /// The model id clients send and see in /v1/models.
+    public var modelName: String
+    /// When set, /v1/* and /tokenize, /detokenize need `Authorization: Bearer <key>`.
+    public var apiKey: String?
+    public var requestLimits = CompletionRequest.Limits()
+    public init(modelName: String, apiKey: String? = nil) { self.modelName = modelName; self.apiKey = apiKey }
+}
+
+/// What the server serves once the model is loaded.
+public struct LoadedModel: Sendable {
+    public let scheduler: Scheduler
+    public let tokenizer: Tokenizer
+    public var contextLength: Int { scheduler.model.config.contextLength }
+    public init(scheduler: Scheduler, tokenizer: Tokenizer) { self.scheduler = scheduler; self.tokenizer = tokenizer }
+}
+
+public final class ZebraServer: @unchecked Sendable {
+    public let config: ServerConfig
+    let logger: Logger
+    let created = Int(Date().timeIntervalSince1970)
+    let counters = HTTPCounters()
+    private let lock = NSLockish()
+    private var model: LoadedModel?
+
+    public init(config: ServerConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    /// Marks the model as loaded: /health turns 200 and completions are accepted.
+    public func setModel(_ m: LoadedModel) { lock.withLock { model = m } }
+    var loaded: LoadedModel? { lock.withLock { model } }
+
+    public var router: HTTPRouter {
+        var r = HTTPRouter()
+        r.add("GET", "/health") { [self] req, w in
+            if loaded == nil { respond(w, req, .json(503, "{\"status\":\"loading\"}"), started: now()) }
+            else { respond(w, req, .json(200, "{\"status\":\"ok\"}"), started: now()) }
+        }
+        r.add("GET", "/metrics") { [self] req, w in
+            let stats = loaded?.scheduler.snapshot ?? SchedulerStats()
+            var h = HTTPHeaders(); h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            respond(w, req, HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(stats, http: counters).utf8)), started: now())
+        }
+        r.add("GET", "/v1/models") { [self] req, w in
+            guarded(req, w) { _ throws(APIError) in
+                .json(200, "{\"object\":\"list\",\"data\":[{\"id\":\(jsonString(config.modelName)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"zebra\"}]}")
+            }
+        }
+        r.add("POST", "/tokenize") { [self] req, w in
+            guarded(req, w) { m throws(APIError) in try tokenize(req, m) }
+        }
+        r.add("POST", "/detokenize") { [self] req, w in
+            guarded(req, w) { m throws(APIError) in try detokenize(req, m) }
+        }
+        r.add("POST", "/v1/completions") { [self] req, w in
+            let t0 = now()
+            if let e = authError(req) ?? (loaded == nil ? APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]) : nil) {
+                respond(w, req, e.response, started: t0)
+                return
+            }
+            CompletionJob.start(server: self, model: loaded!, request: req, writer: w, started: t0)
+        }
+        return r
+    }
+
+    /// Auth + loaded-model check, then a synchronous handler; APIError becomes its response.
+    private func guarded(_ req: HTTPRequest, _ w: HTTPResponseWriter, _ body: (LoadedModel) throws(APIError) -> HTTPResponse) {
+        let t0 = now()
+        if let e = authError(req) { respond(w, req, e.response, started: t0); return }
+        guard let m = loaded else {
+            respond(w, req, APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]).response, started: t0)
+            return
+        }
+        do { respond(w, req, try body(m), started: t0) }
+        catch { respond(w, req, error.response, started: t0) }
+    }
+
+    func authError(_ req: HTTPRequest) -> APIError? {
+        guard let key = config.apiKey else { return nil }
+        let given = req.headers["authorization"] ?? ""
+        let prefix = "Bearer "
+        guard given.hasPrefix(prefix), Self.constantTimeEqual(Array(given.utf8.dropFirst(prefix.utf8.count)), Array(key.utf8)) else {
+            return APIError(401, "invalid or missing API key (send 'Authorization: Bearer <key>')", type: "authentication_error", code: "invalid_api_key",
+                            headers: [("WWW-Authenticate", "Bearer")])
+        }
+        return nil
+    }
+
+    /// Compares without an early exit, so timing does not reveal how much of a guess was right.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) { diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
+        return diff == 0
+    }
+
+    func respond(_ w: HTTPResponseWriter, _ req: HTTPRequest, _ r: HTTPResponse, started: Double) {
+        w.respond(r)
+        logRequest(req, status: r.status, started: started)
+    }
+
+    func logRequest(_ req: HTTPRequest, status: Int, started: Double, id: String? = nil, promptTokens: Int? = nil,
+                    completionTokens: Int? = nil, ttft: Double? = nil) {
+        counters.add(status)
+        var md: Logger.Metadata = ["method": "\(req.method)", "path": "\(req.path)", "status": "\(status)",
+                                   "total_ms": "\(Int((now() - started) * 1000))"]
+        if let id { md["id"] = "\(id)" }
+        if let p = promptTokens { md["prompt_tokens"] = "\(p)" }
+        if let c = completionTokens { md["completion_tokens"] = "\(c)" }
+        if let t = ttft { md["ttft_ms"] = "\(Int(t * 1000))" }
+        logger.info("request", metadata: md)
+    }
+
+    func now() -> Double { monotonicSeconds() }
+
+    // MARK: tokenize / detokenize (llama.cpp server's shapes)
+
+    func jsonObject(_ req: HTTPRequest) throws(APIError) -> [String: Any] {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(req.body)) as? [String: Any] else {
+            throw APIError(400, "request body must be a JSON object", code: "invalid_json")
+        }
+        return o
+    }
+
+    func tokenize(_ req: HTTPRequest, _ m: LoadedModel) throws(APIError) -> HTTPResponse {
+        let o = try jsonObject(req)
+        let r = Reader(o)
+        guard let content = try r.string("content") else { throw .invalid("content", "'content' is required and must be a string") }
+        let add = try r.bool("add_special") ?? false
+        let ids = m.tokenizer.encode(content, addSpecial: add, parseSpecial: true)
+        return .json(200, "{\"tokens\":[\(ids.map(String.init).joined(separator: ","))]}")
+    }
+
+    func detokenize(_ req: HTTPRequest, _ m: LoadedModel) throws(APIError) -> HTTPResponse {
+        let o = try jsonObject(req)
+        guard let arr = o["tokens"] as? [Any] else { throw .invalid("tokens", "'tokens' is required and must be an array of token ids") }
+        var ids: [Int32] = []
+        for e in arr {
+            guard let n = e as? NSNumber, !Reader.isBool(n), let i = Int(exactly: n.doubleValue), i >= 0, i < m.tokenizer.vocab.count else {
+                throw .invalid("tokens", "'tokens' must hold integers in [0, \(m.tokenizer.vocab.count))")
+            }
+            ids.append(Int32(i))
+        }
+        return .json(200, "{\"content\":\(jsonString(m.tokenizer.decode(ids)))}")
+    }
+}

@@ -54,7 +54,7 @@ let package = Package(
         ),
         // Test helpers: model paths, a synthetic tiny GGUF writer.
         .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport", "CSystemShims"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "HTTP", "Engine", "Model", "Tokenizer", "Kernels", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], resources: [.copy("Fixtures")]),

@@ -1,5 +1,6 @@
 // Socket-level tests against a running server on an ephemeral loopback port.
 import CSystemShims
+import TestSupport
 import Foundation
 import Testing
 @testable import HTTP

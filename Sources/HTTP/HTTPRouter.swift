@@ -3,11 +3,26 @@
 
 public struct HTTPRouter: Sendable {
     private var routes: [String: [String: HTTPHandler]] = [:]
+    private var inlineRoutes: Set<String> = []
 
     public init() {}
 
-    public mutating func add(_ method: String, _ path: String, _ handler: @escaping HTTPHandler) {
+    /// `inline`: the handler is cheap and never blocks, so it may run on the event loop thread itself
+    /// (no thread hop: health checks, metrics, small lookups).
+    public mutating func add(_ method: String, _ path: String, inline: Bool = false, _ handler: @escaping HTTPHandler) {
         routes[path, default: [:]][method] = handler
+        if inline { inlineRoutes.insert(method + " " + path) }
+    }
+
+    /// Whether a request may be handled on the event loop (inline routes, and 404/405 answers).
+    public var runsInline: @Sendable (HTTPRequest) -> Bool {
+        let routes = self.routes, inline = self.inlineRoutes
+        return { req in
+            guard let byMethod = routes[req.path] else { return true }
+            let m = byMethod[req.method] != nil ? req.method : (req.method == "HEAD" && byMethod["GET"] != nil ? "GET" : nil)
+            guard let m else { return true }
+            return inline.contains(m + " " + req.path)
+        }
     }
 
     /// Allowed methods of a path, sorted (nil for an unknown path).

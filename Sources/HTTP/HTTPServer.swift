@@ -70,9 +70,20 @@ public final class HTTPServer: @unchecked Sendable {
     // epoll user data tags below connection ids
     private static let wakeTag: UInt64 = 0, signalTag: UInt64 = 1, listenerBase: UInt64 = 1 << 40
 
-    public init(config: HTTPServerConfig, handler: @escaping HTTPHandler) {
+    let runsInline: @Sendable (HTTPRequest) -> Bool
+    private var loopThread: pthread_t?
+
+    /// `runsInline`: requests whose handler may run on the event loop thread (cheap, non-blocking).
+    public init(config: HTTPServerConfig, handler: @escaping HTTPHandler,
+                runsInline: @escaping @Sendable (HTTPRequest) -> Bool = { _ in false }) {
         self.config = config
         self.handler = handler
+        self.runsInline = runsInline
+    }
+
+    /// Serves a router's routes (its inline routes on the loop thread).
+    public convenience init(config: HTTPServerConfig, router: HTTPRouter) {
+        self.init(config: config, handler: router.handler, runsInline: router.runsInline)
     }
 
     /// Open connections (approximate, for metrics).
@@ -205,6 +216,7 @@ public final class HTTPServer: @unchecked Sendable {
     // MARK: the loop
 
     private func loop() {
+        loopThread = pthread_self()
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         var lastTick = monotonicNow()
         var buf = [UInt8](repeating: 0, count: 64 * 1024)
@@ -293,6 +305,8 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func markDirty(_ id: Int) {
         state.withLock { _ = dirty.insert(id) }
+        // On the loop thread itself the dirty set is drained before the next epoll_wait: no wake-up needed.
+        if let t = loopThread, pthread_equal(t, pthread_self()) != 0 { return }
         wakeLoop()
     }
 
@@ -365,9 +379,13 @@ public final class HTTPServer: @unchecked Sendable {
                 return
             }
         }
-        let handler = self.handler
-        let r = req
-        handlerQueue.async { handler(r, writer) }
+        if runsInline(req) {
+            handler(req, writer)
+        } else {
+            let handler = self.handler
+            let r = req
+            handlerQueue.async { handler(r, writer) }
+        }
     }
 
     /// After handler output arrived: write it, and move on when the response finished.

@@ -43,16 +43,16 @@ public final class ZebraServer: @unchecked Sendable {
 
     public var router: HTTPRouter {
         var r = HTTPRouter()
-        r.add("GET", "/health") { [self] req, w in
+        r.add("GET", "/health", inline: true) { [self] req, w in
             if loaded == nil { respond(w, req, .json(503, "{\"status\":\"loading\"}"), started: now()) }
             else { respond(w, req, .json(200, "{\"status\":\"ok\"}"), started: now()) }
         }
-        r.add("GET", "/metrics") { [self] req, w in
+        r.add("GET", "/metrics", inline: true) { [self] req, w in
             let stats = loaded?.scheduler.snapshot ?? SchedulerStats()
             var h = HTTPHeaders(); h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             respond(w, req, HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(stats, http: counters).utf8)), started: now())
         }
-        r.add("GET", "/v1/models") { [self] req, w in
+        r.add("GET", "/v1/models", inline: true) { [self] req, w in
             guarded(req, w) { _ throws(APIError) in
                 .json(200, "{\"object\":\"list\",\"data\":[{\"id\":\(jsonString(config.modelName)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"zebra\"}]}")
             }
@@ -118,7 +118,9 @@ public final class ZebraServer: @unchecked Sendable {
         if let p = promptTokens { md["prompt_tokens"] = "\(p)" }
         if let c = completionTokens { md["completion_tokens"] = "\(c)" }
         if let t = ttft { md["ttft_ms"] = "\(Int(t * 1000))" }
-        logger.info("request", metadata: md)
+        // Probes (health checks, scrapes) would drown the log: they go at debug level.
+        if req.path == "/health" || req.path == "/metrics" { logger.debug("request", metadata: md) }
+        else { logger.info("request", metadata: md) }
     }
 
     func now() -> Double { monotonicSeconds() }

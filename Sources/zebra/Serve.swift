@@ -73,14 +73,14 @@ struct Serve: ParsableCommand {
                                           shutdownTimeout: shutdown,
                                           tls: cert.map { TLSConfig(certificatePath: $0, privateKeyPath: key!) })
         let api = ZebraServer(config: ServerConfig(modelName: name, apiKey: apiKey ?? env("API_KEY")), logger: logger)
-        let http = HTTPServer(config: httpConfig, handler: api.router.handler)
+        let http = HTTPServer(config: httpConfig, router: api.router)
         http.shutdownOnSignals()
         do { try http.start() } catch {
             // "::" is unavailable where IPv6 is disabled (some containers): fall back to IPv4.
             guard httpConfig.hosts == ["::"], host == nil, env("HOST") == nil else { fail("error: \(error)") }
             var v4 = httpConfig
             v4.hosts = ["0.0.0.0"]
-            let h4 = HTTPServer(config: v4, handler: api.router.handler)
+            let h4 = HTTPServer(config: v4, router: api.router)
             h4.shutdownOnSignals()
             do { try h4.start() } catch { fail("error: \(error)") }
             return serve(h4, api: api, logger: logger, path: path, name: name, tls: cert != nil)
@@ -117,6 +117,17 @@ struct Serve: ParsableCommand {
 
 /// One line per log event on stderr, as text or JSON.
 struct LineLogHandler: LogHandler {
+    /// ISO 8601 UTC with milliseconds, without allocating a formatter per line.
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
+                      Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ts.tv_nsec / 1_000_000)
+    }
+
     let label: String
     let json: Bool
     var metadata: Logger.Metadata = [:]
@@ -129,7 +140,7 @@ struct LineLogHandler: LogHandler {
 
     func log(level: Logger.Level, message: Logger.Message, metadata md: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
         let all = metadata.merging(md ?? [:]) { $1 }
-        let ts = ISO8601DateFormatter().string(from: Date())
+        let ts = Self.timestamp()
         var s: String
         if json {
             var o: [String: String] = ["ts": ts, "level": "\(level)", "msg": "\(message)"]

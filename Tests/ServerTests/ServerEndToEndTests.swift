@@ -21,7 +21,7 @@ struct Running {
 
 func startAPI(model path: String? = nil, apiKey: String? = nil, loaded: Bool = true, configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Running {
     let api = ZebraServer(config: ServerConfig(modelName: "test-model", apiKey: apiKey), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-    let http = HTTPServer(config: HTTPServerConfig(hosts: ["127.0.0.1"], port: 0), handler: api.router.handler)
+    let http = HTTPServer(config: HTTPServerConfig(hosts: ["127.0.0.1"], port: 0), router: api.router)
     try http.start()
     var scheduler: Scheduler?
     if loaded {

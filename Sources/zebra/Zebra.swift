@@ -9,7 +9,7 @@ struct Zebra: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zebra",
         abstract: "A CPU inference engine for local/global (Zebra) attention models.",
-        subcommands: [Serve.self, Generate.self, Tokenize.self, Bench.self])
+        subcommands: [Serve.self, Generate.self, Tokenize.self, Bench.self, Healthcheck.self])
 }
 
 /// Options shared by every command that loads a model.

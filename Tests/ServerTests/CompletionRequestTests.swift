@@ -55,6 +55,12 @@ func param(_ json: String) -> String? {
     #expect(r.sampling(index: 1).seed == UInt64(bitPattern: -3) &+ 1)
 }
 
+@Test func operatorCapOnMaxTokens() throws {
+    var l = CompletionRequest.Limits(); l.maxTokens = 32
+    #expect(try CompletionRequest(json: Array(#"{"prompt":"x","max_tokens":32}"#.utf8), limits: l).maxTokens == 32)
+    #expect(throws: APIError.self) { try CompletionRequest(json: Array(#"{"prompt":"x","max_tokens":33}"#.utf8), limits: l) }
+}
+
 @Test func invalidJSON() {
     #expect(param("{") == "<400>")
     #expect(param("[1]") == "<400>")

@@ -15,6 +15,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("decode-tokens"), help: "Tokens decoded per measurement.") var decodeTokens = 32
     @Option(help: "Repetitions (median reported).") var reps = 1
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Option(name: .customLong("kv-context"), help: "Context length for the KV-bytes figure (default: the model's).") var kvContext: Int?
 
     func run() throws {
         let m = Loaded(options)
@@ -73,10 +74,11 @@ struct Bench: ParsableCommand {
         }
         progress("")
         let kvCache = model.makeCache()
-        let kv32k = kvCache.bytesNeeded(tokens: c.contextLength)
+        let kvTokens = kvContext ?? c.contextLength
+        let kv32k = kvCache.bytesNeeded(tokens: kvTokens)
         var allGlobal = c
         allGlobal.layers = LayerPattern.allGlobal.apply(to: c.layers)
-        let kvFull = KVCache(layers: allGlobal.layers, kvDim: c.kvDim).bytesNeeded(tokens: c.contextLength).total
+        let kvFull = KVCache(layers: allGlobal.layers, kvDim: c.kvDim).bytesNeeded(tokens: kvTokens).total
         let layersDesc = "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global"
         if json {
             var o: [String: Any] = [
@@ -84,7 +86,7 @@ struct Bench: ParsableCommand {
                 "kernels": "avx2-fma-f16c",
                 "prompt_tokens_per_second": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), $0.1) }),
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
-                "kv_bytes_per_sequence_at_context": ["context": c.contextLength, "sliding": kv32k.sliding,
+                "kv_bytes_per_sequence_at_context": ["context": kvTokens, "sliding": kv32k.sliding,
                                                      "global": kv32k.global, "total": kv32k.total, "all_global": kvFull],
             ]
             if let d0 = dec.first { o["decode_tokens_per_second"] = 1 / d0.1 }
@@ -99,6 +101,6 @@ struct Bench: ParsableCommand {
             print(String(format: "decode time ratio depth %d / depth %d: %.2f", last.0, first.0, last.1 / first.1))
         }
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
-        print("KV bytes per sequence at \(c.contextLength) tokens: \(mib(kv32k.total)) (sliding \(mib(kv32k.sliding)), global \(mib(kv32k.global))); every layer global: \(mib(kvFull))")
+        print("KV bytes per sequence at \(kvTokens) tokens: \(mib(kv32k.total)) (sliding \(mib(kv32k.sliding)), global \(mib(kv32k.global))); every layer global: \(mib(kvFull))")
     }
 }

@@ -83,6 +83,19 @@ GREEDY_PROMPTS = [
     "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n", "Translate to French: Good morning ->",
 ]
 
+def top5_cases(l, prompts):
+    """Each prompt's tokens with llama.cpp's top-5 ids and logits at every position."""
+    cases = []
+    for ids in prompts:
+        l.reset()
+        l.eval(ids)
+        sc = np.array(l.scores[: len(ids)], dtype=np.float32)
+        top = np.argsort(-sc, axis=1, kind="stable")[:, :5]
+        cases.append({"tokens": ids, "top_ids": top.tolist(),
+                      "top_logits": [[float(sc[i, j]) for j in row] for i, row in enumerate(top)]})
+        print("logits", len(ids), file=sys.stderr)
+    return cases
+
 def logits_fixture(name, path):
     text = long_text()
     l = llama(path, n_ctx=4096, n_batch=512, logits_all=True)
@@ -90,19 +103,7 @@ def logits_fixture(name, path):
     toks = l.tokenize(text.encode(), add_bos=True, special=True)
     prompts.append(toks[:1600])
     prompts.append(toks[1000:1000 + 1800] if len(toks) >= 2800 else toks[:1800])
-    if name == "smollm2":
-        pass
-    cases = []
-    for ids in prompts:
-        l.reset()
-        l.eval(ids)
-        sc = np.array(l.scores[: len(ids)], dtype=np.float32)
-        top = np.argsort(-sc, axis=1, kind="stable")[:, :5]
-        cases.append({"tokens": ids,
-                      "top_ids": top.tolist(),
-                      "top_logits": [[float(sc[i, j]) for j in row] for i, row in enumerate(top)]})
-        print(name, "logits", len(ids), file=sys.stderr)
-    out(f"Tests/ModelTests/Fixtures/{name}-logits.json", {"model": os.path.basename(path), "cases": cases})
+    out(f"Tests/ModelTests/Fixtures/{name}-logits.json", {"model": os.path.basename(path), "cases": top5_cases(l, prompts)})
 
 def greedy_fixture(name, path, n=64):
     l = llama(path, n_ctx=1024, n_batch=512)
@@ -149,15 +150,7 @@ def f32_fixture():
     text = long_text()
     prompts = [l.tokenize(p.encode(), add_bos=True, special=True) for p in PROMPTS[:3]]
     prompts.append(l.tokenize(text.encode(), add_bos=True, special=True)[:400])
-    cases = []
-    for ids in prompts:
-        l.reset()
-        l.eval(ids)
-        sc = np.array(l.scores[: len(ids)], dtype=np.float32)
-        top = np.argsort(-sc, axis=1, kind="stable")[:, :5]
-        cases.append({"tokens": ids, "top_ids": top.tolist(),
-                      "top_logits": [[float(sc[i, j]) for j in row] for i, row in enumerate(top)]})
-    out("Tests/ModelTests/Fixtures/smollm2-f32-logits.json", {"model": "SmolLM2 dequantized to F32", "cases": cases})
+    out("Tests/ModelTests/Fixtures/smollm2-f32-logits.json", {"model": "SmolLM2 dequantized to F32", "cases": top5_cases(l, prompts)})
     os.remove(path)
 
 def quant_fixtures():

@@ -103,12 +103,12 @@ enum HTTPDate {
     }
 }
 
-/// A small pthread mutex (Foundation-free).
-final class Mutex: @unchecked Sendable {
+/// A small pthread mutex (Foundation-free), shared by the HTTP and Server layers.
+public final class Mutex: @unchecked Sendable {
     private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
+    public init() { pthread_mutex_init(&m, nil) }
     deinit { pthread_mutex_destroy(&m) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }
         return try body()

@@ -26,7 +26,7 @@ final class CompletionJob: @unchecked Sendable {
     let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
     let created = Int(Date().timeIntervalSince1970)
     let started: Double
-    private let lock = NSLockish()
+    private let lock = Mutex()
     private var choices: [Choice]
     private var sequenceIDs: [Int] = []
     private var remaining: Int

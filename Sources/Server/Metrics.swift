@@ -1,5 +1,6 @@
 // GET /metrics in the Prometheus text exposition format (version 0.0.4).
 import Engine
+import HTTP
 
 enum Metrics {
     static func render(_ s: SchedulerStats, http: HTTPCounters) -> String {
@@ -38,7 +39,7 @@ enum Metrics {
 /// Responses by status, from any thread.
 final class HTTPCounters: @unchecked Sendable {
     private var counts: [Int: Int] = [:]
-    private let lock = NSLockish()
+    private let lock = Mutex()
     func add(_ status: Int) { lock.withLock { counts[status, default: 0] += 1 } }
     func snapshot() -> [Int: Int] { lock.withLock { counts } }
 }

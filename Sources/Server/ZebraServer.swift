@@ -29,7 +29,7 @@ public final class ZebraServer: @unchecked Sendable {
     let logger: Logger
     let created = Int(Date().timeIntervalSince1970)
     let counters = HTTPCounters()
-    private let lock = NSLockish()
+    private let lock = Mutex()
     private var model: LoadedModel?
 
     public init(config: ServerConfig, logger: Logger) {

@@ -183,7 +183,13 @@ func events(_ r: TestClient.Response?) -> [String] {
         #expect(detok["content"] as? String == "the a")
         #expect(c.request("POST", "/tokenize", json: #"{"content":5}"#, headers: auth)?.status == 400)
         _ = c.request("POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":3,"ignore_eos":true}"#, headers: auth)
-        let m = c.request("GET", "/metrics")?.text ?? ""
+        // Stats are published at the end of each engine step, just after the response went out.
+        var m = ""
+        for _ in 0..<100 {
+            m = c.request("GET", "/metrics")?.text ?? ""
+            if m.contains("zebra_generated_tokens_total 3") { break }
+            usleep(10_000)
+        }
         for name in ["zebra_requests_running", "zebra_requests_waiting", "zebra_prompt_tokens_total", "zebra_generated_tokens_total",
                      "zebra_time_to_first_token_seconds_bucket", "zebra_inter_token_latency_seconds_count", "zebra_batch_size_bucket",
                      "zebra_kv_cache_bytes{kind=\"sliding\"}", "zebra_kv_cache_bytes{kind=\"global\"}", "zebra_kv_cache_capacity_bytes"] {

@@ -107,7 +107,7 @@ import Testing
         let c = try TestClient(port: s.port)
         c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(c.readResponse()?.status == 200)
-        #expect(Date().timeIntervalSince(t0) < 0.5)
+        #expect(Date().timeIntervalSince(t0) < 1.0)   // "well under a second" while 200 half-open connections wait
         // After the header timeout the half-open ones get 408 and are closed.
         let r = loris[0].readResponse()
         #expect(r?.status == 408)

@@ -7,6 +7,9 @@ import Synchronization
 import Glibc
 #endif
 
+/// The SIMD path the kernels run on this CPU (AVX-512 where present, else the AVX2 baseline).
+public var kernelPath: String { String(cString: zk_kernel_path()) }
+
 /// Runs data-parallel kernels on `threadCount` threads. Concurrent callers are serialised (a lock held
 /// for the whole `run`); nested `run` calls from inside a job are not allowed.
 public final class KernelPool: @unchecked Sendable {

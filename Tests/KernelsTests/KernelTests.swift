@@ -160,3 +160,24 @@ func matmulRoutesMatchNaive(type: Int32) {
     zk_f16_to_f32_row(h, &back, Int64(xs.count))
     for (a, b) in zip(xs, back) { #expect(Float(Float16(a)) == b) }
 }
+
+@Test func fusedQ8_0PathsMatchNaive() {
+    var rng = Rng(s: 21)
+    let cols = 640
+    let bytes = randomWeights(type: 8, rows: 3, cols: cols, rng: &rng)
+    let x = (0..<cols).map { _ in rng.float() }
+    var deq = [Float](repeating: 0, count: cols)
+    let paths: [Int32] = String(cString: zk_kernel_path()) == "avx512" ? [1, 0] : [0]
+    defer { zk_force_kernel_path(String(cString: zk_kernel_path()) == "avx512" ? 1 : 0) }
+    bytes.withUnsafeBytes { wb in
+        for r in 0..<3 {
+            zk_dequantize(8, wb.baseAddress! + r * 680, &deq, Int64(cols))
+            let want = zip(deq, x).map { Double($0) * Double($1) }.reduce(0, +)
+            for p in paths {
+                zk_force_kernel_path(p)
+                let got = Double(zk_dot_q8_0(wb.baseAddress! + r * 680, x, Int64(cols)))
+                #expect(abs(got - want) <= 1e-4 * max(1, abs(want)), "path \(p) row \(r)")
+            }
+        }
+    }
+}

@@ -40,6 +40,13 @@ void zk_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t k,
                     int64_t r0, int64_t r1, const float *x, int64_t nt,
                     float *y, int64_t ldy, float *scratch);
 
+/// Fused dot of one Q8_0 row (k elements) with f32 x; AVX-512 or AVX2 chosen at run time.
+float zk_dot_q8_0(const void *row, const float *x, int64_t k);
+/// The SIMD path the kernels use on this CPU: "avx512" or "avx2".
+const char *zk_kernel_path(void);
+/// Tests only: force a path (1: AVX-512, 0: AVX2). The AVX-512 path needs a CPU that has it.
+void zk_force_kernel_path(int avx512);
+
 /// Dequantize rows [r0, r1) of W into dst (row-major, k floats per row).
 void zk_dequantize_rows(int type, const void *w, int64_t row_bytes, int64_t k,
                         int64_t r0, int64_t r1, float *dst);

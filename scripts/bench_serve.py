@@ -106,9 +106,16 @@ def main():
     prompt = "Write a long story about a zebra who learns to program computers. Once upon a time,"
     if a.long:
         long_prompt = " ".join(["The zebra walked across the savanna, counting stripes and thinking about attention."] * 500)
+        # Gemma 3 270M: 3 global layers x tokens + 15 sliding x min(tokens, 512), 1024 bytes per position.
+        kv_formula = lambda t: (3 * t + 15 * min(t, 512)) * 1024
+        prompt_tokens = None
         rows = []
         for kind, port, extra in [("zebra", 18180, ["--max-running", "8"]), ("llama-server", 18181, ["-np", "8", "-c", "65536"])]:
             p = start(kind, port, extra)
+            if kind == "zebra":
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                c.request("POST", "/tokenize", body=json.dumps({"content": long_prompt, "add_special": True}))
+                prompt_tokens = len(json.loads(c.getresponse().read())["tokens"])
             peak = {}
             def poll():
                 while p.poll() is None and not peak.get("stop"):
@@ -117,10 +124,14 @@ def main():
                         peak["kv"] = max(peak.get("kv", 0), sum(kv.values()))
                     time.sleep(0.5)
             th = threading.Thread(target=poll); th.start()
-            r = run_level(port, 8, 16, long_prompt)
+            # 256 tokens each: long enough that all 8 sequences are resident together (prompts prefill
+            # in order within the per-step token budget), so peak memory covers 8 long contexts.
+            r = run_level(port, 8, 256, long_prompt)
             peak["stop"] = True; th.join()
             rows.append((kind, peak_rss(p.pid), peak.get("kv"), r))
             p.terminate(); p.wait()
+        print(f"prompt tokens per request: {prompt_tokens}; exact Zebra KV for 8 such sequences at the end: "
+              f"{8 * kv_formula(prompt_tokens + 256) / 2**20:.1f}Mi")
         print(f"{'server':14} {'peak RSS':>12} {'peak KV bytes':>14} {'tokens/s':>9} {'complete':>9}")
         for kind, rss, kv, r in rows:
             print(f"{kind:14} {rss / 2**20:10.1f}Mi {('%.1fMi' % (kv / 2**20)) if kv else '-':>14} {r['tok_s']:9.1f} {r['complete']:>5}/8")

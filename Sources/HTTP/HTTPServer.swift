@@ -86,9 +86,6 @@ public final class HTTPServer: @unchecked Sendable {
         self.init(config: config, handler: router.handler, runsInline: router.runsInline)
     }
 
-    /// Open connections (approximate, for metrics).
-    public private(set) var openConnections = 0
-
     /// Binds and starts the event loop thread.
     public func start() throws(HTTPServerError) {
         signal(SIGPIPE, SIG_IGN)
@@ -296,7 +293,6 @@ public final class HTTPServer: @unchecked Sendable {
                 c.ssl = ssl
             }
             connections[id] = c
-            openConnections = connections.count
             addToEpoll(fd, tag: UInt64(id) + 16, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
         }
     }
@@ -414,7 +410,6 @@ public final class HTTPServer: @unchecked Sendable {
         epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nil)
         if let ssl = c.ssl { SSL_free(ssl); c.ssl = nil }
         close(c.fd)
-        openConnections = connections.count
         c.markClosed()
     }
 }

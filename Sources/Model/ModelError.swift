@@ -8,6 +8,8 @@ public enum ModelError: Error, CustomStringConvertible {
     case invalidLayerPattern(String)
     case tokenOutOfRange(Int32, vocab: Int)
     case contextOverflow(needed: Int, limit: Int)
+    /// The KV cache budget cannot hold the batch (the scheduler reserves first, so this is a bug there).
+    case kvCacheFull(sequence: Int)
 
     public var description: String {
         switch self {
@@ -17,11 +19,7 @@ public enum ModelError: Error, CustomStringConvertible {
         case let .invalidLayerPattern(m): return "invalid --layers pattern: \(m)"
         case let .tokenOutOfRange(t, v): return "token id \(t) is out of range (vocabulary has \(v) tokens)"
         case let .contextOverflow(n, l): return "sequence needs \(n) positions, the model's context is \(l)"
+        case let .kvCacheFull(s): return "KV cache budget exhausted for sequence \(s)"
         }
     }
-}
-
-extension ModelError {
-    /// The KV cache budget cannot hold the batch; the scheduler should have reserved first.
-    public static func kvFull(_ seq: Int) -> ModelError { .invalidConfig("KV cache budget exhausted for sequence \(seq)") }
 }

@@ -27,7 +27,7 @@ extension Transformer {
         mutating func ensure(config c: ModelConfig, tokens: Int, outRows: Int, threads: Int, blockTokens: Int) {
             if tokens > capTokens {
                 let n = max(tokens, capTokens * 2)
-                free(tokensOnly: true)
+                freeTokenBuffers()
                 x = .allocate(capacity: n * c.dim); h = .allocate(capacity: n * c.dim)
                 q = .allocate(capacity: n * c.qDim); att = .allocate(capacity: n * c.qDim)
                 k = .allocate(capacity: n * c.kvDim); v = .allocate(capacity: n * c.kvDim)
@@ -56,7 +56,7 @@ extension Transformer {
             }
         }
 
-        mutating func free(tokensOnly: Bool) {
+        mutating func freeTokenBuffers() {
             guard capTokens > 0 else { return }
             for p in [x, h, q, att, k, v, o, gate, up] { p?.deallocate() }
             kh?.deallocate(); vh?.deallocate()

@@ -101,7 +101,7 @@ public final class Transformer: @unchecked Sendable {
             nOut += it.logitRows
         }
         for it in items where !cache.reserve(it.seq, length: it.seq.length + it.tokens.count) {
-            throw .kvFull(it.seq.id)
+            throw .kvCacheFull(sequence: it.seq.id)
         }
         if nt == 0 { return Logits(data: UnsafeBufferPointer(start: s.logits, count: 0), rows: 0, vocab: c.vocabSize) }
         s.ensure(config: c, tokens: nt, outRows: nOut, threads: pool.threadCount, blockTokens: cache.blockTokens)

@@ -75,7 +75,7 @@ struct Bench: ParsableCommand {
         progress("")
         let kvCache = model.makeCache()
         let kvTokens = kvContext ?? c.contextLength
-        let kv32k = kvCache.bytesNeeded(tokens: kvTokens)
+        let kvSeq = kvCache.bytesNeeded(tokens: kvTokens)
         var allGlobal = c
         allGlobal.layers = LayerPattern.allGlobal.apply(to: c.layers)
         let kvFull = KVCache(layers: allGlobal.layers, kvDim: c.kvDim).bytesNeeded(tokens: kvTokens).total
@@ -86,8 +86,8 @@ struct Bench: ParsableCommand {
                 "kernels": kernelPath,
                 "prompt_tokens_per_second": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), $0.1) }),
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
-                "kv_bytes_per_sequence_at_context": ["context": kvTokens, "sliding": kv32k.sliding,
-                                                     "global": kv32k.global, "total": kv32k.total, "all_global": kvFull],
+                "kv_bytes_per_sequence_at_context": ["context": kvTokens, "sliding": kvSeq.sliding,
+                                                     "global": kvSeq.global, "total": kvSeq.total, "all_global": kvFull],
             ]
             if let d0 = dec.first { o["decode_tokens_per_second"] = 1 / d0.1 }
             let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
@@ -101,6 +101,6 @@ struct Bench: ParsableCommand {
             print(String(format: "decode time ratio depth %d / depth %d: %.2f", last.0, first.0, last.1 / first.1))
         }
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
-        print("KV bytes per sequence at \(kvTokens) tokens: \(mib(kv32k.total)) (sliding \(mib(kv32k.sliding)), global \(mib(kv32k.global))); every layer global: \(mib(kvFull))")
+        print("KV bytes per sequence at \(kvTokens) tokens: \(mib(kvSeq.total)) (sliding \(mib(kvSeq.sliding)), global \(mib(kvSeq.global))); every layer global: \(mib(kvFull))")
     }
 }

@@ -28,11 +28,6 @@ void zk_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t k,
                     int64_t r0, int64_t r1, const float *x, int64_t nt,
                     float *y, int64_t ldy, float *scratch) {
     const uint8_t *base = (const uint8_t *)w;
-    if (type == ZK_Q8_0) {
-        for (int64_t r = r0; r < r1; r++)
-            for (int64_t t = 0; t < nt; t++) y[t * ldy + r] = zk_dot_q8_0(base + r * row_bytes, x + t * k, k);
-        return;
-    }
     for (int64_t r = r0; r < r1; r++) {
         const float *row;
         if (type == ZK_F32) {

@@ -1,21 +1,42 @@
 // The naive reference forward pass: plain loops over Float arrays, straight from the GGUF file,
 // recomputing the whole sequence with an explicit mask (no ring buffer, no blocks, no BLAS, no pool).
-// Every fast path is tested against this. K and V are rounded through f16, as the cache stores them.
+// Every fast path is tested against this. K and V are rounded through f16, as the cache stores them;
+// inputs of quantized weights are rounded through 8 bits (ActivationQuantization), as the kernels and
+// llama.cpp do.
 import GGUF
+import Kernels
 
 public struct ReferenceModel {
     public let config: ModelConfig
     let file: GGUFFile
+    /// Round the inputs of quantized weights through 8 bits (as `Matmul.int8Activations`).
+    public let int8Activations: Bool
 
-    public init(file: GGUFFile, config: ModelConfig) {
+    public init(file: GGUFFile, config: ModelConfig, int8Activations: Bool = true) {
         self.file = file
         self.config = config
+        self.int8Activations = int8Activations
     }
 
     func matrix(_ name: String) -> [Float] { file.floats(file.tensors[name]!) }
 
+    /// A weight for `matvec`: its floats and whether its products take 8-bit activations.
+    struct Weight {
+        let w: [Float]
+        let int8Input: Bool
+        let type: Int32
+    }
+
+    func weight(_ name: String) -> Weight {
+        let t = file.tensors[name]!
+        let type = Int32(t.type.rawValue)
+        return Weight(w: file.floats(t), int8Input: int8Activations && ActivationQuantization.applies(to: type), type: type)
+    }
+
     /// y[n] = sum_k W[n][k] x[k] for W stored [N, K] row-major.
-    static func matvec(_ w: [Float], _ x: [Float], rows: Int) -> [Float] {
+    static func matvec(_ m: Weight, _ x: [Float], rows: Int) -> [Float] {
+        let w = m.w
+        let x = m.int8Input ? ActivationQuantization.roundTrip(x, for: m.type) : x
         let k = x.count
         var y = [Float](repeating: 0, count: rows)
         for n in 0..<rows {
@@ -50,8 +71,8 @@ public struct ReferenceModel {
         var x: [[Float]] = tokens.map { t in file.row(emb, t).map { $0 * c.embedScale } }
         for l in 0..<c.nLayers {
             let p = "blk.\(l)."
-            let wq = matrix(p + "attn_q.weight"), wk = matrix(p + "attn_k.weight"), wv = matrix(p + "attn_v.weight")
-            let wo = matrix(p + "attn_output.weight")
+            let wq = weight(p + "attn_q.weight"), wk = weight(p + "attn_k.weight"), wv = weight(p + "attn_v.weight")
+            let wo = weight(p + "attn_output.weight")
             let an = matrix(p + "attn_norm.weight"), fnorm = matrix(p + "ffn_norm.weight")
             let qn = c.qkNorm ? matrix(p + "attn_q_norm.weight") : nil
             let kn = c.qkNorm ? matrix(p + "attn_k_norm.weight") : nil
@@ -106,7 +127,7 @@ public struct ReferenceModel {
                 if c.postNorms { o = Self.rmsnorm(o, matrix(p + "post_attention_norm.weight"), eps: c.rmsEps) }
                 for i in 0..<c.dim { x[t][i] += o[i] }
             }
-            let wg = matrix(p + "ffn_gate.weight"), wu = matrix(p + "ffn_up.weight"), wd = matrix(p + "ffn_down.weight")
+            let wg = weight(p + "ffn_gate.weight"), wu = weight(p + "ffn_up.weight"), wd = weight(p + "ffn_down.weight")
             let post = c.postNorms ? matrix(p + "post_ffw_norm.weight") : nil
             for t in 0..<T {
                 let h = Self.rmsnorm(x[t], fnorm, eps: c.rmsEps)
@@ -125,8 +146,10 @@ public struct ReferenceModel {
         }
         let onorm = matrix("output_norm.weight")
         let out = file.tensors["output.weight"] ?? emb
+        let outInt8 = int8Activations && ActivationQuantization.applies(to: Int32(out.type.rawValue))
         return x.map { xt in
-            let h = Self.rmsnorm(xt, onorm, eps: c.rmsEps)
+            let hn = Self.rmsnorm(xt, onorm, eps: c.rmsEps)
+            let h = outInt8 ? ActivationQuantization.roundTrip(hn, for: Int32(out.type.rawValue)) : hn
             return (0..<c.vocabSize).map { r in
                 let row = file.row(out, r)
                 var s: Float = 0

@@ -1,7 +1,8 @@
 // The batched forward pass: one step over any mix of prompt chunks and single decode tokens from
 // many sequences, with logits only for rows that ask. Batch invariance: an item of at least
-// `matmul.blasMinRows` tokens gets its own sgemm calls (so their shape depends on that item alone);
-// all other rows go through the row kernels, whose per-row arithmetic never depends on the batch.
+// `matmul.blasMinRows` tokens gets its own matmul calls (if they go to sgemm, their shape depends on
+// that item alone); all other rows share calls to the row kernels, whose per-row arithmetic never
+// depends on the batch (one weight pass serves them all).
 // A sequence's results are therefore bit-identical alone or batched, given the same chunking.
 //
 // Per layer (Gemma 3; llama skips the q/k and post norms and uses SiLU):
@@ -44,13 +45,14 @@ public final class Transformer: @unchecked Sendable {
     /// Row ranges of this step and their matmul route (see the file comment).
     var groups: [(rows: Range<Int>, route: MatmulRoute)] = []
 
-    /// Long items alone on sgemm; runs of short items together on the row kernels.
+    /// Long items alone (`.auto`: sgemm or int8 kernels, see Matmul); runs of short items together on
+    /// the row kernels.
     static func matmulGroups(_ counts: [Int], blasMinRows: Int) -> [(rows: Range<Int>, route: MatmulRoute)] {
         var out: [(rows: Range<Int>, route: MatmulRoute)] = []
         var t = 0
         for n in counts where n > 0 {
             if n >= blasMinRows {
-                out.append((t..<t + n, .blas))
+                out.append((t..<t + n, .auto))
             } else if let last = out.last, last.route == .rows, last.rows.upperBound == t {
                 out[out.count - 1] = (last.rows.lowerBound..<t + n, .rows)
             } else {

@@ -40,12 +40,34 @@ void zk_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t k,
                     int64_t r0, int64_t r1, const float *x, int64_t nt,
                     float *y, int64_t ldy, float *scratch);
 
-/// Fused dot of one Q8_0 row (k elements) with f32 x; AVX-512 or AVX2 chosen at run time.
-float zk_dot_q8_0(const void *row, const float *x, int64_t k);
-/// The SIMD path the kernels use on this CPU: "avx512" or "avx2".
+/// An activation block quantized to 8 bits: x[i] ~ d * q[i], and s ~ d * sum(q) (for minimums).
+/// 40 bytes. How d, q and s are rounded follows llama.cpp's format for the weight type (below).
+typedef struct {
+    float d;
+    float s;
+    int8_t q[32];
+} zk_q8a;
+
+/// llama.cpp's activation formats: Q8_0 (d in f16; for Q4_0/Q5_0/Q8_0 weights), Q8_1 (d and s in
+/// f16; Q4_1/Q5_1), Q8_K (one f32 scale per 256 from the largest-magnitude value; K-quants).
+enum zk_act_format { ZK_ACT_Q8_0 = 0, ZK_ACT_Q8_1 = 1, ZK_ACT_Q8_K = 2 };
+/// The activation format llama.cpp pairs with weights of `type`.
+int zk_act_format(int type);
+/// Quantizes k floats (a multiple of 32; of 256 for Q8_K) into k / 32 blocks.
+void zk_quantize_q8a(const float *x, zk_q8a *dst, int64_t k, int format);
+/// d * q for every element (tests and the reference path).
+void zk_dequantize_q8a(const zk_q8a *src, float *dst, int64_t k);
+/// Whether `type` has an int8 row kernel (every quantized type here; not F32/F16/BF16).
+int zk_has_int8_kernel(int type);
+/// y[t*ldy + r] = dot(row r of W, x_t) for rows [r0, r1) and t < nt, with x_t the k / 32 blocks at
+/// x + t * (k / 32). Each result depends only on its row and its activation: batch-invariant.
+/// Returns 0 (and writes nothing) for a type without an int8 kernel.
+int zk_matmul_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
+                  const zk_q8a *x, int64_t nt, float *y, int64_t ldy);
+/// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2".
 const char *zk_kernel_path(void);
-/// Tests only: force a path (1: AVX-512, 0: AVX2). The AVX-512 path needs a CPU that has it.
-void zk_force_kernel_path(int avx512);
+/// Tests only: force a path (1: AVX-512 VNNI, 0: AVX2). Returns 0 if this CPU lacks VNNI.
+int zk_force_kernel_path(int vnni);
 
 /// Dequantize rows [r0, r1) of W into dst (row-major, k floats per row).
 void zk_dequantize_rows(int type, const void *w, int64_t row_bytes, int64_t k,

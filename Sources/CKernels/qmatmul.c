@@ -1,0 +1,153 @@
+// Quantized matrix products with 8-bit activations, as llama.cpp computes them: activations are
+// quantized per 32 elements (zk_q8a), then each weight block's integer dot with them is exact and
+// only the per-block scales are float. Chosen at run time: AVX-512 VNNI where the CPU has it, AVX2
+// otherwise (the build baseline is x86-64-v3, so one binary runs on any AVX2 machine).
+#include "ckernels.h"
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+static inline float half_to_float(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
+
+// The 6-bit scales and minimums of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4, all eight).
+static inline void scale_min_k4(const uint8_t *q, uint8_t *sc, uint8_t *mn) {
+    for (int j = 0; j < 4; j++) { sc[j] = q[j] & 63; mn[j] = q[j + 4] & 63; }
+    for (int j = 4; j < 8; j++) {
+        sc[j] = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        mn[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+#define QM_VNNI 1
+#define QM_TILE 4
+#define QM_SUFFIX _vnni
+#define QM_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+#include "qmatmul_body.h"
+#undef QM_VNNI
+#undef QM_SUFFIX
+#undef QM_TARGET
+
+#define QM_VNNI 0
+#define QM_SUFFIX _avx2
+#define QM_TARGET "avx2,fma,f16c"
+#include "qmatmul_body.h"
+
+typedef int (*matmul_fn)(int, const uint8_t *, int64_t, int64_t, int64_t, int64_t, const zk_q8a *, int64_t,
+                         float *, int64_t);
+static matmul_fn chosen = 0;
+
+static int cpu_has_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+static matmul_fn pick(void) {
+    if (!chosen) chosen = cpu_has_vnni() ? matmul_vnni : matmul_avx2;
+    return chosen;
+}
+
+const char *zk_kernel_path(void) { return pick() == matmul_vnni ? "avx512-vnni" : "avx2"; }
+
+int zk_force_kernel_path(int vnni) {
+    if (vnni && !cpu_has_vnni()) return 0;
+    chosen = vnni ? matmul_vnni : matmul_avx2;
+    return 1;
+}
+
+int zk_has_int8_kernel(int type) {
+    switch (type) {
+    case ZK_Q8_0: case ZK_Q4_0: case ZK_Q5_0: case ZK_Q4_1: case ZK_Q5_1: case ZK_Q4_K: case ZK_Q5_K: case ZK_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int zk_act_format(int type) {
+    switch (type) {
+    case ZK_Q4_1: case ZK_Q5_1: return ZK_ACT_Q8_1;
+    case ZK_Q4_K: case ZK_Q5_K: case ZK_Q6_K: return ZK_ACT_Q8_K;
+    default: return ZK_ACT_Q8_0;
+    }
+}
+
+static inline float round_f16(float f) { return _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)); }
+
+// ggml's quantize_row_q8_0 / q8_1 (x86): d = max|x| / 127 kept in f16, q = x * (127 / max|x|)
+// rounded to nearest even; q8_1 also keeps s = d * sum(q) in f16.
+static void quantize_q8_0_like(const float *x, zk_q8a *dst, int64_t k, int q8_1) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < k / 32; b++) {
+        const float *xb = x + b * 32;
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(xb + 8 * i);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i sum = _mm256_setzero_si256();
+        for (int i = 0; i < 4; i++) {
+            const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));  // MXCSR default: nearest even
+            sum = _mm256_add_epi32(sum, q);
+            const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            _mm_storel_epi64((__m128i *)(dst[b].q + 8 * i), _mm_packs_epi16(q16, q16));
+        }
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s = _mm_hadd_epi32(s, s);
+        s = _mm_hadd_epi32(s, s);
+        const float dh = round_f16(d);
+        dst[b].d = dh;
+        dst[b].s = dh * (float)_mm_cvtsi128_si32(s);
+    }
+}
+
+// ggml's quantize_row_q8_K: one scale per 256 from the signed value of largest magnitude (the first
+// one), q = nearest even of x * (-127 / max), at most 127; d = 1 / iscale.
+static void quantize_q8_K(const float *x, zk_q8a *dst, int64_t k) {
+    for (int64_t sb = 0; sb < k / 256; sb++) {
+        const float *xs = x + sb * 256;
+        float amax = 0.0f, mx = 0.0f;
+        for (int j = 0; j < 256; j++) {
+            const float ax = fabsf(xs[j]);
+            if (ax > amax) { amax = ax; mx = xs[j]; }
+        }
+        zk_q8a *out = dst + sb * 8;
+        if (amax == 0.0f) {
+            memset(out, 0, 8 * sizeof(zk_q8a));
+            continue;
+        }
+        const float iscale = -127.0f / mx, d = 1.0f / iscale;
+        for (int b = 0; b < 8; b++) {
+            int sum = 0;
+            for (int j = 0; j < 32; j++) {
+                int v = (int)lrintf(iscale * xs[b * 32 + j]);
+                if (v > 127) v = 127;
+                out[b].q[j] = (int8_t)v;
+                sum += v;
+            }
+            out[b].d = d;
+            out[b].s = d * (float)sum;
+        }
+    }
+}
+
+void zk_quantize_q8a(const float *x, zk_q8a *dst, int64_t k, int format) {
+    if (format == ZK_ACT_Q8_K) quantize_q8_K(x, dst, k);
+    else quantize_q8_0_like(x, dst, k, format == ZK_ACT_Q8_1);
+}
+
+void zk_dequantize_q8a(const zk_q8a *src, float *dst, int64_t k) {
+    for (int64_t b = 0; b < k / 32; b++)
+        for (int i = 0; i < 32; i++) dst[b * 32 + i] = src[b].d * (float)src[b].q[i];
+}
+
+int zk_matmul_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
+                  const zk_q8a *x, int64_t nt, float *y, int64_t ldy) {
+    return pick()(type, (const uint8_t *)w, row_bytes, k, r0, r1, x, nt, y, ldy);
+}

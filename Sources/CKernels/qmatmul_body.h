@@ -1,0 +1,258 @@
+// The int8 row kernels, written once and compiled twice by qmatmul.c: with QM_VNNI 1 for CPUs with
+// AVX-512 VNNI (vpdpbusd), with QM_VNNI 0 for plain AVX2 (vpmaddubsw + vpmaddwd). QM_SUFFIX names
+// the instance, QM_TARGET is its function target attribute. Not a public header.
+//
+// Every kernel computes, for one weight row and NT activation rows, the dot products of the row's
+// GGML blocks with the activations' 32-element int8 blocks (zk_q8a). The integer part of each
+// 32-element dot is exact; the float part applies weight scale x activation scale per block into an
+// 8-lane accumulator per activation row. A row's operations never depend on NT or on its slot in
+// the tile, so results are identical whatever else is in the batch.
+
+#define QM_CAT_(a, b) a##b
+#define QM_CAT(a, b) QM_CAT_(a, b)
+#define QF(name) QM_CAT(name, QM_SUFFIX)
+#define QM_FN static inline __attribute__((always_inline, target(QM_TARGET)))
+
+// Unsigned bytes u times signed bytes s, summed in fours: 8 int32 lanes. u <= 128 so that
+// vpmaddubsw's int16 pair sums never saturate (128 * 127 * 2 < 32768).
+QM_FN __m256i QF(dot_us)(__m256i u, __m256i s) {
+#if QM_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+// Signed w times signed a: |w| as the unsigned operand, a with w's sign.
+QM_FN __m256i QF(dot_ss)(__m256i w, __m256i a) {
+    return QF(dot_us)(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+}
+
+QM_FN float QF(hsum)(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+QM_FN __m256i QF(load_q)(const zk_q8a *a) { return _mm256_loadu_si256((const __m256i *)a->q); }
+
+// 16 packed nibbles -> 32 bytes: low nibbles first (elements 0-15), then high nibbles (16-31).
+QM_FN __m256i QF(nibbles)(const uint8_t *p) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+// Bit i of a 32-bit mask -> byte i is 0xFF or 0.
+QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+// One 32-element block whose signed weights are w and scale dw (Q8_0, Q5_0, Q4_0).
+#define QM_SIGNED_BLOCK(w, dw, b)                                                              \
+    for (int j = 0; j < NT; j++) {                                                             \
+        const zk_q8a *a = x + j * ldx + (b);                                                   \
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)((w), QF(load_q)(a))),           \
+                                 _mm256_set1_ps((dw) * a->d), acc[j]);                         \
+    }
+
+// One 32-element block of unsigned weights u with scale dw and minimum mw (Q4_1, Q5_1, K-quants):
+// sum = dw * da * (u . q) + mw * (da * sum q).
+#define QM_UNSIGNED_BLOCK(u, dw, mw, b)                                                        \
+    for (int j = 0; j < NT; j++) {                                                             \
+        const zk_q8a *a = x + j * ldx + (b);                                                   \
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)((u), QF(load_q)(a))),           \
+                                 _mm256_set1_ps((dw) * a->d), acc[j]);                         \
+        off[j] += (mw) * a->s;                                                                 \
+    }
+
+#define QM_BEGIN                                                                               \
+    __m256 acc[QM_TILE];                                                                       \
+    float off[QM_TILE];                                                                        \
+    for (int j = 0; j < NT; j++) { acc[j] = _mm256_setzero_ps(); off[j] = 0.0f; }
+#define QM_END for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]) + off[j];
+
+#define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, int64_t ldx, const int NT, float *out
+
+QM_FN void QF(tile_q8_0)(QM_ARGS) {
+    QM_BEGIN
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * 34;
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(blk + 2));
+        const float dw = half_to_float(blk);
+        QM_SIGNED_BLOCK(w, dw, b)
+    }
+    QM_END
+}
+
+QM_FN void QF(tile_q4_0)(QM_ARGS) {
+    QM_BEGIN
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * 18;
+        const __m256i w = _mm256_sub_epi8(QF(nibbles)(blk + 2), _mm256_set1_epi8(8));
+        const float dw = half_to_float(blk);
+        QM_SIGNED_BLOCK(w, dw, b)
+    }
+    QM_END
+}
+
+QM_FN void QF(tile_q5_0)(QM_ARGS) {
+    QM_BEGIN
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * 22;
+        uint32_t qh; memcpy(&qh, blk + 2, 4);
+        const __m256i hi = _mm256_and_si256(QF(bits_to_bytes)(qh), _mm256_set1_epi8(0x10));
+        const __m256i w = _mm256_sub_epi8(_mm256_or_si256(QF(nibbles)(blk + 6), hi), _mm256_set1_epi8(16));
+        const float dw = half_to_float(blk);
+        QM_SIGNED_BLOCK(w, dw, b)
+    }
+    QM_END
+}
+
+QM_FN void QF(tile_q4_1)(QM_ARGS) {
+    QM_BEGIN
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * 20;
+        const __m256i u = QF(nibbles)(blk + 4);
+        const float dw = half_to_float(blk), mw = half_to_float(blk + 2);
+        QM_UNSIGNED_BLOCK(u, dw, mw, b)
+    }
+    QM_END
+}
+
+QM_FN void QF(tile_q5_1)(QM_ARGS) {
+    QM_BEGIN
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * 24;
+        uint32_t qh; memcpy(&qh, blk + 4, 4);
+        const __m256i hi = _mm256_and_si256(QF(bits_to_bytes)(qh), _mm256_set1_epi8(0x10));
+        const __m256i u = _mm256_or_si256(QF(nibbles)(blk + 8), hi);
+        const float dw = half_to_float(blk), mw = half_to_float(blk + 2);
+        QM_UNSIGNED_BLOCK(u, dw, mw, b)
+    }
+    QM_END
+}
+
+// Q4_K and Q5_K: super-blocks of 256 = 8 sub-blocks of 32, each with a 6-bit scale and minimum.
+// nb counts 32-element blocks.
+QM_FN void QF(tile_q4_K)(QM_ARGS) {
+    QM_BEGIN
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        const uint8_t *blk = row + sb * 144;
+        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
+        uint8_t sc[8], mn[8];
+        scale_min_k4(blk + 4, sc, mn);
+        for (int g = 0; g < 4; g++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g));
+            const __m256i lo = _mm256_and_si256(q, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            QM_UNSIGNED_BLOCK(lo, d * (float)sc[2 * g], -dmin * (float)mn[2 * g], sb * 8 + 2 * g)
+            QM_UNSIGNED_BLOCK(hi, d * (float)sc[2 * g + 1], -dmin * (float)mn[2 * g + 1], sb * 8 + 2 * g + 1)
+        }
+    }
+    QM_END
+}
+
+QM_FN void QF(tile_q5_K)(QM_ARGS) {
+    QM_BEGIN
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        const uint8_t *blk = row + sb * 176;
+        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
+        uint8_t sc[8], mn[8];
+        scale_min_k4(blk + 4, sc, mn);
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        for (int g = 0; g < 4; g++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * g));
+            const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * g))), bh = _mm256_set1_epi8((char)(2 << (2 * g)));
+            const __m256i hl = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4);
+            const __m256i hh = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), hl);
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hh);
+            QM_UNSIGNED_BLOCK(lo, d * (float)sc[2 * g], -dmin * (float)mn[2 * g], sb * 8 + 2 * g)
+            QM_UNSIGNED_BLOCK(hi, d * (float)sc[2 * g + 1], -dmin * (float)mn[2 * g + 1], sb * 8 + 2 * g + 1)
+        }
+    }
+    QM_END
+}
+
+// Q6_K: super-blocks of 256 with an int8 scale per 16 elements. A 32-element block spans two scales:
+// lanes 0-3 of the int32 dot cover elements 0-15, lanes 4-7 elements 16-31.
+QM_FN void QF(tile_q6_K)(QM_ARGS) {
+    QM_BEGIN
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        const uint8_t *blk = row + sb * 210;
+        const int8_t *scales = (const int8_t *)(blk + 192);
+        const float d = half_to_float(blk + 208);
+        for (int half = 0; half < 2; half++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * half));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
+            __m256i w[4];
+            w[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m30));
+            w[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m30));
+            w[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m30));
+            w[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
+            for (int i = 0; i < 4; i++) {
+                const __m256i ws = _mm256_sub_epi8(w[i], c32);
+                const int s0 = scales[8 * half + 2 * i], s1 = scales[8 * half + 2 * i + 1];
+                const __m256 sv = _mm256_set_m128(_mm_set1_ps(d * (float)s1), _mm_set1_ps(d * (float)s0));
+                for (int j = 0; j < NT; j++) {
+                    const zk_q8a *a = x + j * ldx + sb * 8 + half * 4 + i;
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(ws, QF(load_q)(a))),
+                                             _mm256_mul_ps(sv, _mm256_set1_ps(a->d)), acc[j]);
+                }
+            }
+        }
+    }
+    QM_END
+}
+
+// Rows [r0, r1) against nt activation rows, in tiles of QM_TILE activation rows.
+#define QM_DRIVE(kind)                                                                         \
+    for (int64_t r = r0; r < r1; r++) {                                                        \
+        const uint8_t *row = w + r * row_bytes;                                                \
+        float o[QM_TILE];                                                                      \
+        int64_t t = 0;                                                                         \
+        for (; t + QM_TILE <= nt; t += QM_TILE) {                                              \
+            QF(tile_##kind)(row, nb, x + t * nb, nb, QM_TILE, o);                              \
+            for (int j = 0; j < QM_TILE; j++) y[(t + j) * ldy + r] = o[j];                     \
+        }                                                                                      \
+        for (; t < nt; t++) {                                                                  \
+            QF(tile_##kind)(row, nb, x + t * nb, nb, 1, o);                                    \
+            y[t * ldy + r] = o[0];                                                             \
+        }                                                                                      \
+    }
+
+__attribute__((target(QM_TARGET)))
+static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
+                      const zk_q8a *x, int64_t nt, float *y, int64_t ldy) {
+    const int64_t nb = k / 32;
+    switch (type) {
+    case ZK_Q8_0: QM_DRIVE(q8_0) return 1;
+    case ZK_Q4_0: QM_DRIVE(q4_0) return 1;
+    case ZK_Q5_0: QM_DRIVE(q5_0) return 1;
+    case ZK_Q4_1: QM_DRIVE(q4_1) return 1;
+    case ZK_Q5_1: QM_DRIVE(q5_1) return 1;
+    case ZK_Q4_K: QM_DRIVE(q4_K) return 1;
+    case ZK_Q5_K: QM_DRIVE(q5_K) return 1;
+    case ZK_Q6_K: QM_DRIVE(q6_K) return 1;
+    default: return 0;
+    }
+}
+
+#undef QF
+#undef QM_FN
+#undef QM_SIGNED_BLOCK
+#undef QM_UNSIGNED_BLOCK
+#undef QM_BEGIN
+#undef QM_END
+#undef QM_ARGS
+#undef QM_DRIVE

@@ -26,6 +26,8 @@ let package = Package(
             name: "CKernels",
             cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3", "-fno-math-errno"])]
         ),
+        // Counts the process's heap allocations (replaces malloc; the `zebra` executable only).
+        .target(name: "CMallocCounter"),
         .systemLibrary(
             name: "COpenBLAS",
             pkgConfig: "openblas",
@@ -47,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "zebra",
             dependencies: [
-                "Server", "HTTP", "Engine", "Model", "Tokenizer", "GGUF", "Kernels",
+                "Server", "HTTP", "Engine", "Model", "Tokenizer", "GGUF", "Kernels", "CMallocCounter",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

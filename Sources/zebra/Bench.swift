@@ -1,6 +1,9 @@
-// `zebra bench`: prompt processing and decode speed, decode cost against context depth, KV bytes.
+// `zebra bench`: prompt processing and decode speed, decode cost against context depth, aggregate
+// decode of parallel sequences, heap allocations per decode step, KV bytes. Like llama-bench and
+// llama-batched-bench, timed decode steps feed pseudo-random tokens and do not sample.
 import ArgumentParser
 import CKernels
+import CMallocCounter
 import Engine
 import Foundation
 import Kernels
@@ -13,6 +16,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("prompt-lengths"), help: "Prompt lengths for prompt processing.") var promptLengths = "512,2048"
     @Option(help: "Context depths at which to time decode.") var depths = "0,4096,16384"
     @Option(name: .customLong("decode-tokens"), help: "Tokens decoded per measurement.") var decodeTokens = 32
+    @Option(help: "Parallel sequence counts for aggregate decode ('' for none).") var parallel = "4,16"
+    @Option(name: .customLong("parallel-prompt"), help: "Prompt tokens per parallel sequence before decoding.") var parallelPrompt = 128
     @Option(help: "Repetitions (median reported).") var reps = 1
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(name: .customLong("kv-context"), help: "Context length for the KV-bytes figure (default: the model's).") var kvContext: Int?
@@ -22,6 +27,7 @@ struct Bench: ParsableCommand {
         let model = m.model, c = model.config
         let pls = promptLengths.split(separator: ",").compactMap { Int($0) }
         let ds = depths.split(separator: ",").compactMap { Int($0) }
+        let pars = parallel.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         func progress(_ s: String) { Console.standardError.write("\r\u{1B}[K" + s) }
         // Deterministic pseudo-random prompt tokens (avoid control tokens: ids from 1000 up).
         var rng = SeededGenerator(seed: 42)
@@ -48,6 +54,7 @@ struct Bench: ParsableCommand {
             pp.append((n, median(rates)))
         }
         var dec: [(Int, Double)] = []
+        var allocations = 0, countedSteps = 0
         for d in ds where d + decodeTokens < c.contextLength {
             var times: [Double] = []
             for r in 0..<reps {
@@ -62,16 +69,41 @@ struct Bench: ParsableCommand {
                     i += k
                 }
                 progress("decode at depth \(d): \(decodeTokens) tokens (rep \(r + 1)/\(reps))")
-                var tok: Int32 = 1000
+                let next = tokens(decodeTokens)
                 let t0 = monotonicSeconds()
-                for _ in 0..<decodeTokens {
-                    let l = try model.forward([BatchItem(seq: seq, tokens: [tok], logits: .last)], cache: cache)
-                    tok = Int32(Sampler.topN(l.row(0), 1)[0])
+                for i in 0..<decodeTokens {
+                    let items = [BatchItem(seq: seq, tokens: [next[i]], logits: .last)]
+                    let a0 = zm_allocation_count()
+                    _ = try model.forward(items, cache: cache)
+                    // Steady state: after two warm-up steps (scratch buffers grown by then).
+                    if i >= 2 { allocations += Int(zm_allocation_count() - a0); countedSteps += 1 }
                 }
                 times.append((monotonicSeconds() - t0) / Double(decodeTokens))
             }
             dec.append((d, median(times)))
         }
+        var agg: [(Int, Double)] = []
+        for n in pars where parallelPrompt + decodeTokens < c.contextLength {
+            var rates: [Double] = []
+            for r in 0..<reps {
+                progress("aggregate decode, \(n) sequences: prompts of \(parallelPrompt) (rep \(r + 1)/\(reps))")
+                let cache = model.makeCache()
+                let seqs = (0..<n).map { _ in cache.newSequence() }
+                for s in seqs { _ = try model.forward([BatchItem(seq: s, tokens: tokens(parallelPrompt), logits: .last)], cache: cache) }
+                progress("aggregate decode, \(n) sequences: \(decodeTokens) steps (rep \(r + 1)/\(reps))")
+                let toks = tokens(n * decodeTokens)
+                let t0 = monotonicSeconds()
+                for i in 0..<decodeTokens {
+                    let items = seqs.indices.map { BatchItem(seq: seqs[$0], tokens: [toks[i * n + $0]], logits: .last) }
+                    let a0 = zm_allocation_count()
+                    _ = try model.forward(items, cache: cache)
+                    if i >= 2 { allocations += Int(zm_allocation_count() - a0); countedSteps += 1 }
+                }
+                rates.append(Double(n * decodeTokens) / (monotonicSeconds() - t0))
+            }
+            agg.append((n, median(rates)))
+        }
+        let allocsPerStep = countedSteps > 0 ? Double(allocations) / Double(countedSteps) : 0
         progress("")
         let kvCache = model.makeCache()
         let kvTokens = kvContext ?? c.contextLength
@@ -86,6 +118,8 @@ struct Bench: ParsableCommand {
                 "kernels": kernelPath,
                 "prompt_tokens_per_second": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), $0.1) }),
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
+                "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
+                "heap_allocations_per_decode_step": allocsPerStep,
                 "kv_bytes_per_sequence_at_context": ["context": kvTokens, "sliding": kvSeq.sliding,
                                                      "global": kvSeq.global, "total": kvSeq.total, "all_global": kvFull],
             ]
@@ -100,6 +134,8 @@ struct Bench: ParsableCommand {
         if let first = dec.first, let last = dec.last, dec.count > 1 {
             print(String(format: "decode time ratio depth %d / depth %d: %.2f", last.0, first.0, last.1 / first.1))
         }
+        for (n, r) in agg { print(String(format: "aggregate decode, %3d sequences: %8.1f tokens/s", n, r)) }
+        print(String(format: "heap allocations per decode step (steady state, inside forward): %.2f", allocsPerStep))
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
         print("KV bytes per sequence at \(kvTokens) tokens: \(mib(kvSeq.total)) (sliding \(mib(kvSeq.sliding)), global \(mib(kvSeq.global))); every layer global: \(mib(kvFull))")
     }

@@ -215,7 +215,8 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
     QM_END
 }
 
-// Rows [r0, r1) against nt activation rows, in tiles of QM_TILE activation rows.
+// Rows [r0, r1) against nt activation rows: tiles of QM_TILE activation rows, then one of 4, then
+// single rows (identical results whichever tile a row lands in).
 #define QM_DRIVE(kind)                                                                         \
     for (int64_t r = r0; r < r1; r++) {                                                        \
         const uint8_t *row = w + r * row_bytes;                                                \
@@ -224,6 +225,11 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         for (; t + QM_TILE <= nt; t += QM_TILE) {                                              \
             QF(tile_##kind)(row, nb, x + t * nb, nb, QM_TILE, o);                              \
             for (int j = 0; j < QM_TILE; j++) y[(t + j) * ldy + r] = o[j];                     \
+        }                                                                                      \
+        if (QM_TILE > 4 && t + 4 <= nt) {                                                      \
+            QF(tile_##kind)(row, nb, x + t * nb, nb, 4, o);                                    \
+            for (int j = 0; j < 4; j++) y[(t + j) * ldy + r] = o[j];                           \
+            t += 4;                                                                            \
         }                                                                                      \
         for (; t < nt; t++) {                                                                  \
             QF(tile_##kind)(row, nb, x + t * nb, nb, 1, o);                                    \

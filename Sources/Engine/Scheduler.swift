@@ -4,6 +4,9 @@
 // request waits while its full KV need (prompt + max tokens) does not fit the budget; the waiting
 // queue is bounded. Prompt chunks end at fixed positions (multiples of `chunkTokens`), so a
 // sequence's arithmetic never depends on what else is running (see Transformer).
+// A group of requests with one prompt (n > 1 choices) runs the prompt once: the other members wait
+// attached to the leader, and when its last prompt chunk is done they get a copy of its KV cache and
+// sample their first token from the same logits. Each member's output is what it would be alone.
 import Kernels
 import Model
 import Tokenizer
@@ -107,6 +110,8 @@ public final class Scheduler: @unchecked Sendable {
         var stopper: StopMatcher
         let submitted: Double
         var lastTokenAt = 0.0
+        /// Members of this sequence's group still waiting for its prompt (forked when it is done).
+        var followers: [Sequence] = []
         init(id: Int, request: GenerationRequest, sink: @escaping GenerationSink, now: Double) {
             self.id = id; self.request = request; self.sink = sink; submitted = now
             sampler = Sampler(params: request.params, prompt: request.prompt)
@@ -150,23 +155,39 @@ public final class Scheduler: @unchecked Sendable {
     /// Queues a request; events go to `sink` on the engine thread. Returns the request's id.
     @discardableResult
     public func submit(_ request: GenerationRequest, sink: @escaping GenerationSink) throws(SchedulerError) -> Int {
-        guard !request.prompt.isEmpty else { throw .emptyPrompt }
+        try submit(group: [(request, sink)])[0]
+    }
+
+    /// Queues requests that share one prompt (their sampling, stops and max tokens may differ): the
+    /// prompt is processed once. Returns their ids, in order.
+    @discardableResult
+    public func submit(group: [(GenerationRequest, GenerationSink)]) throws(SchedulerError) -> [Int] {
+        guard let first = group.first, !first.0.prompt.isEmpty else { throw .emptyPrompt }
+        precondition(group.allSatisfy { $0.0.prompt == first.0.prompt }, "a group shares one prompt")
         let ctx = model.config.contextLength
-        guard request.prompt.count + request.maxTokens <= ctx else {
-            throw .exceedsContext(promptTokens: request.prompt.count, maxTokens: request.maxTokens, context: ctx)
+        var need = 0
+        for (request, _) in group {
+            guard request.prompt.count + request.maxTokens <= ctx else {
+                throw .exceedsContext(promptTokens: request.prompt.count, maxTokens: request.maxTokens, context: ctx)
+            }
+            need += cache.bytesAllocated(tokens: request.prompt.count + request.maxTokens)
         }
-        let need = cache.bytesAllocated(tokens: request.prompt.count + request.maxTokens)
         guard need <= config.kvBudgetBytes else { throw .exceedsKVBudget(needed: need, budget: config.kvBudgetBytes) }
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }
         if stopping { throw .stopped }
         let queued = incoming.count + statsShared.waiting
         guard queued < config.maxQueue else { throw .queueFull(waiting: queued) }
-        let s = Sequence(id: nextID, request: request, sink: sink, now: monotonicSeconds())
-        nextID += 1
-        incoming.append(s)
+        let now = monotonicSeconds()
+        let members = group.map { (request, sink) in
+            let s = Sequence(id: nextID, request: request, sink: sink, now: now)
+            nextID += 1
+            return s
+        }
+        members[0].followers = Array(members.dropFirst())
+        incoming.append(members[0])
         pthread_cond_signal(&cv)
-        return s.id
+        return members.map(\.id)
     }
 
     /// Cancels a request (it is dropped before the next step; its KV is freed).
@@ -207,12 +228,16 @@ public final class Scheduler: @unchecked Sendable {
             pthread_mutex_unlock(&m)
             waiting += new
             if stop {
-                for s in waiting + running { _ = s.sink(.failed(SchedulerError.stopped.description)); release(s) }
+                for s in waiting + running { fail(s, SchedulerError.stopped.description) }
                 waiting = []; running = []
                 publish()
                 return
             }
             if !gone.isEmpty {
+                for s in waiting + running {
+                    for f in s.followers where gone.contains(f.id) { release(f) }
+                    s.followers.removeAll { gone.contains($0.id) }
+                }
                 for s in running where gone.contains(s.id) { release(s) }
                 running.removeAll { gone.contains($0.id) }
                 waiting.removeAll { gone.contains($0.id) }
@@ -224,13 +249,24 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     private func admit() {
-        while let s = waiting.first, running.count < config.maxRunning {
-            let kv = cache.newSequence()
-            guard cache.reserve(kv, length: s.request.prompt.count + s.request.maxTokens) else {
-                cache.release(kv)
+        while let s = waiting.first {
+            let members = [s] + s.followers
+            // A group larger than maxRunning still runs, alone.
+            guard running.isEmpty || running.count + members.count <= config.maxRunning else { break }
+            var kvs: [SequenceKV] = []
+            for mbr in members {
+                let kv = cache.newSequence()
+                guard cache.reserve(kv, length: mbr.request.prompt.count + mbr.request.maxTokens) else {
+                    cache.release(kv)
+                    break
+                }
+                kvs.append(kv)
+            }
+            guard kvs.count == members.count else {
+                for kv in kvs { cache.release(kv) }
                 break   // head-of-line waits for memory (FIFO keeps it fair)
             }
-            s.kv = kv
+            for (mbr, kv) in zip(members, kvs) { mbr.kv = kv }
             waiting.removeFirst()
             running.append(s)
         }
@@ -260,7 +296,7 @@ public final class Scheduler: @unchecked Sendable {
         do {
             logits = try model.forward(items, cache: cache)
         } catch {
-            for s in owners { _ = s.sink(.failed("\(error)")); release(s) }
+            for s in owners { fail(s, "\(error)") }
             let ids = Set(owners.map(\.id))
             running.removeAll { ids.contains($0.id) }
             return
@@ -279,6 +315,13 @@ public final class Scheduler: @unchecked Sendable {
             }
             let r = logits.row(row)
             row += 1
+            // The prompt is done: the group's other members take a copy of its KV and these logits.
+            for f in s.followers {
+                cache.copy(from: s.kv!, to: f.kv!)
+                f.prefilled = f.request.prompt.count
+                if !sample(f, r, now: now) { running.append(f) }
+            }
+            s.followers = []
             if sample(s, r, now: now) { done.insert(s.id) }
         }
         if !done.isEmpty { running.removeAll { done.contains($0.id) } }
@@ -314,8 +357,17 @@ public final class Scheduler: @unchecked Sendable {
         return true
     }
 
+    /// Frees a sequence's KV, and that of group members still waiting for its prompt.
     private func release(_ s: Sequence) {
         if let kv = s.kv { cache.release(kv); s.kv = nil }
+        for f in s.followers { release(f) }
+    }
+
+    /// Reports a failure to a sequence and the group members waiting on it, and frees their KV.
+    private func fail(_ s: Sequence, _ message: String) {
+        for f in s.followers { _ = f.sink(.failed(message)) }
+        _ = s.sink(.failed(message))
+        release(s)
     }
 
     private func publish() {

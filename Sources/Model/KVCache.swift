@@ -151,6 +151,22 @@ public final class KVCache: @unchecked Sendable {
         liveSequences[seq.id] = nil
     }
 
+    /// Copies every position `src` still holds (all of them for global layers, the last W for
+    /// sliding ones) into the empty sequence `dst`, which must be reserved for `src.length`: a fork,
+    /// so n completions of one prompt share one prompt pass.
+    public func copy(from src: SequenceKV, to dst: SequenceKV) {
+        precondition(dst.length == 0 && dst.reservedLength >= src.length, "fork target must be empty and reserved")
+        for (l, spec) in layers.enumerated() {
+            let lo = spec.kind.window.map { max(0, src.length - $0) } ?? 0
+            for p in lo..<src.length {
+                let a = rows(src, layer: l, pos: p), b = rows(dst, layer: l, pos: p)
+                b.k.update(from: a.k, count: kvDim)
+                b.v.update(from: a.v, count: kvDim)
+            }
+        }
+        dst.length = src.length
+    }
+
     // MARK: addressing (K plane then V plane inside each ring/block)
 
     /// Pointers to the K and V rows of `pos` in `layer` (the position must be reserved).

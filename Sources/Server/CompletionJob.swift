@@ -91,27 +91,29 @@ final class CompletionJob: @unchecked Sendable {
         if body.stream { startStream() }
         writer.onClose { [weak self] in self?.cancelAll() }
         for (i, p) in prompts.enumerated() {
-            for j in 0..<body.n {
+            // The n choices of a prompt form one group: the scheduler runs the prompt once.
+            let group: [(GenerationRequest, GenerationSink)] = (0..<body.n).map { j in
                 let k = i * body.n + j
                 let r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
                                           stop: body.stop, ignoreEOS: body.ignoreEOS)
-                do {
-                    // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
-                    let sid = try model.scheduler.submit(r) { ev in self.handle(k, ev) }
-                    lock.withLock { sequenceIDs.append(sid) }
-                } catch {
-                    cancelAll()
-                    let e: APIError
-                    switch error {
-                    case .queueFull: e = APIError(429, "the server is overloaded (\(error)); retry shortly", type: "rate_limit_error", code: "overloaded", headers: [("Retry-After", "1")])
-                    case .exceedsKVBudget: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
-                    case .exceedsContext: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
-                    case .emptyPrompt: e = APIError.invalid("prompt", error.description)
-                    case .stopped: e = APIError(503, error.description, type: "server_error", code: "shutting_down")
-                    }
-                    fail(e)
-                    return
+                // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
+                return (r, { ev in self.handle(k, ev) })
+            }
+            do {
+                let ids = try model.scheduler.submit(group: group)
+                lock.withLock { sequenceIDs += ids }
+            } catch {
+                cancelAll()
+                let e: APIError
+                switch error {
+                case .queueFull: e = APIError(429, "the server is overloaded (\(error)); retry shortly", type: "rate_limit_error", code: "overloaded", headers: [("Retry-After", "1")])
+                case .exceedsKVBudget: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+                case .exceedsContext: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+                case .emptyPrompt: e = APIError.invalid("prompt", error.description)
+                case .stopped: e = APIError(503, error.description, type: "server_error", code: "shutting_down")
                 }
+                fail(e)
+                return
             }
         }
     }

@@ -134,3 +134,43 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
     let r = u.push("café!")
     #expect(r.emit == "caf" && r.stopped)
 }
+
+/// n > 1: a group runs its prompt once (prompt tokens counted once), and each member's output equals
+/// the same request run alone, for a prompt longer than one chunk and the sliding window.
+@Test func groupSharesOnePromptPassAndMatchesSeparateRuns() throws {
+    let s = try makeScheduler(); defer { s.stop() }
+    let p = prompt(3, length: 37)
+    let params = (0..<3).map { SamplingParams(temperature: 0.8, seed: UInt64(100 + $0)) } + [SamplingParams.greedy]
+    let requests = params.map { GenerationRequest(prompt: p, maxTokens: 12, params: $0, ignoreEOS: true) }
+    let alone = Collector()
+    for (i, r) in requests.enumerated() {
+        try s.submit(r, sink: alone.sink(i))
+        alone.done.wait()
+    }
+    let before = s.snapshot.promptTokens
+    let group = Collector()
+    let ids = try s.submit(group: requests.enumerated().map { ($1, group.sink($0)) })
+    #expect(Set(ids).count == requests.count)
+    for _ in requests { group.done.wait() }
+    for i in requests.indices {
+        #expect(group.result(i).0.count == 12)
+        #expect(group.result(i).0 == alone.result(i).0, "member \(i)")
+    }
+    #expect(s.snapshot.promptTokens - before == p.count)
+    var waited = 0
+    while s.snapshot.kvAllocated != 0 && waited < 200 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvAllocated == 0)
+}
+
+/// Cancelling a group before its prompt is done frees every member's KV.
+@Test func cancelledGroupFreesAllMembers() throws {
+    let s = try makeScheduler(); defer { s.stop() }
+    let c = Collector()
+    let r = GenerationRequest(prompt: prompt(5, length: 200), maxTokens: 50, params: .greedy, ignoreEOS: true)
+    let ids = try s.submit(group: (0..<4).map { (r, c.sink($0)) })
+    for id in ids { s.cancel(id) }
+    var waited = 0
+    while (s.snapshot.kvAllocated != 0 || s.snapshot.running != 0) && waited < 400 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvAllocated == 0)
+    #expect(s.snapshot.running == 0)
+}

@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["CKernels"], swiftSettings: optimized),
         .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
-        .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels"], swiftSettings: optimized),
+        .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels"], swiftSettings: optimized),
         // The OpenAI API and operations endpoints: maps HTTP requests to the engine.
         .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer",
                                                .product(name: "Logging", package: "swift-log")]),

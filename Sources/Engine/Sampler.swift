@@ -1,6 +1,7 @@
 // Turns a row of logits into the next token. Order: logit bias, penalties, then greedy arg-max, or
 // temperature -> top-k -> top-p -> min-p -> a draw from the seeded generator. Log-probabilities are
 // reported from the model's own distribution (log-softmax of the raw logits), as vLLM does.
+import CKernels
 
 public struct SampledToken: Sendable, Equatable {
     public let token: Int32
@@ -40,11 +41,7 @@ public struct Sampler: Sendable {
         let v = logits.count
         if work.count != v { work = Array(repeating: 0, count: v) }
         // Raw log-softmax normaliser, for reported log-probabilities.
-        var mx = -Float.infinity
-        for x in logits where x > mx { mx = x }
-        var sum: Float = 0
-        for x in logits { sum += expf(x - mx) }
-        let logZ = mx + logf(sum)
+        let logZ = zk_logsumexp(logits.baseAddress!, Int64(v))
 
         work.withUnsafeMutableBufferPointer { w in
             _ = w.initialize(from: logits)
@@ -152,5 +149,6 @@ public struct Sampler: Sendable {
 }
 
 #if canImport(Glibc)
+import CKernels
 import Glibc
 #endif

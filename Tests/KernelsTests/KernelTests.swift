@@ -203,3 +203,15 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
     zk_f16_to_f32_row(h, &back, Int64(xs.count))
     for (a, b) in zip(xs, back) { #expect(Float(Float16(a)) == b) }
 }
+
+@Test func logSumExpMatchesDouble() {
+    var rng = Rng(s: 31)
+    for n in [1, 7, 8, 17, 262_144] {
+        let x = (0..<n).map { _ in rng.float() * 30 }
+        let mx = Double(x.max()!)
+        let want = mx + log(x.map { exp(Double($0) - mx) }.reduce(0, +))
+        #expect(abs(Double(zk_logsumexp(x, Int64(n))) - want) < 1e-5 * max(1, abs(want)), "n \(n)")
+    }
+    #expect(zk_logsumexp([-Float.infinity, -.infinity], 2) == -.infinity)
+    #expect(abs(zk_logsumexp([-200, 0, -1000], 3)) < 1e-6)  // very negative inputs underflow to 0, not NaN
+}

@@ -83,6 +83,8 @@ void zk_rope(float *x, int64_t head_dim, int64_t n_rot, int64_t pos, float base,
 void zk_gelu_mul(const float *g, const float *u, float *y, int64_t n);
 /// y = silu(g) * u, elementwise.
 void zk_silu_mul(const float *g, const float *u, float *y, int64_t n);
+/// log(sum(exp(x))), stable (max subtracted), vectorized exp (~1e-7 relative). -inf if all are -inf.
+float zk_logsumexp(const float *x, int64_t n);
 /// x *= s
 void zk_scale(float *x, float s, int64_t n);
 /// y += x

@@ -69,7 +69,6 @@ int zk_has_int8_kernel(int type) {
 
 int zk_act_format(int type) {
     switch (type) {
-    case ZK_Q4_1: case ZK_Q5_1: return ZK_ACT_Q8_1;
     case ZK_Q4_K: case ZK_Q5_K: case ZK_Q6_K: return ZK_ACT_Q8_K;
     default: return ZK_ACT_Q8_0;
     }
@@ -78,8 +77,9 @@ int zk_act_format(int type) {
 static inline float round_f16(float f) { return _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)); }
 
 // ggml's quantize_row_q8_0 / q8_1 (x86): d = max|x| / 127 kept in f16, q = x * (127 / max|x|)
-// rounded to nearest even; q8_1 also keeps s = d * sum(q) in f16.
-static void quantize_q8_0_like(const float *x, zk_q8a *dst, int64_t k, int q8_1) {
+// rounded to nearest even. s = d * sum(q) exactly (ggml's q8_1 rounds it to f16; we do not, so the
+// minimum term of Q4_1/Q5_1 is the plain product the naive reference computes).
+static void quantize_q8_0(const float *x, zk_q8a *dst, int64_t k) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < k / 32; b++) {
         const float *xb = x + b * 32;
@@ -142,7 +142,7 @@ static void quantize_q8_K(const float *x, zk_q8a *dst, int64_t k) {
 
 void zk_quantize_q8a(const float *x, zk_q8a *dst, int64_t k, int format) {
     if (format == ZK_ACT_Q8_K) quantize_q8_K(x, dst, k);
-    else quantize_q8_0_like(x, dst, k, format == ZK_ACT_Q8_1);
+    else quantize_q8_0(x, dst, k);
 }
 
 void zk_dequantize_q8a(const zk_q8a *src, float *dst, int64_t k) {

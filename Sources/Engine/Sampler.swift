@@ -149,6 +149,5 @@ public struct Sampler: Sendable {
 }
 
 #if canImport(Glibc)
-import CKernels
 import Glibc
 #endif

@@ -2,7 +2,7 @@
 //   y[T, N] = x[T, K] . W[N, K]^T
 // Quantized weights (Q4_0 ... Q6_K) multiply 8-bit activations, as llama.cpp does: x is quantized
 // once per call into 32-element blocks (zk_q8a) rounded exactly as llama.cpp's activation format for
-// that weight type (Q8_0, Q8_1 or Q8_K), then either
+// that weight type (Q8_0, or Q8_K for K-quants), then either
 //   - the int8 row kernels (`.rows`): exact integer block dots, weight blocks reused across a tile of
 //     activation rows, so one weight pass serves the whole batch; or
 //   - OpenBLAS sgemm (`.blas`) on dequantized weight tiles and the dequantized 8-bit activations:

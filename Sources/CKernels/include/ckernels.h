@@ -48,9 +48,10 @@ typedef struct {
     int8_t q[32];
 } zk_q8a;
 
-/// llama.cpp's activation formats: Q8_0 (d in f16; for Q4_0/Q5_0/Q8_0 weights), Q8_1 (d and s in
-/// f16; Q4_1/Q5_1), Q8_K (one f32 scale per 256 from the largest-magnitude value; K-quants).
-enum zk_act_format { ZK_ACT_Q8_0 = 0, ZK_ACT_Q8_1 = 1, ZK_ACT_Q8_K = 2 };
+/// llama.cpp's activation formats: Q8_0 (d in f16; for Q4_0/Q5_0/Q8_0 weights, and for Q4_1/Q5_1,
+/// whose Q8_1 has the same d and q), Q8_K (one f32 scale per 256 from the largest-magnitude value;
+/// K-quants). s = d * sum(q) is kept exact in both.
+enum zk_act_format { ZK_ACT_Q8_0 = 0, ZK_ACT_Q8_K = 1 };
 /// The activation format llama.cpp pairs with weights of `type`.
 int zk_act_format(int type);
 /// Quantizes k floats (a multiple of 32; of 256 for Q8_K) into k / 32 blocks.

@@ -30,10 +30,8 @@ public final class Matmul: @unchecked Sendable {
     let tileRows = 256
     private var scratch: [UnsafeMutablePointer<Float>] = []
     private var scratchCount = 0
-    private var xq: UnsafeMutablePointer<zk_q8a>? = nil
-    private var xqCount = 0
-    private var xd: UnsafeMutablePointer<Float>? = nil
-    private var xdCount = 0
+    private var xq = GrowingBuffer<zk_q8a>()   // quantized activations
+    private var xd = GrowingBuffer<Float>()    // the same, dequantized (sgemm route)
 
     public init(pool: KernelPool) {
         self.pool = pool
@@ -42,8 +40,8 @@ public final class Matmul: @unchecked Sendable {
 
     deinit {
         for p in scratch { p.deallocate() }
-        xq?.deallocate()
-        xd?.deallocate()
+        xq.deallocate()
+        xd.deallocate()
     }
 
     private func ensureScratch(_ floats: Int) {
@@ -51,24 +49,6 @@ public final class Matmul: @unchecked Sendable {
         for p in scratch { p.deallocate() }
         scratchCount = max(floats, scratchCount)
         scratch = (0..<pool.threadCount).map { _ in .allocate(capacity: scratchCount) }
-    }
-
-    private func ensureQuantized(_ blocks: Int) -> UnsafeMutablePointer<zk_q8a> {
-        if blocks > xqCount {
-            xq?.deallocate()
-            xqCount = max(blocks, xqCount * 2)
-            xq = .allocate(capacity: xqCount)
-        }
-        return xq!
-    }
-
-    private func ensureDequantized(_ floats: Int) -> UnsafeMutablePointer<Float> {
-        if floats > xdCount {
-            xd?.deallocate()
-            xdCount = max(floats, xdCount * 2)
-            xd = .allocate(capacity: xdCount)
-        }
-        return xd!
     }
 
     /// y[t * ldy + n] for t < nt, n < w.rows. `x` is [nt, w.cols] row-major.
@@ -82,7 +62,7 @@ public final class Matmul: @unchecked Sendable {
         var input = x
         if quantized {
             let nb = w.cols / 32
-            let q = ensureQuantized(nt * nb)
+            let q = xq.reserve(nt * nb)
             let format = zk_act_format(w.type)
             pool.parallelFor(nt, granularity: 8) { r, _ in
                 for t in r { zk_quantize_q8a(x + t * w.cols, q + t * nb, Int64(w.cols), format) }
@@ -94,7 +74,7 @@ public final class Matmul: @unchecked Sendable {
                 }
                 return
             }
-            let d = ensureDequantized(nt * w.cols)
+            let d = xd.reserve(nt * w.cols)
             pool.parallelFor(nt, granularity: 8) { r, _ in
                 for t in r { zk_dequantize_q8a(q + t * nb, d + t * w.cols, Int64(w.cols)) }
             }
@@ -123,4 +103,22 @@ public final class Matmul: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A heap buffer that only grows (at least doubling) and is reused across calls, so steady-state
+/// products allocate nothing. Its contents do not survive a `reserve` that grows it.
+private struct GrowingBuffer<T> {
+    private var pointer: UnsafeMutablePointer<T>? = nil
+    private var capacity = 0
+
+    mutating func reserve(_ count: Int) -> UnsafeMutablePointer<T> {
+        if count > capacity {
+            pointer?.deallocate()
+            capacity = max(count, capacity * 2)
+            pointer = .allocate(capacity: capacity)
+        }
+        return pointer!
+    }
+
+    func deallocate() { pointer?.deallocate() }
 }

@@ -55,6 +55,18 @@ struct Bench: ParsableCommand {
         }
         var dec: [(Int, Double)] = []
         var allocations = 0, countedSteps = 0
+        /// Times `decodeTokens` steps of `step(i)`'s items (built outside the timed forward) and
+        /// counts heap allocations inside forward after two warm-up steps (scratch grown by then).
+        func timedDecode(_ cache: KVCache, _ step: (Int) -> [BatchItem]) throws -> Double {
+            let t0 = monotonicSeconds()
+            for i in 0..<decodeTokens {
+                let items = step(i)
+                let a0 = zm_allocation_count()
+                _ = try model.forward(items, cache: cache)
+                if i >= 2 { allocations += Int(zm_allocation_count() - a0); countedSteps += 1 }
+            }
+            return monotonicSeconds() - t0
+        }
         for d in ds where d + decodeTokens < c.contextLength {
             var times: [Double] = []
             for r in 0..<reps {
@@ -70,15 +82,8 @@ struct Bench: ParsableCommand {
                 }
                 progress("decode at depth \(d): \(decodeTokens) tokens (rep \(r + 1)/\(reps))")
                 let next = tokens(decodeTokens)
-                let t0 = monotonicSeconds()
-                for i in 0..<decodeTokens {
-                    let items = [BatchItem(seq: seq, tokens: [next[i]], logits: .last)]
-                    let a0 = zm_allocation_count()
-                    _ = try model.forward(items, cache: cache)
-                    // Steady state: after two warm-up steps (scratch buffers grown by then).
-                    if i >= 2 { allocations += Int(zm_allocation_count() - a0); countedSteps += 1 }
-                }
-                times.append((monotonicSeconds() - t0) / Double(decodeTokens))
+                let t = try timedDecode(cache) { [BatchItem(seq: seq, tokens: [next[$0]], logits: .last)] }
+                times.append(t / Double(decodeTokens))
             }
             dec.append((d, median(times)))
         }
@@ -92,14 +97,10 @@ struct Bench: ParsableCommand {
                 for s in seqs { _ = try model.forward([BatchItem(seq: s, tokens: tokens(parallelPrompt), logits: .last)], cache: cache) }
                 progress("aggregate decode, \(n) sequences: \(decodeTokens) steps (rep \(r + 1)/\(reps))")
                 let toks = tokens(n * decodeTokens)
-                let t0 = monotonicSeconds()
-                for i in 0..<decodeTokens {
-                    let items = seqs.indices.map { BatchItem(seq: seqs[$0], tokens: [toks[i * n + $0]], logits: .last) }
-                    let a0 = zm_allocation_count()
-                    _ = try model.forward(items, cache: cache)
-                    if i >= 2 { allocations += Int(zm_allocation_count() - a0); countedSteps += 1 }
+                let t = try timedDecode(cache) { i in
+                    seqs.indices.map { BatchItem(seq: seqs[$0], tokens: [toks[i * n + $0]], logits: .last) }
                 }
-                rates.append(Double(n * decodeTokens) / (monotonicSeconds() - t0))
+                rates.append(Double(n * decodeTokens) / t)
             }
             agg.append((n, median(rates)))
         }

@@ -3,6 +3,7 @@
 #include "ckernels.h"
 #include <math.h>
 #include <immintrin.h>
+#include "simd_math.h"
 
 float zk_dot_f32(const float *a, const float *b, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -83,80 +84,6 @@ void zk_silu_mul(const float *g, const float *u, float *y, int64_t n) {
 void zk_scale(float *x, float s, int64_t n) { for (int64_t i = 0; i < n; i++) x[i] *= s; }
 void zk_add(float *y, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] += x[i]; }
 
-// dot of a float query with an f16 key row
-static inline float dot_f32_f16(const float *q, const uint16_t *k, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8))), s1);
-    }
-    __m256 s = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float r = _mm_cvtss_f32(h);
-    for (; i < n; i++) r += q[i] * zk_f16_to_f32(k[i]);
-    return r;
-}
-
-// out += p * v (f16)
-static inline void axpy_f16(float *out, float p, const uint16_t *v, int64_t n) {
-    const __m256 pp = _mm256_set1_ps(p);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 o = _mm256_loadu_ps(out + i);
-        o = _mm256_fmadd_ps(pp, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), o);
-        _mm256_storeu_ps(out + i, o);
-    }
-    for (; i < n; i++) out[i] += p * zk_f16_to_f32(v[i]);
-}
-
-void zk_attend(const float *q, int64_t head_dim, float scale,
-               const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-               float *scores, float *out) {
-    int64_t j = 0;
-    float mx = -INFINITY;
-    for (int64_t s = 0; s < n_segs; s++) {
-        for (int64_t i = 0; i < segs[s].n; i++, j++) {
-            const float v = dot_f32_f16(q, segs[s].k + i * stride, head_dim) * scale;
-            scores[j] = v;
-            if (v > mx) mx = v;
-        }
-    }
-    const int64_t n = j;
-    float sum = 0.0f;
-    for (j = 0; j < n; j++) {
-        const float e = expf(scores[j] - mx);
-        scores[j] = e;
-        sum += e;
-    }
-    for (int64_t d = 0; d < head_dim; d++) out[d] = 0.0f;
-    j = 0;
-    for (int64_t s = 0; s < n_segs; s++)
-        for (int64_t i = 0; i < segs[s].n; i++, j++) axpy_f16(out, scores[j], segs[s].v + i * stride, head_dim);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    for (int64_t d = 0; d < head_dim; d++) out[d] *= inv;
-}
-
-// exp of 8 floats: Cephes' polynomial on [-ln2/2, ln2/2] times 2^k; relative error ~1e-7, inputs
-// clamped to [-87.3, 88.3] (exp(-87.3) ~ 1e-38, the smallest normal range).
-static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    const __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
 float zk_logsumexp(const float *x, int64_t n) {
     __m256 m8 = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
@@ -171,8 +98,8 @@ float zk_logsumexp(const float *x, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     i = 0;
     for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_add_ps(s0, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
-        s1 = _mm256_add_ps(s1, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm)));
+        s0 = _mm256_add_ps(s0, zk_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+        s1 = _mm256_add_ps(s1, zk_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm)));
     }
     const __m256 s = _mm256_add_ps(s0, s1);
     __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));

@@ -52,6 +52,8 @@ static matmul_fn pick(void) {
 
 const char *zk_kernel_path(void) { return pick() == matmul_vnni ? "avx512-vnni" : "avx2"; }
 
+int zk_path_is_avx512(void) { return pick() == matmul_vnni; }
+
 int zk_force_kernel_path(int vnni) {
     if (vnni && !cpu_has_vnni()) return 0;
     chosen = vnni ? matmul_vnni : matmul_avx2;

@@ -10,6 +10,47 @@ import Glibc
 /// The SIMD path the kernels run on this CPU (AVX-512 where present, else the AVX2 baseline).
 public var kernelPath: String { String(cString: zk_kernel_path()) }
 
+/// A unit of data-parallel work for `KernelPool.run`: a struct of pointers and sizes (no closures), so
+/// a dispatch allocates nothing. The pool reads the job through a pointer to the caller's copy.
+public protocol PoolJob {
+    /// This thread's share of the work.
+    func run(thread: Int, of threads: Int)
+}
+
+/// A job over `0..<count` for `KernelPool.parallelFor`, which gives each thread one contiguous range.
+public protocol RangeJob {
+    func run(_ range: Range<Int>, thread: Int)
+}
+
+extension PoolJob {
+    static func invoke(_ job: UnsafeRawPointer, thread: Int, of threads: Int) {
+        job.assumingMemoryBound(to: Self.self).pointee.run(thread: thread, of: threads)
+    }
+}
+
+/// Splits `0..<count` into one chunk per thread, aligned to `granularity`.
+struct RangeSplit<J: RangeJob>: PoolJob {
+    let count: Int, granularity: Int, job: J
+    func run(thread t: Int, of n: Int) {
+        let units = (count + granularity - 1) / granularity
+        let lo = units * t / n * granularity
+        let hi = min(count, units * (t + 1) / n * granularity)
+        if lo < hi { job.run(lo..<hi, thread: t) }
+    }
+}
+
+/// Adapts a closure (tests and cold paths): converting a non-escaping closure for the workers boxes
+/// its context, one heap allocation per dispatch, so hot paths use `RangeJob` structs instead.
+private struct ClosureJob: PoolJob {
+    let body: (Int, Int) -> Void
+    func run(thread: Int, of threads: Int) { body(thread, threads) }
+}
+
+private struct ClosureRangeJob: RangeJob {
+    let body: (Range<Int>, Int) -> Void
+    func run(_ range: Range<Int>, thread: Int) { body(range, thread) }
+}
+
 /// Runs data-parallel kernels on `threadCount` threads. Concurrent callers are serialised (a lock held
 /// for the whole `run`); nested `run` calls from inside a job are not allowed.
 public final class KernelPool: @unchecked Sendable {
@@ -21,8 +62,10 @@ public final class KernelPool: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
     private var runLock = pthread_mutex_t()
-    // The job of the current generation; written by the caller before the generation is published.
-    private var job: ((Int, Int) -> Void)?
+    // The job of the current generation (a pointer to the caller's copy, and its type); written by the
+    // caller before the generation is published, valid until every worker has finished.
+    private var job: UnsafeRawPointer?
+    private var jobType: (any PoolJob.Type)?
     private var threads: [pthread_t] = []
     /// Spins before a worker parks (~100 us).
     private let spinLimit = 40_000
@@ -60,37 +103,47 @@ public final class KernelPool: @unchecked Sendable {
         threads = []
     }
 
-    /// Runs `body(threadIndex, threadCount)` on every thread and returns when all have finished.
-    public func run(_ body: (Int, Int) -> Void) {
-        if threadCount == 1 { body(0, 1); return }
-        pthread_mutex_lock(&runLock)
-        defer { pthread_mutex_unlock(&runLock) }
-        withoutActuallyEscaping(body) { escaping in
-            job = escaping
-            remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
-            generation.add(1, ordering: .sequentiallyConsistent)
-            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                pthread_mutex_lock(&mutex)
-                pthread_cond_broadcast(&cond)
-                pthread_mutex_unlock(&mutex)
-            }
-            escaping(0, threadCount)
-            while remaining.load(ordering: .acquiring) > 0 { zk_pause() }
-            job = nil
-        }
+    /// Runs `job.run(thread:of:)` on every thread and returns when all have finished. Allocates nothing.
+    public func run<J: PoolJob>(_ job: J) {
+        if threadCount == 1 { job.run(thread: 0, of: 1); return }
+        withUnsafePointer(to: job) { dispatch(UnsafeRawPointer($0), J.self) }
     }
 
-    /// Splits `0..<count` into contiguous chunks, one per thread (chunks aligned to `granularity`);
-    /// `body(range, threadIndex)`.
-    public func parallelFor(_ count: Int, granularity: Int = 1, _ body: (Range<Int>, Int) -> Void) {
+    /// Runs `body(threadIndex, threadCount)` on every thread (one heap allocation; see `ClosureJob`).
+    public func run(_ body: (Int, Int) -> Void) {
+        withoutActuallyEscaping(body) { run(ClosureJob(body: $0)) }
+    }
+
+    private func dispatch(_ pointer: UnsafeRawPointer, _ type: any PoolJob.Type) {
+        pthread_mutex_lock(&runLock)
+        defer { pthread_mutex_unlock(&runLock) }
+        job = pointer
+        jobType = type
+        remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(&mutex)
+            pthread_cond_broadcast(&cond)
+            pthread_mutex_unlock(&mutex)
+        }
+        type.invoke(pointer, thread: 0, of: threadCount)
+        while remaining.load(ordering: .acquiring) > 0 { zk_pause() }
+        job = nil
+        jobType = nil
+    }
+
+    /// Splits `0..<count` into contiguous chunks, one per thread (chunks aligned to `granularity`), and
+    /// runs `job.run(range, thread:)` on each. Allocates nothing.
+    public func parallelFor<J: RangeJob>(_ count: Int, granularity: Int = 1, _ job: J) {
         if count <= 0 { return }
         let units = (count + granularity - 1) / granularity
-        if threadCount == 1 || units == 1 { body(0..<count, 0); return }
-        run { t, n in
-            let lo = units * t / n * granularity
-            let hi = min(count, units * (t + 1) / n * granularity)
-            if lo < hi { body(lo..<hi, t) }
-        }
+        if threadCount == 1 || units == 1 { job.run(0..<count, thread: 0); return }
+        run(RangeSplit(count: count, granularity: granularity, job: job))
+    }
+
+    /// `parallelFor` with a closure `body(range, threadIndex)` (one heap allocation per call).
+    public func parallelFor(_ count: Int, granularity: Int = 1, _ body: (Range<Int>, Int) -> Void) {
+        withoutActuallyEscaping(body) { parallelFor(count, granularity: granularity, ClosureRangeJob(body: $0)) }
     }
 
     fileprivate func workerLoop(_ index: Int) {
@@ -116,7 +169,7 @@ public final class KernelPool: @unchecked Sendable {
             }
             seen = gen
             if stopping.load(ordering: .sequentiallyConsistent) { return }
-            job?(index, threadCount)
+            if let job, let jobType { jobType.invoke(job, thread: index, of: threadCount) }
             remaining.subtract(1, ordering: .releasing)
         }
     }

@@ -63,62 +63,78 @@ public final class Matmul: @unchecked Sendable {
         if quantized {
             let nb = w.cols / 32
             let q = xq.reserve(nt * nb)
-            let format = zk_act_format(w.type)
-            pool.parallelFor(nt, granularity: 8) { r, _ in
-                for t in r { zk_quantize_q8a(x + t * w.cols, q + t * nb, Int64(w.cols), format) }
-            }
+            pool.parallelFor(nt, granularity: 8, QuantizeActivations(x: x, q: q, cols: w.cols, format: zk_act_format(w.type)))
             if !useBlas {
-                pool.parallelFor(w.rows, granularity: 16) { range, _ in
-                    _ = zk_matmul_q8a(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(range.lowerBound),
-                                      Int64(range.upperBound), q, Int64(nt), y, Int64(ldy))
-                }
+                pool.parallelFor(w.rows, granularity: 16, Int8Rows(w: w, q: q, nt: nt, y: y, ldy: ldy))
                 return
             }
             let d = xd.reserve(nt * w.cols)
-            pool.parallelFor(nt, granularity: 8) { r, _ in
-                for t in r { zk_dequantize_q8a(q + t * nb, d + t * w.cols, Int64(w.cols)) }
-            }
+            pool.parallelFor(nt, granularity: 8, DequantizeActivations(q: q, d: d, cols: w.cols))
             input = UnsafePointer(d)
         }
         if useBlas {
             ensureScratch(tileRows * w.cols)
-            let tile = tileRows
-            pool.parallelFor(w.rows, granularity: 16) { range, thread in
-                let s = scratch[thread]
-                var r0 = range.lowerBound
-                while r0 < range.upperBound {
-                    let r1 = min(range.upperBound, r0 + tile)
-                    zk_dequantize_rows(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(r0), Int64(r1), s)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nt), Int32(r1 - r0), Int32(w.cols),
-                                1, input, Int32(w.cols), s, Int32(w.cols), 0, y + r0, Int32(ldy))
-                    r0 = r1
-                }
-            }
+            pool.parallelFor(w.rows, granularity: 16,
+                             SgemmTiles(w: w, x: input, nt: nt, y: y, ldy: ldy, tile: tileRows, scratch: scratch))
         } else {
             ensureScratch(w.cols)
-            pool.parallelFor(w.rows, granularity: 16) { range, thread in
-                let s = scratch[thread]
-                zk_matmul_rows(w.type, w.data, Int64(w.rowBytes), Int64(w.cols),
-                               Int64(range.lowerBound), Int64(range.upperBound), x, Int64(nt), y, Int64(ldy), s)
-            }
+            pool.parallelFor(w.rows, granularity: 16, FloatRows(w: w, x: x, nt: nt, y: y, ldy: ldy, scratch: scratch))
         }
     }
 }
 
-/// A heap buffer that only grows (at least doubling) and is reused across calls, so steady-state
-/// products allocate nothing. Its contents do not survive a `reserve` that grows it.
-private struct GrowingBuffer<T> {
-    private var pointer: UnsafeMutablePointer<T>? = nil
-    private var capacity = 0
+// The pool jobs of a product (structs, so a dispatch allocates nothing).
 
-    mutating func reserve(_ count: Int) -> UnsafeMutablePointer<T> {
-        if count > capacity {
-            pointer?.deallocate()
-            capacity = max(count, capacity * 2)
-            pointer = .allocate(capacity: capacity)
-        }
-        return pointer!
+/// Rounds activation rows to 8-bit blocks in the weight type's activation format.
+private struct QuantizeActivations: RangeJob {
+    let x: UnsafePointer<Float>, q: UnsafeMutablePointer<zk_q8a>, cols: Int, format: Int32
+    func run(_ range: Range<Int>, thread: Int) {
+        let nb = cols / 32
+        for t in range { zk_quantize_q8a(x + t * cols, q + t * nb, Int64(cols), format) }
     }
+}
 
-    func deallocate() { pointer?.deallocate() }
+/// The int8 row kernels over a range of weight rows, every activation row at once.
+private struct Int8Rows: RangeJob {
+    let w: WeightMatrix, q: UnsafePointer<zk_q8a>, nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+    func run(_ range: Range<Int>, thread: Int) {
+        _ = zk_matmul_q8a(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(range.lowerBound),
+                          Int64(range.upperBound), q, Int64(nt), y, Int64(ldy))
+    }
+}
+
+/// 8-bit activations back to f32, for the sgemm route.
+private struct DequantizeActivations: RangeJob {
+    let q: UnsafePointer<zk_q8a>, d: UnsafeMutablePointer<Float>, cols: Int
+    func run(_ range: Range<Int>, thread: Int) {
+        let nb = cols / 32
+        for t in range { zk_dequantize_q8a(q + t * nb, d + t * cols, Int64(cols)) }
+    }
+}
+
+/// sgemm on tiles of dequantized weight rows (each thread its own scratch tile).
+private struct SgemmTiles: RangeJob {
+    let w: WeightMatrix, x: UnsafePointer<Float>, nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int, tile: Int
+    let scratch: [UnsafeMutablePointer<Float>]
+    func run(_ range: Range<Int>, thread: Int) {
+        let s = scratch[thread]
+        var r0 = range.lowerBound
+        while r0 < range.upperBound {
+            let r1 = min(range.upperBound, r0 + tile)
+            zk_dequantize_rows(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(r0), Int64(r1), s)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nt), Int32(r1 - r0), Int32(w.cols),
+                        1, x, Int32(w.cols), s, Int32(w.cols), 0, y + r0, Int32(ldy))
+            r0 = r1
+        }
+    }
+}
+
+/// Float weights with f32 activations: dequantize a row, fixed-order dot.
+private struct FloatRows: RangeJob {
+    let w: WeightMatrix, x: UnsafePointer<Float>, nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+    let scratch: [UnsafeMutablePointer<Float>]
+    func run(_ range: Range<Int>, thread: Int) {
+        zk_matmul_rows(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(range.lowerBound),
+                       Int64(range.upperBound), x, Int64(nt), y, Int64(ldy), scratch[thread])
+    }
 }

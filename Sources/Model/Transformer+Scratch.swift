@@ -1,5 +1,6 @@
 // Scratch buffers of the forward pass, grown on demand and reused: a steady decode step allocates nothing.
 import CKernels
+import Kernels
 
 extension Transformer {
     struct Scratch {
@@ -21,8 +22,13 @@ extension Transformer {
         var item: UnsafeMutablePointer<Int>!      // [T]
         var tok: UnsafeMutablePointer<Int>!       // [T]
         var itemStart: UnsafeMutablePointer<Int>! // [T] (items <= tokens)
-        var scores: [UnsafeMutablePointer<Float>] = []          // per thread [contextLength]
+        var scores: [UnsafeMutablePointer<Float>] = []          // per thread [group, ZK_ATT_CHUNK]
+        var parts: [UnsafeMutablePointer<Float>] = []           // per thread: one query's chunk partials
         var segs: [UnsafeMutablePointer<zk_kv_segment>] = []    // per thread
+        var units = GrowingBuffer<AttentionUnit>()              // this layer's attention work
+        var unitCost = GrowingBuffer<Int>()                     // prefix sums of the units' key counts
+        var splits = GrowingBuffer<SplitQuery>()                // queries whose chunks are spread
+        var splitParts = GrowingBuffer<Float>()                 // their chunk partials
 
         mutating func ensure(config c: ModelConfig, tokens: Int, outRows: Int, threads: Int, blockTokens: Int) {
             if tokens > capTokens {
@@ -47,10 +53,13 @@ extension Transformer {
             }
             if threads != capThreads || capKeys < c.contextLength {
                 for p in scores { p.deallocate() }
+                for p in parts { p.deallocate() }
                 for p in segs { p.deallocate() }
                 capKeys = c.contextLength
                 let maxSegs = c.contextLength / blockTokens + 8
-                scores = (0..<threads).map { _ in .allocate(capacity: capKeys) }
+                let group = c.nHeads / c.nKVHeads, chunks = (capKeys + Int(ZK_ATT_CHUNK) - 1) / Int(ZK_ATT_CHUNK)
+                scores = (0..<threads).map { _ in .allocate(capacity: group * Int(ZK_ATT_CHUNK)) }
+                parts = (0..<threads).map { _ in .allocate(capacity: chunks * group * (c.headDim + 2)) }
                 segs = (0..<threads).map { _ in .allocate(capacity: maxSegs) }
                 capThreads = threads
             }

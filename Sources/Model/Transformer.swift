@@ -44,11 +44,21 @@ public final class Transformer: @unchecked Sendable {
     var s = Scratch()
     /// Row ranges of this step and their matmul route (see the file comment).
     var groups: [(rows: Range<Int>, route: MatmulRoute)] = []
+    /// The same for the output rows (logits).
+    var outGroups: [(rows: Range<Int>, route: MatmulRoute)] = []
 
     /// Long items alone (`.auto`: sgemm or int8 kernels, see Matmul); runs of short items together on
     /// the row kernels.
-    static func matmulGroups(_ counts: [Int], blasMinRows: Int) -> [(rows: Range<Int>, route: MatmulRoute)] {
+    static func matmulGroups(_ counts: some Sequence<Int>, blasMinRows: Int) -> [(rows: Range<Int>, route: MatmulRoute)] {
         var out: [(rows: Range<Int>, route: MatmulRoute)] = []
+        matmulGroups(counts, blasMinRows: blasMinRows, into: &out)
+        return out
+    }
+
+    /// `matmulGroups` into a reused array (no allocation once it has grown).
+    static func matmulGroups(_ counts: some Sequence<Int>, blasMinRows: Int,
+                             into out: inout [(rows: Range<Int>, route: MatmulRoute)]) {
+        out.removeAll(keepingCapacity: true)
         var t = 0
         for n in counts where n > 0 {
             if n >= blasMinRows {
@@ -60,7 +70,6 @@ public final class Transformer: @unchecked Sendable {
             }
             t += n
         }
-        return out
     }
 
     /// y = x . W^T over this step's rows, one matmul call per group.
@@ -118,7 +127,7 @@ public final class Transformer: @unchecked Sendable {
                 t += 1
             }
         }
-        groups = Self.matmulGroups(items.map(\.tokens.count), blasMinRows: matmul.blasMinRows)
+        Self.matmulGroups(items.lazy.map(\.tokens.count), blasMinRows: matmul.blasMinRows, into: &groups)
         embed(nt)
         for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache) }
         for it in items { it.seq.length += it.tokens.count }
@@ -126,22 +135,14 @@ public final class Transformer: @unchecked Sendable {
     }
 
     private func embed(_ nt: Int) {
-        let c = config, x = s.x!, e = weights.tokenEmbedding
-        pool.parallelFor(nt) { r, _ in
-            for t in r {
-                e.dequantizeRow(s.tok[t], into: x + t * c.dim)
-                if c.embedScale != 1 { zk_scale(x + t * c.dim, c.embedScale, Int64(c.dim)) }
-            }
-        }
+        let c = config
+        pool.parallelFor(nt, EmbedRows(table: weights.tokenEmbedding, tokens: s.tok, x: s.x, dim: c.dim, scale: c.embedScale))
     }
 
     private func rmsnormRows(_ src: UnsafeMutablePointer<Float>, _ w: [Float], _ dst: UnsafeMutablePointer<Float>,
                              rows: Int, width: Int) {
-        let eps = config.rmsEps
         w.withUnsafeBufferPointer { wp in
-            pool.parallelFor(rows) { r, _ in
-                for t in r { zk_rmsnorm(src + t * width, wp.baseAddress, dst + t * width, Int64(width), eps) }
-            }
+            pool.parallelFor(rows, RMSNormRows(src: src, weight: wp.baseAddress!, dst: dst, width: width, eps: config.rmsEps))
         }
     }
 
@@ -157,50 +158,12 @@ public final class Transformer: @unchecked Sendable {
         let qn = w.qNorm ?? [], kn = w.kNorm ?? []
         qn.withUnsafeBufferPointer { qnp in
             kn.withUnsafeBufferPointer { knp in
-                pool.parallelFor(nt) { r, _ in
-                    for t in r {
-                        let pos = Int64(s.pos[t])
-                        for hh in 0..<c.nHeads {
-                            let qh = q + t * c.qDim + hh * c.headDim
-                            if c.qkNorm { zk_rmsnorm(qh, qnp.baseAddress, qh, Int64(c.headDim), c.rmsEps) }
-                            zk_rope(qh, Int64(c.headDim), Int64(c.nRot), pos, spec.ropeBase, c.ropeNeox ? 1 : 0)
-                        }
-                        for hh in 0..<c.nKVHeads {
-                            let kh = k + t * c.kvDim + hh * c.headDim
-                            if c.qkNorm { zk_rmsnorm(kh, knp.baseAddress, kh, Int64(c.headDim), c.rmsEps) }
-                            zk_rope(kh, Int64(c.headDim), Int64(c.nRot), pos, spec.ropeBase, c.ropeNeox ? 1 : 0)
-                        }
-                        zk_f32_to_f16_row(k + t * c.kvDim, s.kh + t * c.kvDim, Int64(c.kvDim))
-                        zk_f32_to_f16_row(v + t * c.kvDim, s.vh + t * c.kvDim, Int64(c.kvDim))
-                    }
-                }
+                pool.parallelFor(nt, QKNormRope(c: c, ropeBase: spec.ropeBase, pos: s.pos, q: q, k: k, v: v, kh: s.kh, vh: s.vh,
+                                                qNorm: c.qkNorm ? qnp.baseAddress : nil, kNorm: c.qkNorm ? knp.baseAddress : nil))
             }
         }
 
-        // Attention, parallel over (token, head). Keys: cached positions [lo, p0) then fresh [max(lo,p0), p].
-        let starts = s.itemStart!
-        var t0 = 0
-        for (i, it) in items.enumerated() { starts[i] = t0; t0 += it.tokens.count }
-        let groupSize = c.nHeads / c.nKVHeads
-        let att = s.att!
-        pool.parallelFor(nt * c.nHeads) { r, thread in
-            let segs = s.segs[thread], scores = s.scores[thread]
-            for job in r {
-                let t = job / c.nHeads, hh = job % c.nHeads, kvh = hh / groupSize
-                let item = items[s.item[t]]
-                let p = s.pos[t], p0 = item.seq.length
-                let lo = spec.kind.firstVisible(p)
-                var n = 0
-                cache.segments(item.seq, layer: l, from: lo, to: p0, head: kvh, headDim: c.headDim, into: segs, count: &n)
-                let f0 = max(lo, p0)
-                let row = starts[s.item[t]] + (f0 - p0)
-                segs[n] = zk_kv_segment(k: s.kh + row * c.kvDim + kvh * c.headDim,
-                                        v: s.vh + row * c.kvDim + kvh * c.headDim, n: Int64(p - f0 + 1))
-                n += 1
-                zk_attend(q + t * c.qDim + hh * c.headDim, Int64(c.headDim), c.attnScale, segs, Int64(n),
-                          Int64(c.kvDim), scores, att + t * c.qDim + hh * c.headDim)
-            }
-        }
+        attention(l, kind: spec.kind, items: items, nt: nt, cache: cache)
 
         // Store this step's keys/values (a sliding layer keeps only the last W of them).
         for (i, it) in items.enumerated() {
@@ -208,14 +171,14 @@ public final class Transformer: @unchecked Sendable {
             let first = spec.kind.window.map { max(0, n - $0) } ?? 0
             for j in first..<n {
                 let dst = cache.rows(it.seq, layer: l, pos: p0 + j)
-                let src = starts[i] + j
+                let src = s.itemStart[i] + j
                 dst.k.update(from: s.kh + src * c.kvDim, count: c.kvDim)
                 dst.v.update(from: s.vh + src * c.kvDim, count: c.kvDim)
             }
         }
 
         let o = s.o!
-        mm(w.wo, att, o)
+        mm(w.wo, s.att, o)
         if let pn = w.postAttnNorm { rmsnormRows(o, pn, o, rows: nt, width: c.dim) }
         zk_add(x, o, Int64(nt * c.dim))
 
@@ -223,15 +186,61 @@ public final class Transformer: @unchecked Sendable {
         let g = s.gate!, u = s.up!
         mm(w.wGate, h, g)
         mm(w.wUp, h, u)
-        let ffn = c.ffnDim, act = c.activation
-        pool.parallelFor(nt) { r, _ in
-            let base = r.lowerBound * ffn, count = Int64(r.count * ffn)
-            if act == .geluTanh { zk_gelu_mul(g + base, u + base, g + base, count) }
-            else { zk_silu_mul(g + base, u + base, g + base, count) }
-        }
+        pool.parallelFor(nt, GatedActivation(gate: g, up: u, width: c.ffnDim, gelu: c.activation == .geluTanh))
         mm(w.wDown, g, o)
         if let pn = w.postFfnNorm { rmsnormRows(o, pn, o, rows: nt, width: c.dim) }
         zk_add(x, o, Int64(nt * c.dim))
+    }
+
+    /// Attention of every query row, parallel over units of (token, KV head) with the KV head's group
+    /// of query heads together. Queries of short items (decode) are cut into key chunks spread over the
+    /// pool and merged afterwards; long prompts keep each query in one unit. Same arithmetic either way.
+    private func attention(_ l: Int, kind: AttentionKind, items: [BatchItem], nt: Int, cache: KVCache) {
+        let c = config, chunk = Int(ZK_ATT_CHUNK), g = c.nHeads / c.nKVHeads
+        let starts = s.itemStart!
+        var t0 = 0
+        for (i, it) in items.enumerated() { starts[i] = t0; t0 += it.tokens.count }
+
+        // Count, then lay out the units.
+        var nUnits = 0, nSplits = 0, nSlots = 0
+        for t in 0..<nt {
+            let p = s.pos[t], chunks = (p - kind.firstVisible(p) + chunk) / chunk
+            if chunks > 1 && items[s.item[t]].tokens.count < matmul.blasMinRows {
+                nUnits += chunks * c.nKVHeads; nSplits += c.nKVHeads; nSlots += chunks * c.nKVHeads
+            } else {
+                nUnits += c.nKVHeads
+            }
+        }
+        let units = s.units.reserve(nUnits), cost = s.unitCost.reserve(nUnits + 1)
+        let splits = s.splits.reserve(nSplits), splitParts = s.splitParts.reserve(nSlots * g * (c.headDim + 2))
+        var u = 0, sp = 0, slot = 0, keys = 0
+        cost[0] = 0
+        for t in 0..<nt {
+            let p = s.pos[t], n = p - kind.firstVisible(p) + 1, chunks = (n + chunk - 1) / chunk
+            let split = chunks > 1 && items[s.item[t]].tokens.count < matmul.blasMinRows
+            for kvh in 0..<c.nKVHeads {
+                if split {
+                    splits[sp] = SplitQuery(token: Int32(t), kvHead: Int32(kvh), slot: Int32(slot), chunks: Int32(chunks))
+                    sp += 1
+                    for ci in 0..<chunks {
+                        units[u] = AttentionUnit(token: Int32(t), kvHead: Int32(kvh), chunk: Int32(ci), slot: Int32(slot + ci))
+                        keys += min(chunk, n - ci * chunk) + 16  // + a fixed cost per unit
+                        u += 1
+                        cost[u] = keys
+                    }
+                    slot += chunks
+                } else {
+                    units[u] = AttentionUnit(token: Int32(t), kvHead: Int32(kvh), chunk: -1, slot: 0)
+                    keys += n + 16
+                    u += 1
+                    cost[u] = keys
+                }
+            }
+        }
+        pool.run(AttentionJob(c: c, layer: l, kind: kind, items: items, cache: cache, pos: s.pos, item: s.item,
+                              starts: starts, q: s.q, att: s.att, kh: s.kh, vh: s.vh, units: units, cost: cost,
+                              count: nUnits, segs: s.segs, scores: s.scores, parts: s.parts, splitParts: splitParts))
+        pool.parallelFor(nSplits, MergeSplits(c: c, splits: splits, splitParts: splitParts, att: s.att))
     }
 
     private func output(items: [BatchItem], nOut: Int) -> Logits {
@@ -249,7 +258,7 @@ public final class Transformer: @unchecked Sendable {
         }
         // Logits: an item wanting all its rows (tests, scoring) may use sgemm on its own; sampled rows
         // use the row kernels.
-        let outGroups = Self.matmulGroups(items.map(\.logitRows), blasMinRows: matmul.blasMinRows)
+        Self.matmulGroups(items.lazy.map(\.logitRows), blasMinRows: matmul.blasMinRows, into: &outGroups)
         for g in outGroups {
             matmul(weights.output, ho + g.rows.lowerBound * c.dim, rows: g.rows.count,
                    into: s.logits + g.rows.lowerBound * c.vocabSize, route: g.route)

@@ -150,32 +150,67 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
     }
 }
 
-@Test func attentionOverSegmentsMatchesNaive() {
-    var rng = Rng(s: 11)
-    let d = 64, stride = 128, n = 37
+/// Grouped-query attention over key/value segments (g heads sharing one KV head, keys in chunks of
+/// ZK_ATT_CHUNK) against plain double loops; chunks spread and merged give the same bits as one call;
+/// the AVX-512 and AVX2 variants give the same bits.
+@Test(arguments: [(1, 64, 37), (4, 256, 600), (3, 72, 300), (5, 16, 257), (2, 40, 256)])
+func attentionOverSegmentsMatchesNaive(g: Int, d: Int, n: Int) {
+    var rng = Rng(s: UInt64(g * 1000 + d + n))
+    let stride = d + 24
     let keys = (0..<n * stride).map { _ in Float16(rng.float()) }
     let vals = (0..<n * stride).map { _ in Float16(rng.float()) }
-    let q = (0..<d).map { _ in rng.float() }
-    var want = [Double](repeating: 0, count: d)
-    var scores = (0..<n).map { j in (0..<d).map { Double(q[$0]) * Double(keys[j * stride + $0]) }.reduce(0, +) * 0.125 }
-    let mx = scores.max()!
-    scores = scores.map { exp($0 - mx) }
-    let sum = scores.reduce(0, +)
-    for j in 0..<n { for k in 0..<d { want[k] += scores[j] / sum * Double(vals[j * stride + k]) } }
+    let q = (0..<g * d).map { _ in rng.float() }
+    let scale: Float = 0.125
+    var want = [Double](repeating: 0, count: g * d)
+    for h in 0..<g {
+        var scores = [Double](repeating: 0, count: n)
+        for j in 0..<n {
+            var dot = 0.0
+            for i in 0..<d { dot += Double(q[h * d + i]) * Double(keys[j * stride + i]) }
+            scores[j] = dot * Double(scale)
+        }
+        let mx = scores.max()!
+        scores = scores.map { exp($0 - mx) }
+        let sum = scores.reduce(0, +)
+        for j in 0..<n { for k in 0..<d { want[h * d + k] += scores[j] / sum * Double(vals[j * stride + k]) } }
+    }
+    let chunk = Int(ZK_ATT_CHUNK), chunks = (n + chunk - 1) / chunk, ps = g * (d + 2)
+    let native = String(cString: zk_kernel_path())
+    defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
+    var results: [[Float]] = []
     keys.withUnsafeBufferPointer { kb in
         vals.withUnsafeBufferPointer { vb in
             let k = UnsafeRawPointer(kb.baseAddress!).assumingMemoryBound(to: UInt16.self)
             let v = UnsafeRawPointer(vb.baseAddress!).assumingMemoryBound(to: UInt16.self)
             // Split the same keys into three runs, as a ring or block table would.
-            let segs = [zk_kv_segment(k: k, v: v, n: 10),
-                        zk_kv_segment(k: k + 10 * stride, v: v + 10 * stride, n: 20),
-                        zk_kv_segment(k: k + 30 * stride, v: v + 30 * stride, n: 7)]
-            var out = [Float](repeating: 0, count: d)
-            var sc = [Float](repeating: 0, count: n)
-            zk_attend(q, Int64(d), 0.125, segs, 3, Int64(stride), &sc, &out)
-            for i in 0..<d { #expect(abs(Double(out[i]) - want[i]) < 1e-5) }
+            let cut1 = min(10, n), cut2 = min(30, n)
+            let segs = [zk_kv_segment(k: k, v: v, n: Int64(cut1)),
+                        zk_kv_segment(k: k + cut1 * stride, v: v + cut1 * stride, n: Int64(cut2 - cut1)),
+                        zk_kv_segment(k: k + cut2 * stride, v: v + cut2 * stride, n: Int64(n - cut2))]
+            #expect(zk_kv_count(segs, 3) == Int64(n))
+            for avx512: Int32 in [0, 1] where zk_force_kernel_path(avx512) != 0 {
+                var out = [Float](repeating: .nan, count: g * d)
+                var sc = [Float](repeating: 0, count: g * chunk)
+                var parts = [Float](repeating: 0, count: chunks * ps)
+                zk_attend(q, Int64(g), Int64(d), scale, segs, 3, Int64(stride), &sc, &parts, &out)
+                for i in 0..<g * d { #expect(abs(Double(out[i]) - want[i]) < 1e-5, "g \(g) d \(d) n \(n) [\(i)]") }
+                // The chunks one by one (as spread over threads), in reverse order, then merged.
+                var split = [Float](repeating: .nan, count: chunks * ps)
+                for c in (0..<chunks).reversed() {
+                    split.withUnsafeMutableBufferPointer { sp in
+                        zk_attend_partial(q, Int64(g), Int64(d), scale, segs, 3, Int64(stride), Int64(c * chunk),
+                                          Int64(min(n, (c + 1) * chunk)), &sc, sp.baseAddress! + c * ps)
+                    }
+                }
+                var merged = [Float](repeating: .nan, count: g * d)
+                zk_attend_merge(split, Int64(chunks), Int64(g), Int64(d), &merged)
+                #expect(merged == out)
+                results.append(out)
+            }
         }
     }
+    #expect(results.count >= 1)
+    if results.count == 2 { #expect(results[0] == results[1]) }
 }
 
 @Test func parallelForCoversEveryIndexOnce() {

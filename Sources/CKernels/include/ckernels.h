@@ -98,11 +98,23 @@ typedef struct {
     int64_t n;
 } zk_kv_segment;
 
-/// Attention of one query head over segments of keys/values (in position order).
-/// out[head_dim] = softmax(scale * q.k_j) . v_j ; `scores` has room for all keys.
-void zk_attend(const float *q, int64_t head_dim, float scale,
+/// Attention (attention.c) of `g` query heads sharing one KV head, over segments of keys/values in
+/// position order. Keys go in chunks of ZK_ATT_CHUNK from the first; a chunk's partial result per head
+/// is [m, l, o[head_dim]] (max score, sum of exp(score - m), unnormalised output), `head_dim + 2` floats.
+#define ZK_ATT_CHUNK 256
+/// Keys in the segments.
+int64_t zk_kv_count(const zk_kv_segment *segs, int64_t n_segs);
+/// Partials of keys [from, to) (to - from <= ZK_ATT_CHUNK) into part[g * (head_dim + 2)];
+/// q is [g, head_dim]; scores is scratch of g * ZK_ATT_CHUNK floats.
+void zk_attend_partial(const float *q, int64_t g, int64_t head_dim, float scale,
+                       const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
+                       int64_t from, int64_t to, float *scores, float *part);
+/// out[g, head_dim] = softmax-weighted values, from `n_parts` chunk partials (chunk-major) in order.
+void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t head_dim, float *out);
+/// A whole query: every chunk (partials in `parts`, room for ceil(keys / ZK_ATT_CHUNK) chunks), merged.
+void zk_attend(const float *q, int64_t g, int64_t head_dim, float scale,
                const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-               float *scores, float *out);
+               float *scores, float *parts, float *out);
 
 /// Spin-wait hint for the kernel pool's workers.
 static inline void zk_pause(void) { __builtin_ia32_pause(); }

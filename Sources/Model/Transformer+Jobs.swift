@@ -1,0 +1,137 @@
+// The forward pass's pool jobs: structs of pointers and sizes (not closures), so dispatching one
+// allocates nothing and a steady decode step stays allocation-free (see KernelPool).
+import CKernels
+import Kernels
+
+/// Token embeddings (dequantized rows), scaled by `scale` (Gemma: sqrt(dim)).
+struct EmbedRows: RangeJob {
+    let table: WeightMatrix, tokens: UnsafePointer<Int>, x: UnsafeMutablePointer<Float>, dim: Int, scale: Float
+    func run(_ range: Range<Int>, thread: Int) {
+        for t in range {
+            table.dequantizeRow(tokens[t], into: x + t * dim)
+            if scale != 1 { zk_scale(x + t * dim, scale, Int64(dim)) }
+        }
+    }
+}
+
+/// dst[t] = rmsnorm(src[t]) * weight, row by row (in place when src == dst).
+struct RMSNormRows: RangeJob {
+    let src: UnsafePointer<Float>, weight: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>
+    let width: Int, eps: Float
+    func run(_ range: Range<Int>, thread: Int) {
+        for t in range { zk_rmsnorm(src + t * width, weight, dst + t * width, Int64(width), eps) }
+    }
+}
+
+/// Per token: q/k head norms (Gemma 3), RoPE at the token's position, then k and v to f16.
+struct QKNormRope: RangeJob {
+    let c: ModelConfig, ropeBase: Float, pos: UnsafePointer<Int>
+    let q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafePointer<Float>
+    let kh: UnsafeMutablePointer<UInt16>, vh: UnsafeMutablePointer<UInt16>
+    let qNorm: UnsafePointer<Float>?, kNorm: UnsafePointer<Float>?
+    func run(_ range: Range<Int>, thread: Int) {
+        let neox: Int32 = c.ropeNeox ? 1 : 0
+        for t in range {
+            let p = Int64(pos[t])
+            for hh in 0..<c.nHeads {
+                let qh = q + t * c.qDim + hh * c.headDim
+                if let qNorm { zk_rmsnorm(qh, qNorm, qh, Int64(c.headDim), c.rmsEps) }
+                zk_rope(qh, Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
+            }
+            for hh in 0..<c.nKVHeads {
+                let kh = k + t * c.kvDim + hh * c.headDim
+                if let kNorm { zk_rmsnorm(kh, kNorm, kh, Int64(c.headDim), c.rmsEps) }
+                zk_rope(kh, Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
+            }
+            zk_f32_to_f16_row(k + t * c.kvDim, kh + t * c.kvDim, Int64(c.kvDim))
+            zk_f32_to_f16_row(v + t * c.kvDim, vh + t * c.kvDim, Int64(c.kvDim))
+        }
+    }
+}
+
+/// g = act(g) * u over whole rows of the FFN hidden state.
+struct GatedActivation: RangeJob {
+    let gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, width: Int, gelu: Bool
+    func run(_ range: Range<Int>, thread: Int) {
+        let base = range.lowerBound * width, count = Int64(range.count * width)
+        if gelu { zk_gelu_mul(gate + base, up + base, gate + base, count) }
+        else { zk_silu_mul(gate + base, up + base, gate + base, count) }
+    }
+}
+
+/// One piece of a layer's attention: a query token's group of heads on one KV head, either over all
+/// its keys (`chunk < 0`) or over one chunk of ZK_ATT_CHUNK keys whose partial goes to `slot` of the
+/// split partials (merged afterwards by `MergeSplits`).
+struct AttentionUnit {
+    var token: Int32, kvHead: Int32, chunk: Int32, slot: Int32
+}
+
+/// A query whose chunks were spread over the pool: `chunks` partials from `slot` on.
+struct SplitQuery {
+    var token: Int32, kvHead: Int32, slot: Int32, chunks: Int32
+}
+
+/// Runs attention units; each thread takes a contiguous run of units with about the same number of
+/// keys (prefix sums in `cost`), so long prompts and split decode queries both balance.
+struct AttentionJob: PoolJob {
+    let c: ModelConfig, layer: Int, kind: AttentionKind, items: [BatchItem], cache: KVCache
+    let pos: UnsafePointer<Int>, item: UnsafePointer<Int>, starts: UnsafePointer<Int>
+    let q: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>
+    let kh: UnsafePointer<UInt16>, vh: UnsafePointer<UInt16>
+    let units: UnsafePointer<AttentionUnit>, cost: UnsafePointer<Int>, count: Int
+    let segs: [UnsafeMutablePointer<zk_kv_segment>], scores: [UnsafeMutablePointer<Float>]
+    let parts: [UnsafeMutablePointer<Float>], splitParts: UnsafeMutablePointer<Float>
+
+    /// First unit whose preceding units hold at least `keys` keys.
+    private func firstUnit(atCost keys: Int) -> Int {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cost[mid] < keys { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    func run(thread: Int, of threads: Int) {
+        let total = cost[count]
+        let a = firstUnit(atCost: total * thread / threads), b = firstUnit(atCost: total * (thread + 1) / threads)
+        let g = c.nHeads / c.nKVHeads, hd = c.headDim
+        let segs = segs[thread]
+        for u in a..<b {
+            let unit = units[u]
+            let t = Int(unit.token), kvh = Int(unit.kvHead), i = item[t]
+            let seq = items[i].seq, p = pos[t], p0 = seq.length
+            let lo = kind.firstVisible(p)
+            // Keys: cached positions [lo, p0), then this step's fresh rows [max(lo, p0), p].
+            var n = 0
+            cache.segments(seq, layer: layer, from: lo, to: p0, head: kvh, headDim: hd, into: segs, count: &n)
+            let f0 = max(lo, p0)
+            let row = starts[i] + (f0 - p0)
+            segs[n] = zk_kv_segment(k: kh + row * c.kvDim + kvh * hd, v: vh + row * c.kvDim + kvh * hd, n: Int64(p - f0 + 1))
+            n += 1
+            let qp = q + t * c.qDim + kvh * g * hd
+            if unit.chunk < 0 {
+                zk_attend(qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(c.kvDim),
+                          scores[thread], parts[thread], att + t * c.qDim + kvh * g * hd)
+            } else {
+                let from = Int(unit.chunk) * Int(ZK_ATT_CHUNK), to = min(p - lo + 1, from + Int(ZK_ATT_CHUNK))
+                zk_attend_partial(qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(c.kvDim),
+                                  Int64(from), Int64(to), scores[thread], splitParts + Int(unit.slot) * g * (hd + 2))
+            }
+        }
+    }
+}
+
+/// Merges the chunk partials of split queries, in chunk order.
+struct MergeSplits: RangeJob {
+    let c: ModelConfig, splits: UnsafePointer<SplitQuery>
+    let splitParts: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>
+    func run(_ range: Range<Int>, thread: Int) {
+        let g = c.nHeads / c.nKVHeads, hd = c.headDim
+        for i in range {
+            let sq = splits[i]
+            zk_attend_merge(splitParts + Int(sq.slot) * g * (hd + 2), Int64(sq.chunks), Int64(g), Int64(hd),
+                            att + Int(sq.token) * c.qDim + Int(sq.kvHead) * g * hd)
+        }
+    }
+}

@@ -42,40 +42,70 @@ void zk_matmul_rows(int type, const void *w, int64_t row_bytes, int64_t k,
 }
 
 void zk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
-    double ss = 0.0;  // llama.cpp sums squares in double
-    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
+    // llama.cpp sums squares in double; four double lanes at a time.
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        s0 = _mm256_fmadd_pd(a, a, s0);
+        s1 = _mm256_fmadd_pd(b, b, s1);
+    }
+    const __m256d s = _mm256_add_pd(s0, s1);
+    const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    double ss = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; i < n; i++) ss += (double)x[i] * (double)x[i];
     const float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
     if (w) {
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+        for (i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
     } else {
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale;
+        for (i = 0; i < n; i++) y[i] = x[i] * scale;
     }
 }
 
-void zk_rope(float *x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, int neox) {
+void zk_rope(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, int64_t pos, float base, int neox) {
     const int64_t half = n_rot / 2;
     for (int64_t i = 0; i < half; i++) {
         const float theta = (float)pos * powf(base, -2.0f * (float)i / (float)n_rot);
         const float c = cosf(theta), s = sinf(theta);
         const int64_t a = neox ? i : 2 * i;
         const int64_t b = neox ? i + half : 2 * i + 1;
-        const float x0 = x[a], x1 = x[b];
-        x[a] = x0 * c - x1 * s;
-        x[b] = x0 * s + x1 * c;
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *xh = x + h * head_stride;
+            const float x0 = xh[a], x1 = xh[b];
+            xh[a] = x0 * c - x1 * s;
+            xh[b] = x0 * s + x1 * c;
+        }
     }
-    (void)head_dim;
 }
 
+// y = g * sigmoid(2 z) * u with z = sqrt(2/pi) (g + 0.044715 g^3): the same as
+// 0.5 g (1 + tanh(z)) u, since (1 + tanh(z)) / 2 = sigmoid(2 z); 8 lanes with zk_exp8 (~1e-7).
 void zk_gelu_mul(const float *g, const float *u, float *y, int64_t n) {
     const float k = 0.79788456080286535587989211986876f;  // sqrt(2/pi)
-    for (int64_t i = 0; i < n; i++) {
+    const __m256 m2k = _mm256_set1_ps(-2.0f * k), c = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(g + i);
+        const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(c, v), _mm256_mul_ps(v, v), v);  // v + c v^3
+        const __m256 e = zk_exp8(_mm256_mul_ps(m2k, inner));                                // exp(-2z)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) {
         const float v = g[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(k * v * (1.0f + 0.044715f * v * v))) * u[i];
+        y[i] = v / (1.0f + expf(-2.0f * k * (v + 0.044715f * v * v * v))) * u[i];
     }
 }
 
+// y = g * sigmoid(g) * u, 8 lanes with zk_exp8.
 void zk_silu_mul(const float *g, const float *u, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(g + i);
+        const __m256 e = zk_exp8(_mm256_sub_ps(zero, v));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) {
         const float v = g[i];
         y[i] = v / (1.0f + expf(-v)) * u[i];
     }

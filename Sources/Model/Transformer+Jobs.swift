@@ -33,16 +33,15 @@ struct QKNormRope: RangeJob {
         let neox: Int32 = c.ropeNeox ? 1 : 0
         for t in range {
             let p = Int64(pos[t])
-            for hh in 0..<c.nHeads {
-                let qh = q + t * c.qDim + hh * c.headDim
-                if let qNorm { zk_rmsnorm(qh, qNorm, qh, Int64(c.headDim), c.rmsEps) }
-                zk_rope(qh, Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
+            let qt = q + t * c.qDim, kt = k + t * c.kvDim
+            if let qNorm {
+                for hh in 0..<c.nHeads { zk_rmsnorm(qt + hh * c.headDim, qNorm, qt + hh * c.headDim, Int64(c.headDim), c.rmsEps) }
             }
-            for hh in 0..<c.nKVHeads {
-                let kh = k + t * c.kvDim + hh * c.headDim
-                if let kNorm { zk_rmsnorm(kh, kNorm, kh, Int64(c.headDim), c.rmsEps) }
-                zk_rope(kh, Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
+            if let kNorm {
+                for hh in 0..<c.nKVHeads { zk_rmsnorm(kt + hh * c.headDim, kNorm, kt + hh * c.headDim, Int64(c.headDim), c.rmsEps) }
             }
+            zk_rope(qt, Int64(c.nHeads), Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
+            zk_rope(kt, Int64(c.nKVHeads), Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
             zk_f32_to_f16_row(k + t * c.kvDim, kh + t * c.kvDim, Int64(c.kvDim))
             zk_f32_to_f16_row(v + t * c.kvDim, vh + t * c.kvDim, Int64(c.kvDim))
         }

@@ -111,7 +111,7 @@ struct Serve: ParsableCommand {
         logger.info("model loaded", metadata: [
             "model": "\(name)", "path": "\(path)", "layers": "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global",
             "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "threads": "\(m.model.pool.threadCount)",
-            "kernels": "\(kernelPath)"])
+            "kernels": "\(kernelPath)", "blas_core": "\(BLASCore.name)"])
         http.wait()
         scheduler.stop()
         logger.info("stopped")

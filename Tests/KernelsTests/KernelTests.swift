@@ -131,6 +131,26 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
     #expect(zk_matmul_q8a(0, bytes, 4, 32, 0, 1, q, 1, &results[0], 1) == 0)  // F32: no int8 kernel
 }
 
+/// The vectorized gated activations (sigmoid form, zk_exp8) against the textbook formulas in double.
+@Test func gatedActivationsMatchNaive() {
+    let n = 8 * 300 + 5  // a vector tail too
+    let g = (0..<n).map { Float(-30.0 + 60.0 * Double($0) / Double(n - 1)) }
+    let u = (0..<n).map { Float(1.0 + Double($0 % 7) / 7.0) }
+    var y = [Float](repeating: 0, count: n)
+    zk_gelu_mul(g, u, &y, Int64(n))
+    for i in 0..<n {
+        let v = Double(g[i])
+        let want = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) * Double(u[i])
+        #expect(abs(Double(y[i]) - want) <= 2e-6 * max(1, abs(want)), "gelu(\(v))")
+    }
+    zk_silu_mul(g, u, &y, Int64(n))
+    for i in 0..<n {
+        let v = Double(g[i])
+        let want = v / (1 + exp(-v)) * Double(u[i])
+        #expect(abs(Double(y[i]) - want) <= 2e-6 * max(1, abs(want)), "silu(\(v))")
+    }
+}
+
 @Test func rmsnormAndRopeMatchNaive() {
     var rng = Rng(s: 9)
     let x = (0..<256).map { _ in rng.float() }, w = (0..<256).map { _ in rng.float() }
@@ -140,7 +160,14 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
     for i in 0..<256 { #expect(abs(Double(y[i]) - Double(x[i]) / (ms + 1e-6).squareRoot() * Double(w[i])) < 1e-5) }
     for neox in [Int32(0), 1] {
         var r = x
-        zk_rope(&r, 256, 256, 37, 10000, neox)
+        zk_rope(&r, 1, 256, 256, 37, 10000, neox)
+        // Three heads at once (stride 300) equal three single-head calls.
+        var three = [Float](repeating: 0, count: 900)
+        for h in 0..<3 { for i in 0..<256 { three[h * 300 + i] = x[(i + 50 * h) % 256] } }
+        var singles = three
+        zk_rope(&three, 3, 300, 256, 37, 10000, neox)
+        for h in 0..<3 { singles.withUnsafeMutableBufferPointer { zk_rope($0.baseAddress! + h * 300, 1, 300, 256, 37, 10000, neox) } }
+        #expect(three == singles)
         for i in 0..<128 {
             let theta = 37 * pow(10000.0, -2 * Double(i) / 256)
             let (a, b) = neox == 1 ? (i, i + 128) : (2 * i, 2 * i + 1)

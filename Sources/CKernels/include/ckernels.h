@@ -77,8 +77,9 @@ void zk_dequantize_rows(int type, const void *w, int64_t row_bytes, int64_t k,
 /// RMSNorm of one row: y = x / sqrt(mean(x^2) + eps) * w (w may be NULL). x and y may alias.
 void zk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps);
 
-/// Rotary embedding of one head in place. neox: pairs (i, i+d/2); otherwise adjacent pairs (2i, 2i+1).
-void zk_rope(float *x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, int neox);
+/// Rotary embedding in place of `n_heads` heads `head_stride` floats apart, all at position `pos`
+/// (each angle computed once for every head). neox: pairs (i, i+d/2); otherwise adjacent (2i, 2i+1).
+void zk_rope(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, int64_t pos, float base, int neox);
 
 /// y = gelu_tanh(g) * u, elementwise.
 void zk_gelu_mul(const float *g, const float *u, float *y, int64_t n);

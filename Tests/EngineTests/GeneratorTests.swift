@@ -23,7 +23,9 @@ func generator(_ path: String) throws -> Generator {
     }
     #expect(st.generatedTokens == 12 && st.finishReason == .length)
     #expect(text == g.tokenizer.decode(tokens))
-    #expect(text.hasPrefix(" the capital of the country of France"))   // llama.cpp's greedy text too
+    // llama.cpp's greedy text up to its first near-tie (gemma3-greedy.json: margins 0.51, 1.82, 2.64,
+    // 0.67, then 0.03); the parity tests check the rest of the continuations against the fixtures.
+    #expect(text.hasPrefix(" the capital of the"))
 }
 
 @Test func seededSamplingIsReproducible() throws {

@@ -209,7 +209,8 @@ func events(_ r: TestClient.Response?) -> [String] {
         let s = try startAPI(model: TestModels.gemma); defer { s.stop() }
         let c = try TestClient(port: s.port, timeout: 60)
         let o = object(c.request("POST", "/v1/completions", json: #"{"model":"test-model","prompt":"The capital of France is","max_tokens":8,"temperature":0}"#))
-        #expect(((o["choices"] as? [[String: Any]])?.first?["text"] as? String)?.hasPrefix(" the capital of the country of France") == true)
+        // llama.cpp's greedy text up to its first near-tie (see GeneratorTests).
+        #expect(((o["choices"] as? [[String: Any]])?.first?["text"] as? String)?.hasPrefix(" the capital of the") == true)
         let script = """
         import openai
         c = openai.OpenAI(base_url="http://127.0.0.1:\(s.port)/v1", api_key="unused")
@@ -230,7 +231,7 @@ func events(_ r: TestClient.Response?) -> [String] {
         let e2 = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         #expect(p.terminationStatus == 0, "\(e2)")
-        #expect(o2.hasPrefix("ok ' the capital of the country of France"))
+        #expect(o2.hasPrefix("ok ' the capital of the"))
     }
 }
 

@@ -60,6 +60,14 @@ public struct Sampler: Sendable {
         return SampledToken(token: token, logprob: logits[Int(token)] - logZ, top: top)
     }
 
+    /// The log-probability of `token` under a row of raw logits, with the `top` most likely tokens
+    /// (prompt scoring: no penalties or bias apply).
+    public static func score(_ logits: UnsafeBufferPointer<Float>, token: Int32, top n: Int) -> SampledToken {
+        let logZ = zk_logsumexp(logits.baseAddress!, Int64(logits.count))
+        let top = n > 0 ? topN(logits, n).map { ($0, logits[Int($0)] - logZ) } : []
+        return SampledToken(token: token, logprob: logits[Int(token)] - logZ, top: top)
+    }
+
     private func argmax() -> Int32 {
         var best = 0
         var bv = -Float.infinity

@@ -19,6 +19,11 @@ public struct SchedulerConfig: Sendable {
     public var maxBatchTokens = 512
     /// Prompt chunk boundaries (positions that are multiples of this).
     public var chunkTokens = 256
+    /// Prompt chunk length for requests that score their prompt (`promptLogprobs`): each row of such a
+    /// chunk needs a full row of logits (vocabulary-sized), so these chunks are short.
+    public var scoredChunkTokens = 32
+    /// Logit rows for prompt scoring per step (bounds the logits buffer: rows x vocabulary floats).
+    public var maxScoredRows = 64
     /// Sequences decoding at once.
     public var maxRunning = 64
     /// Requests waiting for admission; beyond it, submissions are refused (HTTP 429).
@@ -34,8 +39,14 @@ public struct GenerationRequest: Sendable {
     public var params: SamplingParams
     public var stop: [String]
     public var ignoreEOS: Bool
-    public init(prompt: [Int32], maxTokens: Int, params: SamplingParams, stop: [String] = [], ignoreEOS: Bool = false) {
+    /// Score the prompt: the log-probability of each prompt token after the first, with this many
+    /// top alternatives (0-5), delivered as one `.promptLogprobs` event before any token. nil: no.
+    /// `maxTokens` may then be 0 (score only).
+    public var promptLogprobs: Int?
+    public init(prompt: [Int32], maxTokens: Int, params: SamplingParams, stop: [String] = [], ignoreEOS: Bool = false,
+                promptLogprobs: Int? = nil) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.params = params; self.stop = stop; self.ignoreEOS = ignoreEOS
+        self.promptLogprobs = promptLogprobs
     }
 }
 
@@ -46,6 +57,8 @@ public enum GenerationEvent: Sendable {
     case failed(String)
     /// A prompt chunk was processed (no token yet): `done` of `total` prompt tokens.
     case prefilling(done: Int, total: Int)
+    /// The scores of prompt tokens 1..<count (see `GenerationRequest.promptLogprobs`).
+    case promptLogprobs([SampledToken])
 }
 
 /// Receives a request's events on the engine thread; returns false when nobody listens any more
@@ -110,6 +123,8 @@ public final class Scheduler: @unchecked Sendable {
         var stopper: StopMatcher
         let submitted: Double
         var lastTokenAt = 0.0
+        /// Prompt token scores so far (requests with `promptLogprobs`).
+        var promptScores: [SampledToken] = []
         /// Members of this sequence's group still waiting for its prompt (forked when it is done).
         var followers: [Sequence] = []
         init(id: Int, request: GenerationRequest, sink: @escaping GenerationSink, now: Double) {
@@ -163,7 +178,8 @@ public final class Scheduler: @unchecked Sendable {
     @discardableResult
     public func submit(group: [(GenerationRequest, GenerationSink)]) throws(SchedulerError) -> [Int] {
         guard let first = group.first, !first.0.prompt.isEmpty else { throw .emptyPrompt }
-        precondition(group.allSatisfy { $0.0.prompt == first.0.prompt }, "a group shares one prompt")
+        precondition(group.allSatisfy { $0.0.prompt == first.0.prompt && $0.0.promptLogprobs == first.0.promptLogprobs },
+                     "a group shares one prompt (and its scoring)")
         let ctx = model.config.contextLength
         var need = 0
         for (request, _) in group {
@@ -281,14 +297,20 @@ public final class Scheduler: @unchecked Sendable {
             owners.append(s)
             budget -= 1
         }
+        var scoredRows = 0
         for s in running where s.prefilled < s.request.prompt.count {
             let p = s.request.prompt
-            let end = min(p.count, (s.prefilled / config.chunkTokens + 1) * config.chunkTokens)
+            let scored = s.request.promptLogprobs != nil
+            let chunk = scored ? config.scoredChunkTokens : config.chunkTokens
+            let end = min(p.count, (s.prefilled / chunk + 1) * chunk)
             let n = end - s.prefilled
+            if scored && scoredRows + n > config.maxScoredRows && !items.isEmpty { continue }
             if n > budget && !items.isEmpty { break }
-            items.append(BatchItem(seq: s.kv!, tokens: Array(p[s.prefilled..<end]), logits: end == p.count ? .last : .none))
+            let logits: BatchItem.LogitsWanted = scored ? .all : end == p.count ? .last : .none
+            items.append(BatchItem(seq: s.kv!, tokens: Array(p[s.prefilled..<end]), logits: logits))
             owners.append(s)
             budget -= n
+            if scored { scoredRows += n }
             if budget <= 0 { break }
         }
         stats.batchSize.observe(Double(items.count))
@@ -305,26 +327,60 @@ public final class Scheduler: @unchecked Sendable {
         var row = 0
         var done = Set<Int>()
         for (item, s) in zip(items, owners) {
-            if s.pending != nil { s.pending = nil } else {
+            let rows = item.logits == .all ? item.tokens.count : item.logits == .last ? 1 : 0
+            let first = row
+            row += rows
+            let decoding = s.pending != nil
+            if decoding { s.pending = nil } else {
+                if let top = s.request.promptLogprobs { score(s, logits: logits, firstRow: first, count: item.tokens.count, top: top) }
                 s.prefilled += item.tokens.count
                 stats.promptTokens += item.tokens.count
             }
-            guard item.logits != .none else {
+            guard decoding || s.prefilled == s.request.prompt.count else {
                 if !s.sink(.prefilling(done: s.prefilled, total: s.request.prompt.count)) { release(s); done.insert(s.id) }
                 continue
             }
-            let r = logits.row(row)
-            row += 1
+            let r = logits.row(first + rows - 1)
+            if decoding {
+                if sample(s, r, now: now) { done.insert(s.id) }
+                continue
+            }
             // The prompt is done: the group's other members take a copy of its KV and these logits.
+            let members = [s] + s.followers
             for f in s.followers {
                 cache.copy(from: s.kv!, to: f.kv!)
                 f.prefilled = f.request.prompt.count
-                if !sample(f, r, now: now) { running.append(f) }
+                f.promptScores = s.promptScores
             }
             s.followers = []
-            if sample(s, r, now: now) { done.insert(s.id) }
+            for mbr in members where !startGenerating(mbr, r, now: now) {
+                if mbr !== s { running.append(mbr) }
+            }
+            if s.kv == nil { done.insert(s.id) }
         }
         if !done.isEmpty { running.removeAll { done.contains($0.id) } }
+    }
+
+    /// Scores the prompt tokens that follow a chunk of `count` tokens at `s.prefilled` (row j of the
+    /// chunk predicts the token after its position).
+    private func score(_ s: Sequence, logits: Logits, firstRow: Int, count: Int, top: Int) {
+        let p = s.request.prompt
+        for j in 0..<count where s.prefilled + j + 1 < p.count {
+            s.promptScores.append(Sampler.score(logits.row(firstRow + j), token: p[s.prefilled + j + 1], top: top))
+        }
+    }
+
+    /// After the prompt: sends the prompt scores (if asked), then samples the first token, or ends a
+    /// score-only request (max tokens 0). Returns true when the sequence is finished.
+    private func startGenerating(_ s: Sequence, _ row: UnsafeBufferPointer<Float>, now: Double) -> Bool {
+        if s.request.promptLogprobs != nil, !s.sink(.promptLogprobs(s.promptScores)) { release(s); return true }
+        if s.request.maxTokens == 0 {
+            _ = s.sink(.finished(.length, promptTokens: s.request.prompt.count, completionTokens: 0))
+            stats.requestsFinished += 1
+            release(s)
+            return true
+        }
+        return sample(s, row, now: now)
     }
 
     /// Samples the next token of `s` and emits it. Returns true when the sequence is finished.

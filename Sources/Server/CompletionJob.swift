@@ -14,6 +14,9 @@ final class CompletionJob: @unchecked Sendable {
         var completionTokens = 0
         var promptTokens = 0
         var echo = ""
+        /// echo with logprobs: the prompt's ids and the scores of ids 1... (set before the first token).
+        var promptIDs: [Int32] = []
+        var promptScores: [SampledToken]?
         /// UTF-16 offset of the next streamed token in the choice's text (logprobs.text_offset).
         var streamOffset = 0
     }
@@ -78,10 +81,10 @@ final class CompletionJob: @unchecked Sendable {
             for j in 0..<body.n {
                 let k = i * body.n + j
                 choices[k].promptTokens = p.count
-                if body.echo { choices[k].echo = model.tokenizer.decode(p) }
+                if body.echo { choices[k].echo = model.tokenizer.decode(p); choices[k].promptIDs = p }
             }
         }
-        if body.maxTokens == 0 {
+        if body.maxTokens == 0 && !scoresPrompt {
             // Nothing to generate: every choice ends at once (echo still returns the prompt).
             for k in choices.indices { choices[k].finish = .length }
             if body.stream { startStream(); for k in choices.indices { sendFinish(k) }; endStream() }
@@ -95,7 +98,8 @@ final class CompletionJob: @unchecked Sendable {
             let group: [(GenerationRequest, GenerationSink)] = (0..<body.n).map { j in
                 let k = i * body.n + j
                 let r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
-                                          stop: body.stop, ignoreEOS: body.ignoreEOS)
+                                          stop: body.stop, ignoreEOS: body.ignoreEOS,
+                                          promptLogprobs: scoresPrompt ? body.logprobs : nil)
                 // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
                 return (r, { ev in self.handle(k, ev) })
             }
@@ -118,6 +122,9 @@ final class CompletionJob: @unchecked Sendable {
         }
     }
 
+    /// echo with logprobs: the prompt tokens get log-probabilities too (the first one null).
+    private var scoresPrompt: Bool { body.echo && body.logprobs != nil }
+
     private func cancelAll() {
         let ids = lock.withLock { sequenceIDs }
         for id in ids { model.scheduler.cancel(id) }
@@ -129,6 +136,13 @@ final class CompletionJob: @unchecked Sendable {
         switch ev {
         case .prefilling:
             if body.stream { return writer.sendComment("ping") }
+            return true
+        case let .promptLogprobs(scores):
+            let c: Choice = lock.withLock { choices[k].promptScores = scores; return choices[k] }
+            if body.stream {
+                return writer.sendEvent(chunk([["text": c.echo, "index": k, "logprobs": logprobsJSON(k, choice: c, generated: []),
+                                                "finish_reason": NSNull()] as [String: Any]]))
+            }
             return true
         case let .token(t, text):
             lock.withLock {
@@ -172,20 +186,28 @@ final class CompletionJob: @unchecked Sendable {
 
     // MARK: JSON shapes
 
-    private func logprobsJSON(_ k: Int, tokens: [SampledToken], offset: Int) -> Any {
+    /// The legacy logprobs object for `generated` tokens of choice k (offsets after its echo), preceded,
+    /// with echo, by the prompt's tokens (the first has no log-probability: null).
+    private func logprobsJSON(_ k: Int, choice c: Choice, generated: [SampledToken], offset: Int? = nil) -> Any {
         guard body.logprobs != nil else { return NSNull() }
-        var textOffset = offset
+        var textOffset = 0
         var strs: [String] = [], lps: [Any] = [], tops: [Any] = [], offs: [Int] = []
-        for t in tokens {
-            let s = String(decoding: model.tokenizer.pieceBytes(t.token), as: UTF8.self)
+        func add(_ token: Int32, _ scored: SampledToken?) {
+            let s = String(decoding: model.tokenizer.pieceBytes(token), as: UTF8.self)
             strs.append(s)
+            offs.append(textOffset)
+            textOffset += s.utf16.count
+            guard let t = scored else { lps.append(NSNull()); tops.append(NSNull()); return }
             lps.append(Double(t.logprob))
             var top: [String: Double] = [:]
             for alt in t.top { top[String(decoding: model.tokenizer.pieceBytes(alt.token), as: UTF8.self)] = Double(alt.logprob) }
             tops.append(top)
-            offs.append(textOffset)
-            textOffset += s.utf16.count
         }
+        if let scores = c.promptScores {
+            for (i, id) in c.promptIDs.enumerated() { add(id, i == 0 ? nil : scores[i - 1]) }
+        }
+        textOffset = offset ?? c.echo.utf16.count
+        for t in generated { add(t.token, t) }
         return ["tokens": strs, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offs]
     }
 
@@ -207,7 +229,7 @@ final class CompletionJob: @unchecked Sendable {
         let snapshot = lock.withLock { choices }
         var arr: [Any] = []
         for (k, c) in snapshot.enumerated() {
-            arr.append(["text": c.echo + c.text, "index": k, "logprobs": logprobsJSON(k, tokens: c.tokens, offset: c.echo.utf16.count),
+            arr.append(["text": c.echo + c.text, "index": k, "logprobs": logprobsJSON(k, choice: c, generated: c.tokens),
                         "finish_reason": c.finish?.rawValue ?? "length"] as [String: Any])
         }
         let u = usage()
@@ -227,7 +249,7 @@ final class CompletionJob: @unchecked Sendable {
 
     private func startStream() {
         writer.startEventStream()
-        if body.echo {
+        if body.echo && !scoresPrompt {  // (with logprobs, the echo goes out with the prompt's scores)
             for (k, c) in lock.withLock({ choices }).enumerated() where !c.echo.isEmpty {
                 writer.sendEvent(chunk([["text": c.echo, "index": k, "logprobs": NSNull(), "finish_reason": NSNull()] as [String: Any]]))
             }
@@ -242,7 +264,7 @@ final class CompletionJob: @unchecked Sendable {
                 choices[k].streamOffset += String(decoding: model.tokenizer.pieceBytes(token.token), as: UTF8.self).utf16.count
                 return o
             }
-            lp = logprobsJSON(k, tokens: [token], offset: off)
+            lp = logprobsJSON(k, choice: Choice(), generated: [token], offset: off)
         }
         return writer.sendEvent(chunk([["text": text, "index": k, "logprobs": lp, "finish_reason": NSNull()] as [String: Any]]))
     }

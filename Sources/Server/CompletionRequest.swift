@@ -117,7 +117,6 @@ public struct CompletionRequest: Sendable {
         ignoreEOS = try r.bool("ignore_eos") ?? false
         if let s = o["suffix"], !(s is NSNull) { throw .invalid("suffix", "'suffix' is not supported by this server") }
         if let b = try r.int("best_of"), b != n { throw .invalid("best_of", "'best_of' other than n is not supported") }
-        if echo && logprobs != nil { throw .invalid("echo", "'echo' together with 'logprobs' is not supported") }
     }
 
     static func parsePrompt(_ p: Any, limits: Limits) throws(APIError) -> [Prompt] {

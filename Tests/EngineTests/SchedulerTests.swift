@@ -14,6 +14,7 @@ final class Collector: @unchecked Sendable {
     private var tokens: [Int: [Int32]] = [:]
     private var texts: [Int: String] = [:]
     private var finished: [Int: FinishReason] = [:]
+    private var scores: [Int: [SampledToken]] = [:]
     let done = DispatchSemaphore(value: 0)
     func sink(_ key: Int, stopAfter: Int = Int.max) -> GenerationSink {
         { ev in
@@ -26,11 +27,15 @@ final class Collector: @unchecked Sendable {
             case let .finished(r, _, _): self.finished[key] = r; self.done.signal()
             case .failed: self.done.signal()
             case .prefilling: break
+            case let .promptLogprobs(sc):
+                #expect(self.tokens[key] == nil, "prompt scores come before any token")
+                self.scores[key] = sc
             }
             return true
         }
     }
     func result(_ k: Int) -> ([Int32], String, FinishReason?) { lock.lock(); defer { lock.unlock() }; return (tokens[k] ?? [], texts[k] ?? "", finished[k]) }
+    func promptScores(_ k: Int) -> [SampledToken]? { lock.lock(); defer { lock.unlock() }; return scores[k] }
 }
 
 func makeScheduler(_ configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Scheduler {
@@ -173,4 +178,37 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
     while (s.snapshot.kvAllocated != 0 || s.snapshot.running != 0) && waited < 400 { usleep(5000); waited += 1 }
     #expect(s.snapshot.kvAllocated == 0)
     #expect(s.snapshot.running == 0)
+}
+
+/// echo + logprobs: prompt tokens 1... are scored in short chunks, and the scores match one forward
+/// pass with logits at every position; a score-only request (max tokens 0) ends without a token; a
+/// group's members all get the scores; a scoring request generates what it would without scoring.
+@Test func promptScoresMatchOneForwardPass() throws {
+    let s = try makeScheduler { $0.scoredChunkTokens = 8; $0.maxScoredRows = 16 }; defer { s.stop() }
+    let p = prompt(3, length: 37)
+    let model = try Transformer(path: try SyntheticModel.write(context: 512), pool: KernelPool(threads: 1))
+    let cache = model.makeCache()
+    let logits = try model.forward([BatchItem(seq: cache.newSequence(), tokens: p, logits: .all)], cache: cache)
+    let want = (0..<p.count - 1).map { Sampler.score(logits.row($0), token: p[$0 + 1], top: 3) }
+
+    let c = Collector()
+    try s.submit(GenerationRequest(prompt: p, maxTokens: 0, params: .greedy, promptLogprobs: 3), sink: c.sink(0))
+    let group = (1...2).map { k in (GenerationRequest(prompt: p, maxTokens: 5, params: .greedy, ignoreEOS: true, promptLogprobs: 3), c.sink(k)) }
+    try s.submit(group: group)
+    try s.submit(GenerationRequest(prompt: p, maxTokens: 5, params: .greedy, ignoreEOS: true), sink: c.sink(3))
+    for _ in 0..<4 { c.done.wait() }
+
+    let (t0, _, f0) = c.result(0)
+    #expect(t0.isEmpty && f0 == .length)
+    for k in 0...2 {
+        let got = try #require(c.promptScores(k))
+        #expect(got.count == p.count - 1)
+        for (g, w) in zip(got, want) {
+            #expect(g.token == w.token && abs(g.logprob - w.logprob) < 1e-3)
+            #expect(g.top.count == 3 && zip(g.top, w.top).allSatisfy { abs($0.logprob - $1.logprob) < 1e-3 })
+            #expect(g.logprob <= g.top[0].logprob + 1e-6)
+        }
+    }
+    #expect(c.promptScores(3) == nil)
+    #expect(c.result(1).0 == c.result(3).0 && c.result(2).0 == c.result(3).0 && c.result(3).0.count == 5)
 }

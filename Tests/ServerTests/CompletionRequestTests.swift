@@ -41,7 +41,6 @@ func param(_ json: String) -> String? {
         (#""suffix":"x""#, "suffix"), (#""best_of":3"#, "best_of"), (#""model":7"#, "model"),
         (#""stream_options":{"include_usage":true}"#, "stream_options"),
         (#""stream":true,"stream_options":{"include_usage":"y"}"#, "stream_options.include_usage"),
-        (#""echo":true,"logprobs":1"#, "echo"),
     ]
     for (field, want) in cases {
         #expect(param(#"{"prompt":"x","# + field + "}") == want, "\(field)")

@@ -65,6 +65,39 @@ func events(_ r: TestClient.Response?) -> [String] {
         #expect(u["completion_tokens"] == 5 && u["prompt_tokens"]! > 0 && u["total_tokens"] == u["prompt_tokens"]! + 5)
     }
 
+    /// echo with logprobs scores the prompt (the legacy way to score text): the prompt's tokens come
+    /// first, the first with null log-probability; max_tokens 0 scores only; streaming sends the echo
+    /// with its scores in the first chunk; the scores are the same either way.
+    @Test func echoWithLogprobsScoresThePrompt() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let prompt = [2, 260, 270, 265, 280, 290, 261]
+        func logprobs(_ ch: [String: Any]) -> (tokens: [String], lps: [Any], tops: [Any], offsets: [Int]) {
+            let lp = ch["logprobs"] as? [String: Any] ?? [:]
+            return (lp["tokens"] as? [String] ?? [], lp["token_logprobs"] as? [Any] ?? [], lp["top_logprobs"] as? [Any] ?? [], lp["text_offset"] as? [Int] ?? [])
+        }
+        var scored: [Double] = []
+        for maxTokens in [0, 3] {
+            let o = object(c.request("POST", "/v1/completions", json: #"{"prompt":\#(prompt),"max_tokens":\#(maxTokens),"temperature":0,"ignore_eos":true,"echo":true,"logprobs":2}"#))
+            let ch = (o["choices"] as? [[String: Any]])?.first ?? [:]
+            let (tokens, lps, tops, offsets) = logprobs(ch)
+            #expect(tokens.count == prompt.count + maxTokens && lps.count == tokens.count && tops.count == tokens.count)
+            #expect(lps.first is NSNull && tops.first is NSNull)
+            let values = lps.dropFirst().compactMap { $0 as? Double }
+            #expect(values.count == tokens.count - 1 && values.allSatisfy { $0 <= 0 })
+            #expect((tops.last as? [String: Double])?.count == 2)
+            #expect(offsets == tokens.indices.map { i in tokens[..<i].reduce(0) { $0 + $1.utf16.count } })
+            #expect((ch["text"] as? String) == tokens.joined())
+            #expect((o["usage"] as? [String: Int])?["completion_tokens"] == maxTokens)
+            if scored.isEmpty { scored = Array(values.prefix(prompt.count - 1)) } else { #expect(Array(values.prefix(prompt.count - 1)) == scored) }
+        }
+        let r = c.request("POST", "/v1/completions", json: #"{"prompt":\#(prompt),"max_tokens":2,"temperature":0,"ignore_eos":true,"echo":true,"logprobs":1,"stream":true}"#)
+        let chunks = events(r).dropLast().compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let first = (chunks.first?["choices"] as? [[String: Any]])?.first ?? [:]
+        let (tokens, lps, _, _) = logprobs(first)
+        #expect(tokens.count == prompt.count && lps.first is NSNull && Array(lps.dropFirst().compactMap { $0 as? Double }) == scored)
+    }
+
     @Test func streamingAsServerSentEvents() throws {
         let s = try startAPI(); defer { s.stop() }
         let c = try TestClient(port: s.port)

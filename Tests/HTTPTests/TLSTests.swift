@@ -19,7 +19,7 @@ func run(_ args: [String], input: String? = nil) throws -> (status: Int32, out: 
 }
 
 func selfSignedCertificate() throws -> TLSConfig {
-    let dir = NSTemporaryDirectory() + "zebra-tls-\(UUID().uuidString)"
+    let dir = ScratchFiles.path("tls")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let r = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                      "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"])

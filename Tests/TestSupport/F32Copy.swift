@@ -12,7 +12,7 @@ public enum F32Copy {
             let t = f.tensors[name]!
             w.addF32(name, dims: t.dims, f.floats(t))
         }
-        let out = NSTemporaryDirectory() + "zebra-f32-\(getpid())-\(UUID().uuidString).gguf"
+        let out = ScratchFiles.path("f32", suffix: ".gguf")
         try Data(w.serialize()).write(to: URL(fileURLWithPath: out))
         return out
     }

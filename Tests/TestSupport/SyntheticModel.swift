@@ -126,7 +126,7 @@ public enum SyntheticModel {
 
     /// Writes the synthetic model to a temporary file and returns its path.
     public static func write(seed: UInt64 = 7, context: Int = 256) throws -> String {
-        let path = NSTemporaryDirectory() + "zebra-synthetic-\(seed)-\(context)-\(UUID().uuidString).gguf"
+        let path = ScratchFiles.path("synthetic-\(seed)-\(context)", suffix: ".gguf")
         try Data(bytes(seed: seed, context: context)).write(to: URL(fileURLWithPath: path))
         return path
     }

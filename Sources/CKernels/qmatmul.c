@@ -72,6 +72,7 @@ int zk_has_int8_kernel(int type) {
 int zk_act_format(int type) {
     switch (type) {
     case ZK_Q4_K: case ZK_Q5_K: case ZK_Q6_K: return ZK_ACT_Q8_K;
+    case ZK_Q4_1: case ZK_Q5_1: return ZK_ACT_Q8_1;
     default: return ZK_ACT_Q8_0;
     }
 }
@@ -79,9 +80,9 @@ int zk_act_format(int type) {
 static inline float round_f16(float f) { return _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)); }
 
 // ggml's quantize_row_q8_0 / q8_1 (x86): d = max|x| / 127 kept in f16, q = x * (127 / max|x|)
-// rounded to nearest even. s = d * sum(q) exactly (ggml's q8_1 rounds it to f16; we do not, so the
-// minimum term of Q4_1/Q5_1 is the plain product the naive reference computes).
-static void quantize_q8_0(const float *x, zk_q8a *dst, int64_t k) {
+// rounded to nearest even. s (used by the minimum term of Q4_1/Q5_1 weights): Q8_1 stores
+// f16(max|x| / 127 * sum(q)), as ggml does; Q8_0 keeps d * sum(q) (unused by its weight types).
+static void quantize_q8_0(const float *x, zk_q8a *dst, int64_t k, int q8_1) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < k / 32; b++) {
         const float *xb = x + b * 32;
@@ -108,7 +109,8 @@ static void quantize_q8_0(const float *x, zk_q8a *dst, int64_t k) {
         s = _mm_hadd_epi32(s, s);
         const float dh = round_f16(d);
         dst[b].d = dh;
-        dst[b].s = dh * (float)_mm_cvtsi128_si32(s);
+        const float qsum = (float)_mm_cvtsi128_si32(s);
+        dst[b].s = q8_1 ? round_f16(d * qsum) : dh * qsum;
     }
 }
 
@@ -144,12 +146,29 @@ static void quantize_q8_K(const float *x, zk_q8a *dst, int64_t k) {
 
 void zk_quantize_q8a(const float *x, zk_q8a *dst, int64_t k, int format) {
     if (format == ZK_ACT_Q8_K) quantize_q8_K(x, dst, k);
-    else quantize_q8_0(x, dst, k);
+    else quantize_q8_0(x, dst, k, format == ZK_ACT_Q8_1);
 }
 
 void zk_dequantize_q8a(const zk_q8a *src, float *dst, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++)
         for (int i = 0; i < 32; i++) dst[b * 32 + i] = src[b].d * (float)src[b].q[i];
+}
+
+void zk_q8a_s_excess(const zk_q8a *src, float *dst, int64_t n) {
+    for (int64_t b = 0; b < n; b++) {
+        int sum = 0;
+        for (int i = 0; i < 32; i++) sum += src[b].q[i];
+        dst[b] = src[b].s - src[b].d * (float)sum;
+    }
+}
+
+int zk_block_mins(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1, float *dst) {
+    if (type != ZK_Q4_1 && type != ZK_Q5_1) return 0;
+    const int64_t bb = type == ZK_Q4_1 ? 20 : 24, nb = k / 32;  // blocks start with f16 d, f16 m
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t b = 0; b < nb; b++)
+            dst[(r - r0) * nb + b] = half_to_float((const uint8_t *)w + r * row_bytes + b * bb + 2);
+    return 1;
 }
 
 int zk_matmul_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,

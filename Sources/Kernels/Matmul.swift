@@ -32,6 +32,7 @@ public final class Matmul: @unchecked Sendable {
     private var scratchCount = 0
     private var xq = GrowingBuffer<zk_q8a>()   // quantized activations
     private var xd = GrowingBuffer<Float>()    // the same, dequantized (sgemm route)
+    private var xe = GrowingBuffer<Float>()    // Q8_1: each block's s - d * sum(q) (sgemm route)
 
     public init(pool: KernelPool) {
         self.pool = pool
@@ -42,6 +43,7 @@ public final class Matmul: @unchecked Sendable {
         for p in scratch { p.deallocate() }
         xq.deallocate()
         xd.deallocate()
+        xe.deallocate()
     }
 
     private func ensureScratch(_ floats: Int) {
@@ -60,6 +62,7 @@ public final class Matmul: @unchecked Sendable {
         let quantized = int8Activations && zk_has_int8_kernel(w.type) != 0
         let useBlas = route == .blas || (route == .auto && nt >= blasMinRows && (blasForQuantized || !quantized))
         var input = x
+        var excess: UnsafeMutablePointer<Float>? = nil
         if quantized {
             let nb = w.cols / 32
             let q = xq.reserve(nt * nb)
@@ -69,13 +72,15 @@ public final class Matmul: @unchecked Sendable {
                 return
             }
             let d = xd.reserve(nt * w.cols)
-            pool.parallelFor(nt, granularity: 8, DequantizeActivations(q: q, d: d, cols: w.cols))
+            if zk_act_format(w.type) == Int32(ZK_ACT_Q8_1.rawValue) { excess = xe.reserve(nt * nb) }
+            pool.parallelFor(nt, granularity: 8, DequantizeActivations(q: q, d: d, excess: excess, cols: w.cols))
             input = UnsafePointer(d)
         }
         if useBlas {
-            ensureScratch(tileRows * w.cols)
+            // Per thread: a tile of dequantized rows, then (Q4_1/Q5_1) the tile's block minimums.
+            ensureScratch(tileRows * w.cols + tileRows * (w.cols / 32))
             pool.parallelFor(w.rows, granularity: 16,
-                             SgemmTiles(w: w, x: input, nt: nt, y: y, ldy: ldy, tile: tileRows, scratch: scratch))
+                             SgemmTiles(w: w, x: input, excess: excess, nt: nt, y: y, ldy: ldy, tile: tileRows, scratch: scratch))
         } else {
             ensureScratch(w.cols)
             pool.parallelFor(w.rows, granularity: 16, FloatRows(w: w, x: x, nt: nt, y: y, ldy: ldy, scratch: scratch))
@@ -103,27 +108,37 @@ private struct Int8Rows: RangeJob {
     }
 }
 
-/// 8-bit activations back to f32, for the sgemm route.
+/// 8-bit activations back to f32, for the sgemm route (and, for Q8_1, each block's s - d * sum(q)).
 private struct DequantizeActivations: RangeJob {
-    let q: UnsafePointer<zk_q8a>, d: UnsafeMutablePointer<Float>, cols: Int
+    let q: UnsafePointer<zk_q8a>, d: UnsafeMutablePointer<Float>, excess: UnsafeMutablePointer<Float>?, cols: Int
     func run(_ range: Range<Int>, thread: Int) {
         let nb = cols / 32
-        for t in range { zk_dequantize_q8a(q + t * nb, d + t * cols, Int64(cols)) }
+        for t in range {
+            zk_dequantize_q8a(q + t * nb, d + t * cols, Int64(cols))
+            if let excess { zk_q8a_s_excess(q + t * nb, excess + t * nb, Int64(nb)) }
+        }
     }
 }
 
-/// sgemm on tiles of dequantized weight rows (each thread its own scratch tile).
+/// sgemm on tiles of dequantized weight rows (each thread its own scratch tile). With Q8_1
+/// activations (Q4_1/Q5_1), a second small product adds what the int8 kernels' minimum term has:
+/// y[t, r] += sum_b m[r, b] * excess[t, b].
 private struct SgemmTiles: RangeJob {
-    let w: WeightMatrix, x: UnsafePointer<Float>, nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int, tile: Int
+    let w: WeightMatrix, x: UnsafePointer<Float>, excess: UnsafePointer<Float>?
+    let nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int, tile: Int
     let scratch: [UnsafeMutablePointer<Float>]
     func run(_ range: Range<Int>, thread: Int) {
-        let s = scratch[thread]
+        let s = scratch[thread], mins = s + tile * w.cols, nb = w.cols / 32
         var r0 = range.lowerBound
         while r0 < range.upperBound {
             let r1 = min(range.upperBound, r0 + tile)
             zk_dequantize_rows(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(r0), Int64(r1), s)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nt), Int32(r1 - r0), Int32(w.cols),
                         1, x, Int32(w.cols), s, Int32(w.cols), 0, y + r0, Int32(ldy))
+            if let excess, zk_block_mins(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(r0), Int64(r1), mins) != 0 {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nt), Int32(r1 - r0), Int32(nb),
+                            1, excess, Int32(nb), mins, Int32(nb), 1, y + r0, Int32(ldy))
+            }
             r0 = r1
         }
     }

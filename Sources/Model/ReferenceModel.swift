@@ -3,6 +3,7 @@
 // Every fast path is tested against this. K and V are rounded through f16, as the cache stores them;
 // inputs of quantized weights are rounded through 8 bits (ActivationQuantization), as the kernels and
 // llama.cpp do.
+import CKernels
 import GGUF
 import Kernels
 
@@ -25,23 +26,50 @@ public struct ReferenceModel {
         let w: [Float]
         let int8Input: Bool
         let type: Int32
+        /// Q4_1/Q5_1 with 8-bit activations: each 32-block's minimum m, row-major. Their minimum term
+        /// is m * s with the activation block's stored s (f16 in llama.cpp's Q8_1), not m * d * sum(q).
+        let mins: [Float]
     }
 
     func weight(_ name: String) -> Weight {
         let t = file.tensors[name]!
         let type = Int32(t.type.rawValue)
-        return Weight(w: file.floats(t), int8Input: int8Activations && ActivationQuantization.applies(to: type), type: type)
+        let int8 = int8Activations && ActivationQuantization.applies(to: type)
+        let mins = int8 ? blockMins(t, blocks: 0..<t.elementCount / 32) : []
+        return Weight(w: file.floats(t), int8Input: int8, type: type, mins: mins)
+    }
+
+    /// The minimums m of 32-element blocks of a Q4_1/Q5_1 tensor (their blocks start with f16 d, then
+    /// f16 m); empty for other types, whose activations' s is exactly d * sum(q).
+    func blockMins(_ t: GGUFTensorInfo, blocks: Range<Int>) -> [Float] {
+        let type = Int32(t.type.rawValue)
+        guard zk_act_format(type) == Int32(ZK_ACT_Q8_1.rawValue) else { return [] }
+        let p = file.data(t), bb = Int(zk_block_bytes(type))
+        return blocks.map { b in
+            Float(Float16(bitPattern: UInt16(p.load(fromByteOffset: b * bb + 2, as: UInt8.self)) |
+                                      UInt16(p.load(fromByteOffset: b * bb + 3, as: UInt8.self)) << 8))
+        }
+    }
+
+    /// What a row's minimum term gains when it multiplies each activation block's stored s instead
+    /// of d * sum(q): sum over blocks of m * (s - d * sum(q)).
+    static func minimumTermCorrection(_ mins: ArraySlice<Float>, _ blocks: [ActivationQuantization.Block]) -> Float {
+        var c: Float = 0
+        for (m, blk) in zip(mins, blocks) { c += m * (blk.s - blk.d * Float(blk.q.reduce(0) { $0 + Int($1) })) }
+        return c
     }
 
     /// y[n] = sum_k W[n][k] x[k] for W stored [N, K] row-major.
     static func matvec(_ m: Weight, _ x: [Float], rows: Int) -> [Float] {
         let w = m.w
-        let x = m.int8Input ? ActivationQuantization.roundTrip(x, for: m.type) : x
+        let blocks = m.int8Input ? ActivationQuantization.quantize(x, for: m.type) : []
+        let x = m.int8Input ? blocks.flatMap { b in b.q.map { b.d * Float($0) } } : x
         let k = x.count
         var y = [Float](repeating: 0, count: rows)
         for n in 0..<rows {
             var s: Float = 0
             for j in 0..<k { s += w[n * k + j] * x[j] }
+            if !m.mins.isEmpty { s += minimumTermCorrection(m.mins[n * blocks.count ..< (n + 1) * blocks.count], blocks) }
             y[n] = s
         }
         return y
@@ -149,11 +177,13 @@ public struct ReferenceModel {
         let outInt8 = int8Activations && ActivationQuantization.applies(to: Int32(out.type.rawValue))
         return x.map { xt in
             let hn = Self.rmsnorm(xt, onorm, eps: c.rmsEps)
-            let h = outInt8 ? ActivationQuantization.roundTrip(hn, for: Int32(out.type.rawValue)) : hn
+            let blocks = outInt8 ? ActivationQuantization.quantize(hn, for: Int32(out.type.rawValue)) : []
+            let h = outInt8 ? blocks.flatMap { b in b.q.map { b.d * Float($0) } } : hn
             return (0..<c.vocabSize).map { r in
                 let row = file.row(out, r)
                 var s: Float = 0
                 for j in 0..<c.dim { s += row[j] * h[j] }
+                if outInt8 { s += Self.minimumTermCorrection(blockMins(out, blocks: r * c.dim / 32 ..< (r + 1) * c.dim / 32)[...], blocks) }
                 return s
             }
         }

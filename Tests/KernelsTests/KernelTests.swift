@@ -45,9 +45,14 @@ let allTypes: [Int32] = [0, 1, 30, 2, 3, 6, 7, 8, 12, 13, 14]
 func naiveProduct(_ w: WeightMatrix, _ x: [Float], nt: Int) -> [Double] {
     let cols = w.cols, rows = w.rows
     var xs = x
+    var blocks: [[ActivationQuantization.Block]] = []
     if ActivationQuantization.applies(to: w.type) {
-        xs = (0..<nt).flatMap { t in ActivationQuantization.roundTrip(Array(x[t * cols..<(t + 1) * cols]), for: w.type) }
+        blocks = (0..<nt).map { t in ActivationQuantization.quantize(Array(x[t * cols..<(t + 1) * cols]), for: w.type) }
+        xs = blocks.flatMap { $0.flatMap { b in b.q.map { b.d * Float($0) } } }
     }
+    // Q4_1/Q5_1 (llama.cpp's Q8_1 activations): the minimum term multiplies the stored s (f16).
+    let q81 = !blocks.isEmpty && zk_act_format(w.type) == Int32(ZK_ACT_Q8_1.rawValue)
+    let bb = Int(zk_block_bytes(w.type)), nb = cols / 32
     var deq = [Float](repeating: 0, count: cols)
     var want = [Double](repeating: 0, count: nt * rows)
     for r in 0..<rows {
@@ -55,6 +60,13 @@ func naiveProduct(_ w: WeightMatrix, _ x: [Float], nt: Int) -> [Double] {
         for t in 0..<nt {
             var s = 0.0
             for k in 0..<cols { s += Double(deq[k]) * Double(xs[t * cols + k]) }
+            if q81 {
+                for (b, blk) in blocks[t].enumerated() {
+                    let at = w.data + r * w.rowBytes + b * bb + 2
+                    let m = Double(Float16(bitPattern: UInt16(at.load(as: UInt8.self)) | UInt16(at.load(fromByteOffset: 1, as: UInt8.self)) << 8))
+                    s += m * (Double(blk.s) - Double(blk.d) * Double(blk.q.reduce(0) { $0 + Int($1) }))
+                }
+            }
             want[t * rows + r] = s
         }
     }
@@ -87,7 +99,7 @@ func matmulRoutesMatchNaive(type: Int32) {
     }
 }
 
-@Test(arguments: [Int32(8), 3, 12])  // Q8_0, Q8_0 for a Q4_1 weight, and Q8_K activation formats
+@Test(arguments: [Int32(8), 3, 12])  // Q8_0, Q8_1 (for a Q4_1 weight) and Q8_K activation formats
 func activationQuantizationMatchesReferenceBitForBit(type: Int32) {
     var rng = Rng(s: 77)
     var x = (0..<256 * 5).map { _ in rng.float() * Float(rng.next() % 100) }
@@ -101,8 +113,10 @@ func activationQuantizationMatchesReferenceBitForBit(type: Int32) {
         #expect(got[b].d == want[b].d, "block \(b)")
         let q = withUnsafeBytes(of: got[b].q) { Array($0.bindMemory(to: Int8.self)) }
         #expect(q == want[b].q, "block \(b)")
+        #expect(got[b].s == want[b].s, "block \(b)")
         let sum = Float(want[b].q.reduce(0) { $0 + Int($1) })
-        #expect(got[b].s == want[b].d * sum, "block \(b)")
+        if type == 3 { #expect(want[b].s == Float(Float16(want[b].s)), "Q8_1 keeps s in f16") }
+        else { #expect(want[b].s == want[b].d * sum, "block \(b)") }
     }
 }
 

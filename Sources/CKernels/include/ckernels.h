@@ -48,16 +48,21 @@ typedef struct {
     int8_t q[32];
 } zk_q8a;
 
-/// llama.cpp's activation formats: Q8_0 (d in f16; for Q4_0/Q5_0/Q8_0 weights, and for Q4_1/Q5_1,
-/// whose Q8_1 has the same d and q), Q8_K (one f32 scale per 256 from the largest-magnitude value;
-/// K-quants). s = d * sum(q) is kept exact in both.
-enum zk_act_format { ZK_ACT_Q8_0 = 0, ZK_ACT_Q8_K = 1 };
+/// llama.cpp's activation formats: Q8_0 (d in f16; Q4_0/Q5_0/Q8_0 weights), Q8_1 (the same d and q,
+/// and s = f16(max|x| / 127 * sum(q)) as ggml stores it; Q4_1/Q5_1 weights, whose minimum term uses s),
+/// Q8_K (one f32 scale per 256 from the largest-magnitude value; K-quants). Otherwise s = d * sum(q).
+enum zk_act_format { ZK_ACT_Q8_0 = 0, ZK_ACT_Q8_K = 1, ZK_ACT_Q8_1 = 2 };
 /// The activation format llama.cpp pairs with weights of `type`.
 int zk_act_format(int type);
 /// Quantizes k floats (a multiple of 32; of 256 for Q8_K) into k / 32 blocks.
 void zk_quantize_q8a(const float *x, zk_q8a *dst, int64_t k, int format);
 /// d * q for every element (tests and the reference path).
 void zk_dequantize_q8a(const zk_q8a *src, float *dst, int64_t k);
+/// Q8_1 activations times dequantized weights (the sgemm route) miss what the int8 kernels add for
+/// Q4_1/Q5_1's minimum term, m * (s - d * sum(q)) per block: dst[b] = s - d * sum(q) for n blocks,
+/// and zk_block_mins gives the m of rows [r0, r1) ([r1 - r0, k / 32]; returns 0 for other types).
+void zk_q8a_s_excess(const zk_q8a *src, float *dst, int64_t n);
+int zk_block_mins(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1, float *dst);
 /// Whether `type` has an int8 row kernel (every quantized type here; not F32/F16/BF16).
 int zk_has_int8_kernel(int type);
 /// y[t*ldy + r] = dot(row r of W, x_t) for rows [r0, r1) and t < nt, with x_t the k / 32 blocks at

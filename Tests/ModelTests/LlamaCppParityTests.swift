@@ -117,9 +117,10 @@ func checkGreedy(_ path: String, _ fixture: String) throws {
     print("\(fixture): \(fullMatches)/\(f.cases.count) continuations identical over all 64 tokens (llama.cpp against itself: \(try selfAgreement(fixture).greedy_identical)/10); \(agreedSteps)/\(f.cases.count * 64) steps before the first difference; first differences at (step, llama.cpp's margin): \(divergences.joined(separator: " "))")
 }
 
-/// Margin (log-probability) under which a greedy step counts as a near-tie: the same noise bound as
-/// `clearMargin`, from llama.cpp's 8-bit activations against our f32 path.
-let greedyTieMargin: Float = clearMargin
+/// Margin (log-probability) under which a greedy step counts as a near-tie that either implementation
+/// may break either way (the issue's bar). Every continuation must match llama.cpp's up to its first
+/// such step; measured, all of ours do, although llama.cpp against itself parts once at 0.20.
+let greedyTieMargin: Float = 0.1
 
 @Test func smolLMF32LogitsMatchLlamaCppClosely() throws {
     // No quantized activations on either side: the model math itself must agree.

@@ -215,11 +215,21 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
     QM_END
 }
 
+// Each weight row is read once per product: prefetch the row 16 ahead with the non-temporal hint,
+// so the weight stream (~250 MB per decode step) does not evict the KV cache and activations from
+// the caches. Measured on Gemma 3 270M: decode ~10% faster at depth 0 and at depth 16384, and 16
+// parallel sequences 385 -> 420 tokens/s; a plain (T0) prefetch gained nothing.
+#define QM_PREFETCH_ROW                                                                        \
+    if (r + 16 < r1)                                                                           \
+        for (int64_t off = 0; off < row_bytes; off += 64)                                      \
+            _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_NTA);
+
 // Rows [r0, r1) against nt activation rows: tiles of QM_TILE activation rows, then one of 4, then
 // single rows (identical results whichever tile a row lands in).
 #define QM_DRIVE(kind)                                                                         \
     for (int64_t r = r0; r < r1; r++) {                                                        \
         const uint8_t *row = w + r * row_bytes;                                                \
+        QM_PREFETCH_ROW                                                                        \
         float o[QM_TILE];                                                                      \
         int64_t t = 0;                                                                         \
         for (; t + QM_TILE <= nt; t += QM_TILE) {                                              \
@@ -255,6 +265,7 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 }
 
 #undef QF
+#undef QM_PREFETCH_ROW
 #undef QM_FN
 #undef QM_SIGNED_BLOCK
 #undef QM_UNSIGNED_BLOCK

@@ -12,7 +12,7 @@ floor of 8-bit activation rounding: a different summation order alone flips some
 import os, sys
 import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import GEMMA, GREEDY_PROMPTS, PROMPTS, long_text, out, smollm_path  # the fixtures' prompts
+from make_fixtures import GEMMA, GREEDY_PROMPTS, PROMPTS, greedy_run, long_text, out, smollm_path  # the fixtures' prompts
 
 
 def logits(path, prompts, n_batch):
@@ -29,20 +29,7 @@ def logits(path, prompts, n_batch):
 def greedy(path, prompts, n_batch, n=64):
     from llama_cpp import Llama
     l = Llama(model_path=path, verbose=False, n_threads=2, n_ctx=1024, n_batch=n_batch, n_ubatch=n_batch)
-    runs = []
-    for ids in prompts:
-        l.reset()
-        l.eval(ids)
-        gen, margins = [], []
-        for _ in range(n):
-            logits = np.ctypeslib.as_array(l._ctx.get_logits(), shape=(l.n_vocab(),)).astype(np.float64)
-            lp = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
-            o = np.argsort(-lp, kind="stable")
-            gen.append(int(o[0]))
-            margins.append(float(lp[o[0]] - lp[o[1]]))
-            l.eval([int(o[0])])
-        runs.append((gen, margins))
-    return runs
+    return [greedy_run(l, ids, n) for ids in prompts]
 
 
 def measure(name, path):

@@ -105,22 +105,27 @@ def logits_fixture(name, path):
     prompts.append(toks[1000:1000 + 1800] if len(toks) >= 2800 else toks[:1800])
     out(f"Tests/ModelTests/Fixtures/{name}-logits.json", {"model": os.path.basename(path), "cases": top5_cases(l, prompts)})
 
+def greedy_run(l, ids, n):
+    """Greedy continuation of `ids` for n tokens with each step's top1-top2 log-probability margin."""
+    l.reset()
+    l.eval(ids)
+    gen, margins = [], []
+    for _ in range(n):
+        # llama-cpp-python no longer copies logits without logits_all: read the context's last row.
+        logits = np.ctypeslib.as_array(l._ctx.get_logits(), shape=(l.n_vocab(),)).astype(np.float64)
+        lp = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+        o = np.argsort(-lp, kind="stable")
+        gen.append(int(o[0]))
+        margins.append(float(lp[o[0]] - lp[o[1]]))
+        l.eval([int(o[0])])
+    return gen, margins
+
 def greedy_fixture(name, path, n=64):
     l = llama(path, n_ctx=1024, n_batch=512)
     cases = []
     for p in GREEDY_PROMPTS:
         ids = l.tokenize(p.encode(), add_bos=True, special=True)
-        l.reset()
-        l.eval(ids)
-        gen, margins = [], []
-        for _ in range(n):
-            # llama-cpp-python no longer copies logits without logits_all: read the context's last row.
-            logits = np.ctypeslib.as_array(l._ctx.get_logits(), shape=(l.n_vocab(),)).astype(np.float64)
-            lp = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
-            o = np.argsort(-lp, kind="stable")
-            gen.append(int(o[0]))
-            margins.append(float(lp[o[0]] - lp[o[1]]))
-            l.eval([int(o[0])])
+        gen, margins = greedy_run(l, ids, n)
         cases.append({"prompt": p, "prompt_tokens": ids, "tokens": gen, "margins": margins,
                       "text": l.detokenize(gen).decode("utf-8", errors="replace")})
         print(name, "greedy", p[:30], file=sys.stderr)

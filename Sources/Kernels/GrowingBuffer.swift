@@ -17,5 +17,10 @@ public struct GrowingBuffer<T> {
         return pointer!
     }
 
-    public func deallocate() { pointer?.deallocate() }
+    /// Frees the memory; the buffer is empty afterwards (a later `reserve` allocates again).
+    public mutating func deallocate() {
+        pointer?.deallocate()
+        pointer = nil
+        capacity = 0
+    }
 }

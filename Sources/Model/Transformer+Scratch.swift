@@ -65,6 +65,18 @@ extension Transformer {
             }
         }
 
+        /// Frees everything (the transformer is going away).
+        mutating func freeAll() {
+            freeTokenBuffers()
+            hOut?.deallocate(); logits?.deallocate()
+            hOut = nil; logits = nil; capOut = 0
+            for p in scores { p.deallocate() }
+            for p in parts { p.deallocate() }
+            for p in segs { p.deallocate() }
+            scores = []; parts = []; segs = []; capThreads = 0; capKeys = 0
+            units.deallocate(); unitCost.deallocate(); splits.deallocate(); splitParts.deallocate()
+        }
+
         mutating func freeTokenBuffers() {
             guard capTokens > 0 else { return }
             for p in [x, h, q, att, k, v, o, gate, up] { p?.deallocate() }

@@ -86,6 +86,8 @@ public final class Transformer: @unchecked Sendable {
         self.matmul = Matmul(pool: pool)
     }
 
+    deinit { s.freeAll() }
+
     /// Loads a GGUF model; `layers` overrides the attention pattern.
     public convenience init(path: String, layers: LayerPattern? = nil, pool: KernelPool) throws(ModelError) {
         let file: GGUFFile

@@ -86,7 +86,7 @@ func matmulRoutesMatchNaive(type: Int32) {
             let w = WeightMatrix(type: type, data: wb.baseAddress!, rows: rows, cols: cols)
             let want = naiveProduct(w, x, nt: nt)
             let mm = Matmul(pool: pool)
-            for route in [MatmulRoute.rows, .blas] {
+            for route in [MatmulRoute.rows, .blas, .gemm] {
                 var y = [Float](repeating: .nan, count: nt * rows)
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { mm(w, xp.baseAddress!, rows: nt, into: $0.baseAddress!, route: route) }
@@ -97,6 +97,37 @@ func matmulRoutesMatchNaive(type: Int32) {
             }
         }
     }
+}
+
+/// The int8 panel GEMM (prompt chunks): a row's result does not depend on the other activation rows
+/// in the call or on how the weight rows are split, bit for bit.
+@Test(arguments: [Int32(3), 12])
+func int8GemmIsBatchInvariant(type: Int32) {
+    guard zk_has_int8_gemm(type) != 0 else { return }  // AVX2-only CPU: the route falls back to sgemm
+    var rng = Rng(s: UInt64(type) + 500)
+    let rows = 40, cols = 512, nt = 13, nb = cols / 32
+    let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
+    let x = (0..<nt * cols).map { _ in rng.float() }
+    var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
+    q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
+    var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
+    let rowBytes = Int64(bytes.count / rows)
+    var all = [Float](repeating: .nan, count: nt * rows), pieces = all, single = all
+    #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, Int64(nt), &all, Int64(rows), &scratch) == 1)
+    for (r0, r1) in [(0, 16), (16, 32), (32, 40)] {
+        pieces.withUnsafeMutableBufferPointer {
+            _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, Int64(nt), $0.baseAddress!, Int64(rows), &scratch)
+        }
+    }
+    for t in 0..<nt {
+        q.withUnsafeBufferPointer { qp in
+            single.withUnsafeMutableBufferPointer {
+                _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), qp.baseAddress! + t * nb, 1,
+                                $0.baseAddress! + t * rows, Int64(rows), &scratch)
+            }
+        }
+    }
+    #expect(all == pieces && all == single)
 }
 
 @Test(arguments: [Int32(8), 3, 12])  // Q8_0, Q8_1 (for a Q4_1 weight) and Q8_K activation formats

@@ -46,8 +46,9 @@ func argmax(_ r: UnsafeBufferPointer<Float>) -> Int {
 }
 
 /// Arg-max agreement and max |logit diff| (over llama.cpp's top-5 ids) at every position of every case.
-func compareLogits(_ model: Transformer, _ f: LogitsFixture) throws -> (agree: Int, total: Int, maxDiff: Float, clearMisses: Int) {
-    var agree = 0, total = 0, clearMisses = 0
+func compareLogits(_ model: Transformer, _ f: LogitsFixture, clearMargin: Float) throws
+    -> (agree: Int, total: Int, maxDiff: Float, clearMisses: Int, missesOverOne: Int) {
+    var agree = 0, total = 0, clearMisses = 0, missesOverOne = 0
     var maxDiff: Float = 0
     for c in f.cases {
         let cache = model.makeCache()
@@ -58,34 +59,37 @@ func compareLogits(_ model: Transformer, _ f: LogitsFixture) throws -> (agree: I
             let l = try model.forward([BatchItem(seq: seq, tokens: Array(c.tokens[i..<i + n]), logits: .all)], cache: cache)
             for j in 0..<n {
                 let row = l.row(j), want = c.top_ids[i + j], wantLogits = c.top_logits[i + j]
-                if argmax(row) == want[0] { agree += 1 } else if wantLogits[0] - wantLogits[1] >= clearMargin { clearMisses += 1 }
+                let margin = wantLogits[0] - wantLogits[1]
+                if argmax(row) == want[0] { agree += 1 } else {
+                    if margin >= 1 { missesOverOne += 1 }
+                    if margin >= clearMargin { clearMisses += 1; print("disagreement at margin \(margin), position \(i + j) of \(c.tokens.count)") }
+                }
                 total += 1
                 for (id, v) in zip(want, wantLogits) { maxDiff = max(maxDiff, abs(row[id] - v)) }
             }
             i += n
         }
     }
-    return (agree, total, maxDiff, clearMisses)
+    return (agree, total, maxDiff, clearMisses, missesOverOne)
 }
 
 /// Both sides quantize activations to 8 bits inside quantized matmuls, in the same formats, but any
-/// tiny f32 difference before a rounding flips it. That noise moves logits by up to ~1.5 (measured),
-/// so positions where llama.cpp's own top1-top2 margin is below this are near-ties that either
-/// implementation may break either way.
-let clearMargin: Float = 1.0
-
+/// tiny f32 difference before a rounding flips it, and the flips move logits by as much as llama.cpp
+/// moves against itself (its self-agreement fixture: up to 3.9 on Gemma, 1.7 on SmolLM2). A
+/// disagreement where llama.cpp's top1-top2 margin exceeds that noise would be a real error; below
+/// it, either implementation may break the near-tie either way (we also report those over 1.0).
 func checkLogits(_ path: String, _ fixture: String) throws {
     let model = try load(path)
     let f = try JSONDecoder().decode(LogitsFixture.self, from: TestModels.fixture("ModelTests", fixture))
     #expect(f.cases.count == 6)
     #expect(f.cases.filter { $0.tokens.count > 1500 }.count >= 2)
-    let r = try compareLogits(model, f)
-    let rate = Double(r.agree) / Double(r.total)
-    print("\(fixture): arg-max agreement \(r.agree)/\(r.total) = \(String(format: "%.4f", rate)), max |logit diff| on llama.cpp's top-5 = \(r.maxDiff), disagreements where llama.cpp's margin >= \(clearMargin): \(r.clearMisses)")
-    // As close to llama.cpp as llama.cpp is to itself (within a point), logit noise of the same size,
-    // and never a different arg-max where llama.cpp is clear (margin >= 1).
     let me = try selfAgreement(fixture)
+    let r = try compareLogits(model, f, clearMargin: me.max_abs_logit_diff_top5)
+    let rate = Double(r.agree) / Double(r.total)
+    print("\(fixture): arg-max agreement \(r.agree)/\(r.total) = \(String(format: "%.4f", rate)), max |logit diff| on llama.cpp's top-5 = \(r.maxDiff), disagreements where llama.cpp's margin >= 1.0: \(r.missesOverOne), >= its own noise (\(me.max_abs_logit_diff_top5)): \(r.clearMisses)")
     print("\(fixture): llama.cpp against itself: \(String(format: "%.4f", me.argmax_agreement)), max |logit diff| \(me.max_abs_logit_diff_top5)")
+    // As close to llama.cpp as llama.cpp is to itself (within a point), logit noise of the same size,
+    // and never a different arg-max where llama.cpp's margin is beyond that noise.
     #expect(rate >= me.argmax_agreement - 0.01)
     #expect(r.maxDiff <= 1.5 * me.max_abs_logit_diff_top5)
     #expect(r.clearMisses == 0)
@@ -127,7 +131,7 @@ let greedyTieMargin: Float = 0.1
     let path = try F32Copy.write(from: TestModels.smollm)
     defer { try? FileManager.default.removeItem(atPath: path) }
     let f = try JSONDecoder().decode(LogitsFixture.self, from: TestModels.fixture("ModelTests", "smollm2-f32-logits.json"))
-    let r = try compareLogits(try load(path), f)
+    let r = try compareLogits(try load(path), f, clearMargin: 0)
     print("smollm2 F32: arg-max agreement \(r.agree)/\(r.total), max |logit diff| \(r.maxDiff)")
     #expect(r.agree == r.total)
     #expect(r.maxDiff < 0.05)

@@ -4,7 +4,9 @@
 // 32-element block. One instruction then advances 16 rows by 4 elements against a broadcast of 4
 // activation bytes: no unpacking in the inner loop and no horizontal sums. Per (row, activation row)
 // the arithmetic runs over blocks in a fixed order, whatever the tile: batch-invariant.
-// Types: Q4_K and Q4_1 (the prompt-heavy weights of Gemma 3 Q4_K_M and SmolLM2 Q4_1); others return 0.
+// Types: Q4_K, Q4_1 (unsigned with a minimum), and Q5_0, Q4_0, Q8_0 (signed, stored offset by 16, 8,
+// 128 so that they are unsigned bytes; the offset times the activation block's integer sum is taken
+// off the exact int32 dot, as the row kernels' sign trick does). Q5_K and Q6_K return 0.
 #include "ckernels.h"
 #include <immintrin.h>
 #include <string.h>
@@ -30,9 +32,41 @@ static inline void put_block(uint8_t *panel, int64_t b, int i, const uint8_t *u)
     for (int j = 0; j < 8; j++) memcpy(p + j * (QG_ROWS * 4), u + 4 * j, 4);
 }
 
+// The offset added to signed weights to make them unsigned bytes (0: the type is unsigned).
+static int offset_of(int type) {
+    switch (type) {
+    case ZK_Q5_0: return 16;
+    case ZK_Q4_0: return 8;
+    case ZK_Q8_0: return 128;
+    default: return 0;
+    }
+}
+
 // Unpacks weight row r into panel row i; sc/mn: [block][QG_ROWS]. Returns 0 for unsupported types.
 static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
     uint8_t u[32];
+    if (type == ZK_Q5_0 || type == ZK_Q4_0 || type == ZK_Q8_0) {
+        const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : 34;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + b * bb;
+            if (type == ZK_Q8_0) {
+                for (int e = 0; e < 32; e++) u[e] = (uint8_t)((int)(int8_t)blk[2 + e] + 128);
+            } else if (type == ZK_Q4_0) {
+                for (int e = 0; e < 16; e++) { u[e] = blk[2 + e] & 15; u[e + 16] = blk[2 + e] >> 4; }
+            } else {
+                uint32_t qh;
+                memcpy(&qh, blk + 2, 4);
+                for (int e = 0; e < 16; e++) {
+                    u[e] = (uint8_t)((blk[6 + e] & 15) | (((qh >> e) & 1) << 4));
+                    u[e + 16] = (uint8_t)((blk[6 + e] >> 4) | (((qh >> (e + 16)) & 1) << 4));
+                }
+            }
+            put_block(panel, b, i, u);
+            sc[b * QG_ROWS + i] = f16(blk);
+            mn[b * QG_ROWS + i] = 0.0f;
+        }
+        return 1;
+    }
     if (type == ZK_Q4_K) {
         for (int64_t s = 0; s < nb / 8; s++) {
             const uint8_t *blk = row + s * 144;
@@ -68,7 +102,8 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
 // NT activation rows against the panel: out[t] lanes = the panel rows' results.
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                              const zk_q8a *x, int64_t ldx, const int NT, __m512 *out) {
+                              const zk_q8a *x, int64_t ldx, const int32_t *bsum, int offset, const int NT,
+                              __m512 *out) {
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -82,6 +117,7 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
             memcpy(q4, a->q, 32);
             __m512i dot = _mm512_setzero_si512();
             for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
+            if (offset) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * bsum[t * nb + b]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc[t]);
             acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);
         }
@@ -91,7 +127,15 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
 
 __attribute__((target(QG_TARGET)))
 static void gemm_vnni(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int64_t r0, int64_t r1,
-                      const zk_q8a *x, int64_t nt, float *y, int64_t ldy, uint8_t *panel, float *sc, float *mn) {
+                      const zk_q8a *x, int64_t nt, float *y, int64_t ldy, uint8_t *panel, float *sc, float *mn,
+                      int32_t *bsum) {
+    const int offset = offset_of(type);
+    if (offset)  // each activation block's integer sum, for the offset term
+        for (int64_t t = 0; t < nt * nb; t++) {
+            int sum = 0;
+            for (int e = 0; e < 32; e++) sum += x[t].q[e];
+            bsum[t] = sum;
+        }
     for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
         const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
         if (nr < QG_ROWS) {  // lanes past the last row: zero weights
@@ -104,22 +148,27 @@ static void gemm_vnni(int type, const uint8_t *w, int64_t row_bytes, int64_t nb,
         __m512 o[8];
         int64_t t = 0;
         for (; t + 8 <= nt; t += 8) {
-            panel_tile(panel, sc, mn, nb, x + t * nb, nb, 8, o);
+            panel_tile(panel, sc, mn, nb, x + t * nb, nb, bsum + t * nb, offset, 8, o);
             for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
         }
         for (; t < nt; t++) {
-            panel_tile(panel, sc, mn, nb, x + t * nb, nb, 1, o);
+            panel_tile(panel, sc, mn, nb, x + t * nb, nb, bsum + t * nb, offset, 1, o);
             _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
         }
     }
 }
 
-int64_t zk_gemm_q8a_scratch_bytes(int64_t k) {
+int64_t zk_gemm_q8a_scratch_bytes(int64_t k, int64_t nt) {
     const int64_t nb = k / 32;
-    return nb * QG_ROWS * 32 + 2 * nb * QG_ROWS * (int64_t)sizeof(float);
+    return nb * QG_ROWS * 32 + 2 * nb * QG_ROWS * (int64_t)sizeof(float) + nt * nb * (int64_t)sizeof(int32_t);
 }
 
-int zk_has_int8_gemm(int type) { return (type == ZK_Q4_K || type == ZK_Q4_1) && zk_path_is_avx512(); }
+int zk_has_int8_gemm(int type) {
+    switch (type) {
+    case ZK_Q4_K: case ZK_Q4_1: case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0: return zk_path_is_avx512();
+    default: return 0;
+    }
+}
 
 int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
                 const zk_q8a *x, int64_t nt, float *y, int64_t ldy, void *scratch) {
@@ -127,6 +176,7 @@ int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r
     const int64_t nb = k / 32;
     uint8_t *panel = (uint8_t *)scratch;
     float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
-    gemm_vnni(type, (const uint8_t *)w, row_bytes, nb, r0, r1, x, nt, y, ldy, panel, sc, mn);
+    int32_t *bsum = (int32_t *)(mn + nb * QG_ROWS);
+    gemm_vnni(type, (const uint8_t *)w, row_bytes, nb, r0, r1, x, nt, y, ldy, panel, sc, mn, bsum);
     return 1;
 }

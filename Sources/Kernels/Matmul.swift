@@ -24,7 +24,7 @@ public final class Matmul: @unchecked Sendable {
     /// sgemm measures faster for prompt chunks here (616 vs 528 tokens/s at 512 on Gemma 3 270M).
     public var blasForQuantized = true
     /// Whether long quantized products use the int8 panel GEMM where it exists for the type and CPU
-    /// (zk_gemm_q8a: Q4_K, Q4_1 on AVX-512 VNNI) instead of sgemm.
+    /// (zk_gemm_q8a: Q4_K, Q4_1, Q5_0, Q4_0, Q8_0 on AVX-512 VNNI) instead of sgemm.
     public var int8Gemm = true
     /// Quantized weights multiply 8-bit activations (true, llama.cpp's arithmetic and the fast decode
     /// route) or f32 ones (false: dequantize-row + f32 dot or sgemm; slower, for accuracy checks).
@@ -75,7 +75,7 @@ public final class Matmul: @unchecked Sendable {
                 return
             }
             if (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0 {
-                ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)
+                ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols), Int64(nt))) / 4 + 16)
                 pool.parallelFor(w.rows, granularity: 16, Int8Panels(w: w, q: q, nt: nt, y: y, ldy: ldy, scratch: scratch))
                 return
             }

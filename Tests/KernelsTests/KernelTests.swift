@@ -101,7 +101,7 @@ func matmulRoutesMatchNaive(type: Int32) {
 
 /// The int8 panel GEMM (prompt chunks): a row's result does not depend on the other activation rows
 /// in the call or on how the weight rows are split, bit for bit.
-@Test(arguments: [Int32(3), 12])
+@Test(arguments: [Int32(3), 12, 6, 2, 8])
 func int8GemmIsBatchInvariant(type: Int32) {
     guard zk_has_int8_gemm(type) != 0 else { return }  // AVX2-only CPU: the route falls back to sgemm
     var rng = Rng(s: UInt64(type) + 500)
@@ -110,7 +110,7 @@ func int8GemmIsBatchInvariant(type: Int32) {
     let x = (0..<nt * cols).map { _ in rng.float() }
     var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
     q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
-    var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
+    var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols), Int64(nt))))
     let rowBytes = Int64(bytes.count / rows)
     var all = [Float](repeating: .nan, count: nt * rows), pieces = all, single = all
     #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, Int64(nt), &all, Int64(rows), &scratch) == 1)

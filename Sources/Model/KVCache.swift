@@ -12,6 +12,9 @@
 // Admission control: `reserve` plans the blocks a step needs against the byte budget and returns false
 // without changing anything when they do not fit; the scheduler then waits or preempts.
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public final class SequenceKV: @unchecked Sendable {
     public let id: Int
@@ -47,6 +50,14 @@ public final class KVCache: @unchecked Sendable {
     public let budgetBytes: Int
     public private(set) var allocatedBytes = 0
     private var freeBlocks: [UnsafeMutablePointer<UInt16>] = []
+    /// Block and ring storage is carved from 2 MiB-aligned slabs advised for transparent huge pages:
+    /// at depth a decode step streams tens of MB of cache, and with 4 KiB pages every page boundary
+    /// stops the hardware prefetchers and costs a TLB miss. Storage is recycled through the free
+    /// lists and returned with the slabs when the cache goes away.
+    private var slabs: [UnsafeMutableRawPointer] = []
+    private var slabNext: UnsafeMutableRawPointer?
+    private var slabLeft = 0
+    private static let slabBytes = 2 << 20
     private var freeRings: [Int: [UnsafeMutablePointer<UInt16>]] = [:]
     private var nextID = 0
     public private(set) var liveSequences: [Int: SequenceKV] = [:]
@@ -59,9 +70,25 @@ public final class KVCache: @unchecked Sendable {
     }
 
     deinit {
-        for s in liveSequences.values { release(s) }
-        for b in freeBlocks { b.deallocate() }
-        for (_, rs) in freeRings { for r in rs { r.deallocate() } }
+        for p in slabs { free(p) }
+    }
+
+    /// `elements` f16 values of storage from the current slab (a new one when it is full).
+    private func storage(elements: Int) -> UnsafeMutablePointer<UInt16> {
+        let bytes = (elements * 2 + 63) & ~63
+        if bytes > slabLeft {
+            let size = (bytes + Self.slabBytes - 1) / Self.slabBytes * Self.slabBytes
+            var p: UnsafeMutableRawPointer?
+            guard posix_memalign(&p, Self.slabBytes, size) == 0, let p else { fatalError("KV cache: out of memory") }
+            _ = madvise(p, size, 14)  // MADV_HUGEPAGE (a hint; without THP the slab is ordinary memory)
+            slabs.append(p)
+            slabNext = p
+            slabLeft = size
+        }
+        let r = slabNext!.bindMemory(to: UInt16.self, capacity: elements)
+        slabNext = slabNext! + bytes
+        slabLeft -= bytes
+        return r
     }
 
     /// Bytes of one position in one layer (K and V, f16).
@@ -121,11 +148,11 @@ public final class KVCache: @unchecked Sendable {
         for (i, l) in layers.enumerated() {
             if let w = l.kind.window {
                 if seq.rings[i] == nil {
-                    seq.rings[i] = freeRings[w]?.popLast() ?? .allocate(capacity: w * kvDim * 2)
+                    seq.rings[i] = freeRings[w]?.popLast() ?? storage(elements: w * kvDim * 2)
                 }
             } else {
                 while seq.blocks[i].count * blockTokens < length {
-                    seq.blocks[i].append(freeBlocks.popLast() ?? .allocate(capacity: blockTokens * kvDim * 2))
+                    seq.blocks[i].append(freeBlocks.popLast() ?? storage(elements: blockTokens * kvDim * 2))
                 }
             }
         }

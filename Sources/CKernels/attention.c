@@ -10,9 +10,7 @@
 #include <math.h>
 #include <immintrin.h>
 #include "simd_math.h"
-
-// qmatmul.c: whether the AVX-512 kernels are in use.
-int zk_path_is_avx512(void);
+#include "kernel_internal.h"
 
 static inline float hsum8(__m256 s) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));

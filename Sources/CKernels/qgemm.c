@@ -10,21 +10,10 @@
 #include "ckernels.h"
 #include <immintrin.h>
 #include <string.h>
+#include "kernel_internal.h"
 
 #define QG_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define QG_ROWS 16
-
-int zk_path_is_avx512(void);
-
-static inline float f16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
-
-static inline void scale_min_k4(const uint8_t *q, uint8_t *sc, uint8_t *mn) {
-    for (int j = 0; j < 4; j++) { sc[j] = q[j] & 63; mn[j] = q[j + 4] & 63; }
-    for (int j = 4; j < 8; j++) {
-        sc[j] = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        mn[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
 
 // Scatters one block's 32 unsigned weights of panel row i: panel[b][j][i][0..3] = u[4j..4j+3].
 static inline void put_block(uint8_t *panel, int64_t b, int i, const uint8_t *u) {
@@ -62,7 +51,7 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
                 }
             }
             put_block(panel, b, i, u);
-            sc[b * QG_ROWS + i] = f16(blk);
+            sc[b * QG_ROWS + i] = half_to_float(blk);
             mn[b * QG_ROWS + i] = 0.0f;
         }
         return 1;
@@ -70,7 +59,7 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
     if (type == ZK_Q4_K) {
         for (int64_t s = 0; s < nb / 8; s++) {
             const uint8_t *blk = row + s * 144;
-            const float d = f16(blk), dmin = f16(blk + 2);
+            const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
             uint8_t scs[8], mns[8];
             scale_min_k4(blk + 4, scs, mns);
             for (int g = 0; g < 4; g++) {
@@ -91,8 +80,8 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
             const uint8_t *blk = row + b * 20;
             for (int e = 0; e < 16; e++) { u[e] = blk[4 + e] & 15; u[e + 16] = blk[4 + e] >> 4; }
             put_block(panel, b, i, u);
-            sc[b * QG_ROWS + i] = f16(blk);
-            mn[b * QG_ROWS + i] = f16(blk + 2);
+            sc[b * QG_ROWS + i] = half_to_float(blk);
+            mn[b * QG_ROWS + i] = half_to_float(blk + 2);
         }
         return 1;
     }
@@ -102,7 +91,7 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
 // NT activation rows against the panel: out[t] lanes = the panel rows' results.
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                              const zk_q8a *x, int64_t ldx, const int32_t *bsum, int offset, const int NT,
+                              const zk_q8a *x, int64_t ldx, const int32_t *sums, int offset, const int NT,
                               __m512 *out) {
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
@@ -117,9 +106,9 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
             memcpy(q4, a->q, 32);
             __m512i dot = _mm512_setzero_si512();
             for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
-            if (offset) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * bsum[t * nb + b]));
+            if (offset) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * sums[t * ldx + b]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc[t]);
-            acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);
+            if (!offset) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);  // unsigned types: minimum
         }
     }
     for (int t = 0; t < NT; t++) out[t] = acc[t];
@@ -127,15 +116,9 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
 
 __attribute__((target(QG_TARGET)))
 static void gemm_vnni(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int64_t r0, int64_t r1,
-                      const zk_q8a *x, int64_t nt, float *y, int64_t ldy, uint8_t *panel, float *sc, float *mn,
-                      int32_t *bsum) {
+                      const zk_q8a *x, const int32_t *sums, int64_t nt, float *y, int64_t ldy, uint8_t *panel,
+                      float *sc, float *mn) {
     const int offset = offset_of(type);
-    if (offset)  // each activation block's integer sum, for the offset term
-        for (int64_t t = 0; t < nt * nb; t++) {
-            int sum = 0;
-            for (int e = 0; e < 32; e++) sum += x[t].q[e];
-            bsum[t] = sum;
-        }
     for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
         const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
         if (nr < QG_ROWS) {  // lanes past the last row: zero weights
@@ -148,19 +131,19 @@ static void gemm_vnni(int type, const uint8_t *w, int64_t row_bytes, int64_t nb,
         __m512 o[8];
         int64_t t = 0;
         for (; t + 8 <= nt; t += 8) {
-            panel_tile(panel, sc, mn, nb, x + t * nb, nb, bsum + t * nb, offset, 8, o);
+            panel_tile(panel, sc, mn, nb, x + t * nb, nb, sums + t * nb, offset, 8, o);
             for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
         }
         for (; t < nt; t++) {
-            panel_tile(panel, sc, mn, nb, x + t * nb, nb, bsum + t * nb, offset, 1, o);
+            panel_tile(panel, sc, mn, nb, x + t * nb, nb, sums + t * nb, offset, 1, o);
             _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
         }
     }
 }
 
-int64_t zk_gemm_q8a_scratch_bytes(int64_t k, int64_t nt) {
+int64_t zk_gemm_q8a_scratch_bytes(int64_t k) {
     const int64_t nb = k / 32;
-    return nb * QG_ROWS * 32 + 2 * nb * QG_ROWS * (int64_t)sizeof(float) + nt * nb * (int64_t)sizeof(int32_t);
+    return nb * QG_ROWS * 32 + 2 * nb * QG_ROWS * (int64_t)sizeof(float);
 }
 
 int zk_has_int8_gemm(int type) {
@@ -171,12 +154,11 @@ int zk_has_int8_gemm(int type) {
 }
 
 int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
-                const zk_q8a *x, int64_t nt, float *y, int64_t ldy, void *scratch) {
+                const zk_q8a *x, const int32_t *sums, int64_t nt, float *y, int64_t ldy, void *scratch) {
     if (!zk_has_int8_gemm(type)) return 0;
     const int64_t nb = k / 32;
     uint8_t *panel = (uint8_t *)scratch;
     float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
-    int32_t *bsum = (int32_t *)(mn + nb * QG_ROWS);
-    gemm_vnni(type, (const uint8_t *)w, row_bytes, nb, r0, r1, x, nt, y, ldy, panel, sc, mn, bsum);
+    gemm_vnni(type, (const uint8_t *)w, row_bytes, nb, r0, r1, x, sums, nt, y, ldy, panel, sc, mn);
     return 1;
 }

@@ -6,17 +6,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-static inline float half_to_float(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
-
-// The 6-bit scales and minimums of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4, all eight).
-static inline void scale_min_k4(const uint8_t *q, uint8_t *sc, uint8_t *mn) {
-    for (int j = 0; j < 4; j++) { sc[j] = q[j] & 63; mn[j] = q[j + 4] & 63; }
-    for (int j = 4; j < 8; j++) {
-        sc[j] = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        mn[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
+#include "kernel_internal.h"
 
 // Activation rows per weight pass: 8 with AVX-512's 32 vector registers, 4 with AVX2's 16.
 #define QM_VNNI 1
@@ -154,12 +144,18 @@ void zk_dequantize_q8a(const zk_q8a *src, float *dst, int64_t k) {
         for (int i = 0; i < 32; i++) dst[b * 32 + i] = src[b].d * (float)src[b].q[i];
 }
 
+static inline int32_t block_sum(const zk_q8a *a) {
+    int32_t sum = 0;
+    for (int i = 0; i < 32; i++) sum += a->q[i];
+    return sum;
+}
+
+void zk_q8a_sums(const zk_q8a *src, int32_t *dst, int64_t n) {
+    for (int64_t b = 0; b < n; b++) dst[b] = block_sum(src + b);
+}
+
 void zk_q8a_s_excess(const zk_q8a *src, float *dst, int64_t n) {
-    for (int64_t b = 0; b < n; b++) {
-        int sum = 0;
-        for (int i = 0; i < 32; i++) sum += src[b].q[i];
-        dst[b] = src[b].s - src[b].d * (float)sum;
-    }
+    for (int64_t b = 0; b < n; b++) dst[b] = src[b].s - src[b].d * (float)block_sum(src + b);
 }
 
 int zk_block_mins(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1, float *dst) {

@@ -41,8 +41,8 @@ public enum ActivationQuantization {
         }
     }
 
-    /// x rounded through 8 bits: d * q for every element.
-    public static func roundTrip(_ x: [Float], for type: Int32) -> [Float] {
-        quantize(x, for: type).flatMap { blk in blk.q.map { blk.d * Float($0) } }
+    /// The blocks' values as floats: d * q for every element (x rounded through 8 bits).
+    public static func dequantize(_ blocks: [Block]) -> [Float] {
+        blocks.flatMap { blk in blk.q.map { blk.d * Float($0) } }
     }
 }

@@ -36,6 +36,7 @@ public final class Matmul: @unchecked Sendable {
     private var xq = GrowingBuffer<zk_q8a>()   // quantized activations
     private var xd = GrowingBuffer<Float>()    // the same, dequantized (sgemm route)
     private var xe = GrowingBuffer<Float>()    // Q8_1: each block's s - d * sum(q) (sgemm route)
+    private var xs = GrowingBuffer<Int32>()    // each block's integer sum (int8 GEMM route)
 
     public init(pool: KernelPool) {
         self.pool = pool
@@ -47,6 +48,7 @@ public final class Matmul: @unchecked Sendable {
         xq.deallocate()
         xd.deallocate()
         xe.deallocate()
+        xs.deallocate()
     }
 
     private func ensureScratch(_ floats: Int) {
@@ -75,8 +77,11 @@ public final class Matmul: @unchecked Sendable {
                 return
             }
             if (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0 {
-                ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols), Int64(nt))) / 4 + 16)
-                pool.parallelFor(w.rows, granularity: 16, Int8Panels(w: w, q: q, nt: nt, y: y, ldy: ldy, scratch: scratch))
+                let sums = xs.reserve(nt * nb)
+                pool.parallelFor(nt, granularity: 8, BlockSums(q: q, sums: sums, nb: nb))
+                ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)
+                pool.parallelFor(w.rows, granularity: 16,
+                                 Int8Panels(w: w, q: q, sums: sums, nt: nt, y: y, ldy: ldy, scratch: scratch))
                 return
             }
             let d = xd.reserve(nt * w.cols)
@@ -116,13 +121,22 @@ private struct Int8Rows: RangeJob {
     }
 }
 
+/// Each activation block's integer sum, once per product (the int8 GEMM's signed types need it).
+private struct BlockSums: RangeJob {
+    let q: UnsafePointer<zk_q8a>, sums: UnsafeMutablePointer<Int32>, nb: Int
+    func run(_ range: Range<Int>, thread: Int) {
+        zk_q8a_sums(q + range.lowerBound * nb, sums + range.lowerBound * nb, Int64(range.count * nb))
+    }
+}
+
 /// The int8 panel GEMM over a range of weight rows (a multiple of 16 but for the last).
 private struct Int8Panels: RangeJob {
-    let w: WeightMatrix, q: UnsafePointer<zk_q8a>, nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+    let w: WeightMatrix, q: UnsafePointer<zk_q8a>, sums: UnsafePointer<Int32>
+    let nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int
     let scratch: [UnsafeMutablePointer<Float>]
     func run(_ range: Range<Int>, thread: Int) {
         _ = zk_gemm_q8a(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(range.lowerBound),
-                        Int64(range.upperBound), q, Int64(nt), y, Int64(ldy), scratch[thread])
+                        Int64(range.upperBound), q, sums, Int64(nt), y, Int64(ldy), scratch[thread])
     }
 }
 

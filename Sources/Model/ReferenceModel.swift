@@ -46,8 +46,7 @@ public struct ReferenceModel {
         guard zk_act_format(type) == Int32(ZK_ACT_Q8_1.rawValue) else { return [] }
         let p = file.data(t), bb = Int(zk_block_bytes(type))
         return blocks.map { b in
-            Float(Float16(bitPattern: UInt16(p.load(fromByteOffset: b * bb + 2, as: UInt8.self)) |
-                                      UInt16(p.load(fromByteOffset: b * bb + 3, as: UInt8.self)) << 8))
+            Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: b * bb + 2, as: UInt16.self)))
         }
     }
 
@@ -63,7 +62,7 @@ public struct ReferenceModel {
     static func matvec(_ m: Weight, _ x: [Float], rows: Int) -> [Float] {
         let w = m.w
         let blocks = m.int8Input ? ActivationQuantization.quantize(x, for: m.type) : []
-        let x = m.int8Input ? blocks.flatMap { b in b.q.map { b.d * Float($0) } } : x
+        let x = m.int8Input ? ActivationQuantization.dequantize(blocks) : x
         let k = x.count
         var y = [Float](repeating: 0, count: rows)
         for n in 0..<rows {
@@ -178,7 +177,7 @@ public struct ReferenceModel {
         return x.map { xt in
             let hn = Self.rmsnorm(xt, onorm, eps: c.rmsEps)
             let blocks = outInt8 ? ActivationQuantization.quantize(hn, for: Int32(out.type.rawValue)) : []
-            let h = outInt8 ? blocks.flatMap { b in b.q.map { b.d * Float($0) } } : hn
+            let h = outInt8 ? ActivationQuantization.dequantize(blocks) : hn
             return (0..<c.vocabSize).map { r in
                 let row = file.row(out, r)
                 var s: Float = 0

@@ -203,12 +203,17 @@ public final class Transformer: @unchecked Sendable {
         var t0 = 0
         for (i, it) in items.enumerated() { starts[i] = t0; t0 += it.tokens.count }
 
+        // A query's keys, its chunks, and whether they are spread (short items: decode).
+        func plan(_ t: Int) -> (keys: Int, chunks: Int, split: Bool) {
+            let p = s.pos[t], n = p - kind.firstVisible(p) + 1, chunks = (n + chunk - 1) / chunk
+            return (n, chunks, chunks > 1 && items[s.item[t]].tokens.count < matmul.blasMinRows)
+        }
         // Count, then lay out the units.
         var nUnits = 0, nSplits = 0, nSlots = 0
         for t in 0..<nt {
-            let p = s.pos[t], chunks = (p - kind.firstVisible(p) + chunk) / chunk
-            if chunks > 1 && items[s.item[t]].tokens.count < matmul.blasMinRows {
-                nUnits += chunks * c.nKVHeads; nSplits += c.nKVHeads; nSlots += chunks * c.nKVHeads
+            let q = plan(t)
+            if q.split {
+                nUnits += q.chunks * c.nKVHeads; nSplits += c.nKVHeads; nSlots += q.chunks * c.nKVHeads
             } else {
                 nUnits += c.nKVHeads
             }
@@ -218,8 +223,7 @@ public final class Transformer: @unchecked Sendable {
         var u = 0, sp = 0, slot = 0, keys = 0
         cost[0] = 0
         for t in 0..<nt {
-            let p = s.pos[t], n = p - kind.firstVisible(p) + 1, chunks = (n + chunk - 1) / chunk
-            let split = chunks > 1 && items[s.item[t]].tokens.count < matmul.blasMinRows
+            let (n, chunks, split) = plan(t)
             for kvh in 0..<c.nKVHeads {
                 if split {
                     splits[sp] = SplitQuery(token: Int32(t), kvHead: Int32(kvh), slot: Int32(slot), chunks: Int32(chunks))

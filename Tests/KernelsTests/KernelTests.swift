@@ -48,11 +48,11 @@ func naiveProduct(_ w: WeightMatrix, _ x: [Float], nt: Int) -> [Double] {
     var blocks: [[ActivationQuantization.Block]] = []
     if ActivationQuantization.applies(to: w.type) {
         blocks = (0..<nt).map { t in ActivationQuantization.quantize(Array(x[t * cols..<(t + 1) * cols]), for: w.type) }
-        xs = blocks.flatMap { $0.flatMap { b in b.q.map { b.d * Float($0) } } }
+        xs = blocks.flatMap(ActivationQuantization.dequantize)
     }
     // Q4_1/Q5_1 (llama.cpp's Q8_1 activations): the minimum term multiplies the stored s (f16).
     let q81 = !blocks.isEmpty && zk_act_format(w.type) == Int32(ZK_ACT_Q8_1.rawValue)
-    let bb = Int(zk_block_bytes(w.type)), nb = cols / 32
+    let bb = Int(zk_block_bytes(w.type))
     var deq = [Float](repeating: 0, count: cols)
     var want = [Double](repeating: 0, count: nt * rows)
     for r in 0..<rows {
@@ -62,8 +62,7 @@ func naiveProduct(_ w: WeightMatrix, _ x: [Float], nt: Int) -> [Double] {
             for k in 0..<cols { s += Double(deq[k]) * Double(xs[t * cols + k]) }
             if q81 {
                 for (b, blk) in blocks[t].enumerated() {
-                    let at = w.data + r * w.rowBytes + b * bb + 2
-                    let m = Double(Float16(bitPattern: UInt16(at.load(as: UInt8.self)) | UInt16(at.load(fromByteOffset: 1, as: UInt8.self)) << 8))
+                    let m = Double(Float16(bitPattern: w.data.loadUnaligned(fromByteOffset: r * w.rowBytes + b * bb + 2, as: UInt16.self)))
                     s += m * (Double(blk.s) - Double(blk.d) * Double(blk.q.reduce(0) { $0 + Int($1) }))
                 }
             }
@@ -110,19 +109,22 @@ func int8GemmIsBatchInvariant(type: Int32) {
     let x = (0..<nt * cols).map { _ in rng.float() }
     var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
     q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
-    var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols), Int64(nt))))
+    var sums = [Int32](repeating: 0, count: nt * nb)
+    zk_q8a_sums(q, &sums, Int64(nt * nb))
+    var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
     let rowBytes = Int64(bytes.count / rows)
     var all = [Float](repeating: .nan, count: nt * rows), pieces = all, single = all
-    #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, Int64(nt), &all, Int64(rows), &scratch) == 1)
+    #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(nt), &all, Int64(rows), &scratch) == 1)
     for (r0, r1) in [(0, 16), (16, 32), (32, 40)] {
         pieces.withUnsafeMutableBufferPointer {
-            _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, Int64(nt), $0.baseAddress!, Int64(rows), &scratch)
+            _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, sums, Int64(nt), $0.baseAddress!, Int64(rows), &scratch)
         }
     }
     for t in 0..<nt {
         q.withUnsafeBufferPointer { qp in
             single.withUnsafeMutableBufferPointer {
-                _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), qp.baseAddress! + t * nb, 1,
+                _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), qp.baseAddress! + t * nb,
+                                Array(sums[t * nb..<(t + 1) * nb]), 1,
                                 $0.baseAddress! + t * rows, Int64(rows), &scratch)
             }
         }

@@ -53,23 +53,25 @@ struct Bench: ParsableCommand {
             }
             pp.append((n, median(rates)))
         }
-        var dec: [(Int, Double)] = []
         var allocations = 0, countedSteps = 0
-        /// Times `decodeTokens` steps of `step(i)`'s items (built outside the timed forward) and
-        /// counts heap allocations inside forward after two warm-up steps (scratch grown by then).
-        func timedDecode(_ cache: KVCache, _ step: (Int) -> [BatchItem]) throws -> Double {
+        /// Times one forward of `items` (built outside the timed region) and, when `counted` (after two
+        /// warm-up steps: scratch is grown by then), adds its heap allocations to the steady-state count.
+        func timedStep(_ cache: KVCache, counted: Bool, _ items: [BatchItem]) throws -> Double {
+            let a0 = zm_allocation_count()
             let t0 = monotonicSeconds()
-            for i in 0..<decodeTokens {
-                let items = step(i)
-                let a0 = zm_allocation_count()
-                _ = try model.forward(items, cache: cache)
-                if i >= 2 { allocations += Int(zm_allocation_count() - a0); countedSteps += 1 }
-            }
-            return monotonicSeconds() - t0
+            _ = try model.forward(items, cache: cache)
+            let t = monotonicSeconds() - t0
+            if counted { allocations += Int(zm_allocation_count() - a0); countedSteps += 1 }
+            return t
         }
-        for d in ds where d + decodeTokens < c.contextLength {
-            var times: [Double] = []
-            for r in 0..<reps {
+        // Decode at every depth, one step at each depth in turn (rotating which goes first): the
+        // machine's speed drifts by 10-20% over seconds here, and timing the depths back to back
+        // puts the same drift into every depth, so their ratio measures the context, not the drift.
+        let decodeDepths = ds.filter { $0 + decodeTokens < c.contextLength }
+        var depthTimes = [[Double]](repeating: [], count: decodeDepths.count)  // [depth][rep] s/token
+        for r in 0..<reps where !decodeDepths.isEmpty {
+            var runs: [(cache: KVCache, seq: SequenceKV, next: [Int32])] = []
+            for d in decodeDepths {
                 let cache = model.makeCache()
                 let seq = cache.newSequence()
                 var i = 0
@@ -80,13 +82,22 @@ struct Bench: ParsableCommand {
                     _ = try model.forward([BatchItem(seq: seq, tokens: Array(toks[i..<i + k]), logits: .none)], cache: cache)
                     i += k
                 }
-                progress("decode at depth \(d): \(decodeTokens) tokens (rep \(r + 1)/\(reps))")
-                let next = tokens(decodeTokens)
-                let t = try timedDecode(cache) { [BatchItem(seq: seq, tokens: [next[$0]], logits: .last)] }
-                times.append(t / Double(decodeTokens))
+                runs.append((cache, seq, tokens(decodeTokens)))
             }
-            dec.append((d, median(times)))
+            progress("decode at depths \(decodeDepths.map(String.init).joined(separator: ", ")): \(decodeTokens) tokens each (rep \(r + 1)/\(reps))")
+            var total = [Double](repeating: 0, count: runs.count)
+            for i in 0..<decodeTokens {
+                for k in runs.indices {
+                    let di = (i + k) % runs.count
+                    let run = runs[di]
+                    total[di] += try timedStep(run.cache, counted: i >= 2, [BatchItem(seq: run.seq, tokens: [run.next[i]], logits: .last)])
+                }
+            }
+            for di in runs.indices { depthTimes[di].append(total[di] / Double(decodeTokens)) }
         }
+        let dec: [(Int, Double)] = zip(decodeDepths, depthTimes).map { ($0, median($1)) }
+        // Per repetition: the deepest depth's time over the first's (both from the same interleaved run).
+        let depthRatios: [Double] = decodeDepths.count > 1 ? (0..<reps).map { depthTimes[depthTimes.count - 1][$0] / depthTimes[0][$0] } : []
         var agg: [(Int, Double)] = []
         for n in pars where parallelPrompt + decodeTokens < c.contextLength {
             var rates: [Double] = []
@@ -97,8 +108,10 @@ struct Bench: ParsableCommand {
                 for s in seqs { _ = try model.forward([BatchItem(seq: s, tokens: tokens(parallelPrompt), logits: .last)], cache: cache) }
                 progress("aggregate decode, \(n) sequences: \(decodeTokens) steps (rep \(r + 1)/\(reps))")
                 let toks = tokens(n * decodeTokens)
-                let t = try timedDecode(cache) { i in
-                    seqs.indices.map { BatchItem(seq: seqs[$0], tokens: [toks[i * n + $0]], logits: .last) }
+                var t = 0.0
+                for i in 0..<decodeTokens {
+                    let items = seqs.indices.map { BatchItem(seq: seqs[$0], tokens: [toks[i * n + $0]], logits: .last) }
+                    t += try timedStep(cache, counted: i >= 2, items)
                 }
                 rates.append(Double(n * decodeTokens) / t)
             }
@@ -121,10 +134,12 @@ struct Bench: ParsableCommand {
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
                 "heap_allocations_per_decode_step": allocsPerStep,
+                "decode_time_ratio_per_rep": depthRatios,
                 "kv_bytes_per_sequence_at_context": ["context": kvTokens, "sliding": kvSeq.sliding,
                                                      "global": kvSeq.global, "total": kvSeq.total, "all_global": kvFull],
             ]
             if let d0 = dec.first { o["decode_tokens_per_second"] = 1 / d0.1 }
+            if !depthRatios.isEmpty { o["decode_time_ratio"] = median(depthRatios) }
             let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             return
@@ -132,8 +147,10 @@ struct Bench: ParsableCommand {
         print("model: \(options.modelPath) (\(layersDesc)), threads: \(model.pool.threadCount), kernels: \(kernelPath), BLAS: \(BLASCore.name)")
         for (n, r) in pp { print(String(format: "prompt processing %6d tokens: %8.1f tokens/s", n, r)) }
         for (d, t) in dec { print(String(format: "decode at depth %6d: %7.2f ms/token (%6.1f tokens/s)", d, t * 1000, 1 / t)) }
-        if let first = dec.first, let last = dec.last, dec.count > 1 {
-            print(String(format: "decode time ratio depth %d / depth %d: %.2f", last.0, first.0, last.1 / first.1))
+        if let first = dec.first, let last = dec.last, !depthRatios.isEmpty {
+            let each = depthRatios.map { String(format: "%.2f", $0) }.joined(separator: ", ")
+            print(String(format: "decode time ratio depth %d / depth %d: %.2f (median; per repetition: %@; depths interleaved step by step)",
+                         last.0, first.0, median(depthRatios), each))
         }
         for (n, r) in agg { print(String(format: "aggregate decode, %3d sequences: %8.1f tokens/s", n, r)) }
         print(String(format: "heap allocations per decode step (steady state, inside forward): %.2f", allocsPerStep))

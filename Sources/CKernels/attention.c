@@ -38,31 +38,13 @@ int64_t zk_kv_count(const zk_kv_segment *segs, int64_t n_segs) {
     return n;
 }
 
-__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
-static void partial_512_keys1(const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
-                              int64_t n_segs, int64_t stride, int64_t from, int64_t to, float *scores, float *part) {
-    partial_512(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, 0);
-}
-__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
-static void partial_512_keys4(const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
-                              int64_t n_segs, int64_t stride, int64_t from, int64_t to, float *scores, float *part) {
-    partial_512(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, 1);
-}
-__attribute__((target("avx2,fma,f16c")))
-static void partial_avx2_any(const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
-                             int64_t n_segs, int64_t stride, int64_t from, int64_t to, float *scores, float *part) {
-    partial_avx2(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, 0);
-}
-
 // The same instruction set as the matmul kernels (zk_kernel_path; tests force either).
 static void partial(const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs, int64_t n_segs,
                     int64_t stride, int64_t from, int64_t to, float *scores, float *part, int keys4) {
-    if (!zk_path_is_avx512())
-        partial_avx2_any(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part);
-    else if (keys4)
-        partial_512_keys4(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part);
+    if (zk_path_is_avx512())
+        partial_512(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, keys4);
     else
-        partial_512_keys1(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part);
+        partial_avx2(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, keys4);
 }
 
 void zk_attend_partial(const float *q, int64_t g, int64_t hd, float scale,

@@ -96,14 +96,14 @@ def top5_cases(l, prompts):
         print("logits", len(ids), file=sys.stderr)
     return cases
 
-def logits_fixture(name, path):
+def logits_fixture(name, path, suffix="", **kw):
     text = long_text()
-    l = llama(path, n_ctx=4096, n_batch=512, logits_all=True)
+    l = llama(path, n_ctx=4096, n_batch=512, logits_all=True, **kw)
     prompts = [l.tokenize(p.encode(), add_bos=True, special=True) for p in PROMPTS]
     toks = l.tokenize(text.encode(), add_bos=True, special=True)
     prompts.append(toks[:1600])
     prompts.append(toks[1000:1000 + 1800] if len(toks) >= 2800 else toks[:1800])
-    out(f"Tests/ModelTests/Fixtures/{name}-logits.json", {"model": os.path.basename(path), "cases": top5_cases(l, prompts)})
+    out(f"Tests/ModelTests/Fixtures/{name}{suffix}-logits.json", {"model": os.path.basename(path), "cases": top5_cases(l, prompts)})
 
 def greedy_run(l, ids, n):
     """Greedy continuation of `ids` for n tokens with each step's top1-top2 log-probability margin."""
@@ -190,7 +190,7 @@ def quant_fixtures():
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="tokens,logits,greedy,quants,f32")
+    ap.add_argument("--only", default="tokens,logits,greedy,quants,f32,q8kv")
     which = ap.parse_args().only.split(",")
     models = [("gemma3", GEMMA), ("smollm2", smollm_path())]
     if "quants" in which: quant_fixtures()
@@ -201,3 +201,6 @@ if __name__ == "__main__":
         for n, p in models: greedy_fixture(n, p)
     if "logits" in which:
         for n, p in models: logits_fixture(n, p)
+    if "q8kv" in which:
+        # The same prompts with 8-bit K and V caches (GGML_TYPE_Q8_0 = 8; a quantized V needs flash attention).
+        logits_fixture("gemma3", GEMMA, suffix="-q8kv", type_k=8, type_v=8, flash_attn=True)

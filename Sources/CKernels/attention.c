@@ -19,9 +19,19 @@ static inline float hsum8(__m256 s) {
     return _mm_cvtss_f32(h);
 }
 
+// A query's g heads quantized for a q8_0 cache, block-major ([block][head], 32 bytes a head; gp = g
+// rounded up to even, a padding head all zeros): the int8 values, per 4-byte lane -128 * the lane's
+// sum (the AVX-512 dot's starting value), and per lane the head's block scale.
+typedef struct {
+    int64_t gp;
+    int8_t *q;
+    int32_t *negc;
+    float *d;
+} q8_query;
+
 #define AT_512 1
 #define AT_SUFFIX _512
-#define AT_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl"
+#define AT_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #include "attention_body.h"
 #undef AT_512
 #undef AT_SUFFIX
@@ -38,6 +48,64 @@ int64_t zk_kv_count(const zk_kv_segment *segs, int64_t n_segs) {
     return n;
 }
 
+int64_t zk_kv_head_bytes(int type, int64_t hd) { return type == ZK_KV_Q8_0 ? hd + hd / 16 : hd * 2; }
+
+void zk_kv_store_row(int type, const float *src, void *dst, int64_t heads, int64_t hd) {
+    if (type != ZK_KV_Q8_0) { zk_f32_to_f16_row(src, dst, heads * hd); return; }
+    const int64_t hb = zk_kv_head_bytes(type, hd);
+    for (int64_t h = 0; h < heads; h++) {
+        uint8_t *row = (uint8_t *)dst + h * hb;
+        for (int64_t b = 0; b < hd / 32; b++) {
+            zk_q8a blk;
+            zk_quantize_q8a(src + h * hd + 32 * b, &blk, 32, ZK_ACT_Q8_0);
+            memcpy(row + 32 * b, blk.q, 32);
+            const uint16_t d = _cvtss_sh(blk.d, _MM_FROUND_TO_NEAREST_INT);  // exact: d is f16-rounded
+            memcpy(row + hd + 2 * b, &d, 2);
+        }
+    }
+}
+
+void zk_kv_load_row(int type, const void *src, float *dst, int64_t heads, int64_t hd) {
+    if (type != ZK_KV_Q8_0) { zk_f16_to_f32_row(src, dst, heads * hd); return; }
+    const int64_t hb = zk_kv_head_bytes(type, hd);
+    for (int64_t h = 0; h < heads; h++) {
+        const uint8_t *row = (const uint8_t *)src + h * hb;
+        for (int64_t i = 0; i < hd; i++) dst[h * hd + i] = half_to_float(row + hd + 2 * (i / 32)) * (float)(int8_t)row[i];
+    }
+}
+
+// Scratch, in floats: the scores of gp heads, then for q8_0 the prepared query (3 x gp * hd / 4),
+// the chunk's value scales (ZK_ATT_CHUNK * hd / 32) and up to 4 key rows' scales (4 * hd / 32).
+int64_t zk_attend_scratch_floats(int64_t g, int64_t hd) {
+    const int64_t gp = (g + 1) & ~(int64_t)1;
+    return gp * ZK_ATT_CHUNK + 3 * gp * hd / 4 + ZK_ATT_CHUNK * (hd / 32) + 4 * (hd / 32) + 16;
+}
+
+static q8_query prepare_q8(const float *q, int64_t g, int64_t hd, float *scratch) {
+    const int64_t gp = (g + 1) & ~(int64_t)1, nb = hd / 32;
+    float *base = scratch + gp * ZK_ATT_CHUNK;
+    q8_query zq = {gp, (int8_t *)base, (int32_t *)(base + gp * hd / 4), base + gp * hd / 2};
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t h = 0; h < gp; h++) {
+            const int64_t o = b * gp + h;
+            int8_t *qo = zq.q + 32 * o;
+            float d = 0.0f;
+            if (h < g) {
+                zk_q8a blk;
+                zk_quantize_q8a(q + h * hd + 32 * b, &blk, 32, ZK_ACT_Q8_0);
+                memcpy(qo, blk.q, 32);
+                d = blk.d;
+            } else {
+                memset(qo, 0, 32);
+            }
+            for (int l = 0; l < 8; l++) {
+                zq.negc[8 * o + l] = -128 * (qo[4 * l] + qo[4 * l + 1] + qo[4 * l + 2] + qo[4 * l + 3]);
+                zq.d[8 * o + l] = d;
+            }
+        }
+    return zq;
+}
+
 // The same instruction set as the matmul kernels (zk_kernel_path; tests force either).
 static void partial(const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs, int64_t n_segs,
                     int64_t stride, int64_t from, int64_t to, float *scores, float *part, int keys4) {
@@ -47,10 +115,25 @@ static void partial(const float *q, int64_t g, int64_t hd, float scale, const zk
         partial_avx2(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, keys4);
 }
 
-void zk_attend_partial(const float *q, int64_t g, int64_t hd, float scale,
+static void partial_q8(const q8_query *zq, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
+                       int64_t n_segs, int64_t stride, int64_t from, int64_t to, float *scratch, float *part) {
+    float *scores = scratch, *vsc = scratch + zq->gp * ZK_ATT_CHUNK + 3 * zq->gp * hd / 4;
+    float *dk = vsc + ZK_ATT_CHUNK * (hd / 32);
+    if (zk_path_is_avx512())
+        partial_q8_512(zq, g, hd, scale, segs, n_segs, stride, from, to, scores, vsc, dk, part);
+    else
+        partial_q8_avx2(zq, g, hd, scale, segs, n_segs, stride, from, to, scores, vsc, dk, part);
+}
+
+void zk_attend_partial(int type, const float *q, int64_t g, int64_t hd, float scale,
                        const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-                       int64_t from, int64_t to, float *scores, float *part) {
-    partial(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, 0);
+                       int64_t from, int64_t to, float *scratch, float *part) {
+    if (type == ZK_KV_Q8_0) {
+        const q8_query zq = prepare_q8(q, g, hd, scratch);
+        partial_q8(&zq, g, hd, scale, segs, n_segs, stride, from, to, scratch, part);
+    } else {
+        partial(q, g, hd, scale, segs, n_segs, stride, from, to, scratch, part, 0);
+    }
 }
 
 void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t hd, float *out) {
@@ -75,13 +158,17 @@ void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t hd,
     }
 }
 
-void zk_attend(const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs, int64_t n_segs,
-               int64_t stride, float *scores, float *parts, float *out) {
+void zk_attend(int type, const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
+               int64_t n_segs, int64_t stride, float *scratch, float *parts, float *out) {
     const int64_t n = zk_kv_count(segs, n_segs);
     const int64_t chunks = (n + ZK_ATT_CHUNK - 1) / ZK_ATT_CHUNK;
+    q8_query zq = {0, NULL, NULL, NULL};
+    if (type == ZK_KV_Q8_0) zq = prepare_q8(q, g, hd, scratch);  // once for all chunks
     for (int64_t c = 0; c < chunks; c++) {
         const int64_t to = (c + 1) * ZK_ATT_CHUNK < n ? (c + 1) * ZK_ATT_CHUNK : n;
-        partial(q, g, hd, scale, segs, n_segs, stride, c * ZK_ATT_CHUNK, to, scores, parts + c * g * (hd + 2), 1);
+        float *part = parts + c * g * (hd + 2);
+        if (type == ZK_KV_Q8_0) partial_q8(&zq, g, hd, scale, segs, n_segs, stride, c * ZK_ATT_CHUNK, to, scratch, part);
+        else partial(q, g, hd, scale, segs, n_segs, stride, c * ZK_ATT_CHUNK, to, scratch, part, 1);
     }
     zk_attend_merge(parts, chunks, g, hd, out);
 }

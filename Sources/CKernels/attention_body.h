@@ -14,6 +14,8 @@ typedef __m512 AT_FN(vec);
 #define AT_STORE(p, v) _mm512_storeu_ps(p, v)
 #define AT_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define AT_SET1(x) _mm512_set1_ps(x)
+#define AT_MUL(a, b) _mm512_mul_ps(a, b)
+#define AT_LOADI8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
 #else
 typedef __m256 AT_FN(vec);
 #define AT_W 8
@@ -24,6 +26,8 @@ typedef __m256 AT_FN(vec);
 #define AT_STORE(p, v) _mm256_storeu_ps(p, v)
 #define AT_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define AT_SET1(x) _mm256_set1_ps(x)
+#define AT_MUL(a, b) _mm256_mul_ps(a, b)
+#define AT_LOADI8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p))))
 #endif
 #define AT_VEC AT_FN(vec)
 
@@ -157,17 +161,26 @@ static inline void AT_FN(dots4)(const float *q, int64_t hd, const uint16_t *cons
 #endif
 
 // o_h[d0 .. d0 + nz * AT_W) = sum_j p_hj v_j[...] for nh <= 4 heads: the accumulators stay in
-// registers over all keys of the chunk (called with constant nh, nz, so the arrays unroll).
+// registers over all keys of the chunk (called with constant nh, nz, so the arrays unroll). Values
+// are f16, or with `vsc` q8_0: int8 rows times vsc[j * nb + d / 32], the row's scale of dimension d
+// (a constant NULL for f16, so each variant compiles without the test). Scaling each value vector
+// measured faster than folding the scale into p (a broadcast per head and block).
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblock)(int nh, int nz, float *o, int64_t ostride, const float *p,
-                                 const uint16_t *const *vrows, int64_t n, int64_t d0) {
+                                 const void *const *vrows, int64_t n, int64_t d0, const float *vsc, int64_t nb) {
     AT_VEC acc[4][AT_VB];
     for (int h = 0; h < nh; h++)
         for (int z = 0; z < nz; z++) acc[h][z] = AT_ZERO();
     for (int64_t j = 0; j < n; j++) {
-        const uint16_t *v = vrows[j] + d0;
         AT_VEC x[AT_VB];
-        for (int z = 0; z < nz; z++) x[z] = AT_LOADH(v + z * AT_W);
+        if (vsc) {
+            const int8_t *v = (const int8_t *)vrows[j] + d0;
+            for (int z = 0; z < nz; z++)
+                x[z] = AT_MUL(AT_LOADI8(v + z * AT_W), AT_SET1(vsc[j * nb + (d0 + z * AT_W) / 32]));
+        } else {
+            const uint16_t *v = (const uint16_t *)vrows[j] + d0;
+            for (int z = 0; z < nz; z++) x[z] = AT_LOADH(v + z * AT_W);
+        }
         for (int h = 0; h < nh; h++) {
             const AT_VEC pb = AT_SET1(p[h * ZK_ATT_CHUNK + j]);
             for (int z = 0; z < nz; z++) acc[h][z] = AT_FMA(pb, x[z], acc[h][z]);
@@ -180,16 +193,38 @@ static inline void AT_FN(vblock)(int nh, int nz, float *o, int64_t ostride, cons
 // All heads of a value block of nz vectors at d0 (heads in blocks of 4, then the rest).
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblocks)(int nz, float *o, int64_t ostride, int64_t g, const float *p,
-                                  const uint16_t *const *vrows, int64_t n, int64_t d0) {
+                                  const void *const *vrows, int64_t n, int64_t d0, const float *vsc, int64_t nb) {
     int64_t h = 0;
-    for (; h + 4 <= g; h += 4) AT_FN(vblock)(4, nz, o + h * ostride, ostride, p + h * ZK_ATT_CHUNK, vrows, n, d0);
+    for (; h + 4 <= g; h += 4) AT_FN(vblock)(4, nz, o + h * ostride, ostride, p + h * ZK_ATT_CHUNK, vrows, n, d0, vsc, nb);
     float *oh = o + h * ostride;
     const float *ph = p + h * ZK_ATT_CHUNK;
     switch (g - h) {
-    case 3: AT_FN(vblock)(3, nz, oh, ostride, ph, vrows, n, d0); break;
-    case 2: AT_FN(vblock)(2, nz, oh, ostride, ph, vrows, n, d0); break;
-    case 1: AT_FN(vblock)(1, nz, oh, ostride, ph, vrows, n, d0); break;
+    case 3: AT_FN(vblock)(3, nz, oh, ostride, ph, vrows, n, d0, vsc, nb); break;
+    case 2: AT_FN(vblock)(2, nz, oh, ostride, ph, vrows, n, d0, vsc, nb); break;
+    case 1: AT_FN(vblock)(1, nz, oh, ostride, ph, vrows, n, d0, vsc, nb); break;
     default: break;
+    }
+}
+
+// Per head: m = max score, p_j = exp(s_j - m) in place, l = sum p_j; m and l into the partial.
+__attribute__((target(AT_TARGET)))
+static void AT_FN(softmax)(float *scores, int64_t g, int64_t n, float *part, int64_t ps) {
+    for (int64_t h = 0; h < g; h++) {
+        float *sc = scores + h * ZK_ATT_CHUNK;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < n; j++) m = sc[j] > m ? sc[j] : m;
+        const __m256 vm = _mm256_set1_ps(m);
+        __m256 acc = _mm256_setzero_ps();
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            const __m256 e = zk_exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
+            _mm256_storeu_ps(sc + j, e);
+            acc = _mm256_add_ps(acc, e);
+        }
+        float l = hsum8(acc);
+        for (; j < n; j++) { sc[j] = expf(sc[j] - m); l += sc[j]; }
+        part[h * ps] = m;
+        part[h * ps + 1] = l;
     }
 }
 
@@ -202,7 +237,7 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
                     const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
                     int64_t from, int64_t to, float *scores, float *part, int keys4) {
     const int64_t n = to - from, ps = hd + 2;
-    const uint16_t *vrows[ZK_ATT_CHUNK];
+    const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;  // segment and row of key `from`
     while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
     // Software prefetch, per key row: the key row 6 ahead (non-temporal: read once, keep it from
@@ -210,10 +245,10 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
     // Streaming 48 MiB of cache at depth 16384 alone went from ~29 to ~45 GB/s on both cores (a
     // prefetch past a segment's end only warms a line; it never faults).
 #define AT_NEXT_ROW(kr, j) do { \
-        kr = segs[s].k + i * stride; \
-        vrows[j] = segs[s].v + i * stride; \
+        kr = (const uint16_t *)((const uint8_t *)segs[s].k + i * stride); \
+        vrows[j] = (const uint8_t *)segs[s].v + i * stride; \
         for (int64_t b = 0; b < hd * 2; b += 64) { \
-            _mm_prefetch((const char *)(kr + 6 * stride) + b, _MM_HINT_NTA); \
+            _mm_prefetch((const char *)kr + 6 * stride + b, _MM_HINT_NTA); \
             _mm_prefetch((const char *)vrows[j] + b, _MM_HINT_T1); \
         } \
         if (++i == segs[s].n) { s++; i = 0; } \
@@ -235,35 +270,180 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
         AT_FN(dots)(q, g, hd, kr, scale, scores + j);
     }
 #undef AT_NEXT_ROW
-    // Per head: m = max score, p_j = exp(s_j - m) in place, l = sum p_j.
-    for (int64_t h = 0; h < g; h++) {
-        float *sc = scores + h * ZK_ATT_CHUNK;
-        float m = -INFINITY;
-        for (int64_t j = 0; j < n; j++) m = sc[j] > m ? sc[j] : m;
-        const __m256 vm = _mm256_set1_ps(m);
-        __m256 acc = _mm256_setzero_ps();
-        int64_t j = 0;
-        for (; j + 8 <= n; j += 8) {
-            const __m256 e = zk_exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
-            _mm256_storeu_ps(sc + j, e);
-            acc = _mm256_add_ps(acc, e);
-        }
-        float l = hsum8(acc);
-        for (; j < n; j++) { sc[j] = expf(sc[j] - m); l += sc[j]; }
-        part[h * ps] = m;
-        part[h * ps + 1] = l;
-    }
+    AT_FN(softmax)(scores, g, n, part, ps);
     // o_h = sum_j p_hj v_j, by blocks of dimensions.
     float *o = part + 2;
     int64_t d0 = 0;
-    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0);
-    for (; d0 + AT_W <= hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0);
+    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0, NULL, 0);
+    for (; d0 + AT_W <= hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0, NULL, 0);
     for (; d0 < hd; d0++)  // (fmaf: the same rounding as a vector lane, whichever variant gets here)
         for (int64_t h = 0; h < g; h++) {
             float a = 0.0f;
-            for (int64_t j = 0; j < n; j++) a = fmaf(scores[h * ZK_ATT_CHUNK + j], zk_f16_to_f32(vrows[j][d0]), a);
+            for (int64_t j = 0; j < n; j++) a = fmaf(scores[h * ZK_ATT_CHUNK + j], zk_f16_to_f32(((const uint16_t *)vrows[j])[d0]), a);
             o[h * ps + d0] = a;
         }
+}
+
+// ---- q8_0 cache (ZK_KV_Q8_0): int8 rows with one f16 scale per 32 elements ----
+
+// f16 scales to floats (nb of them).
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(scales)(const uint8_t *src, int64_t nb, float *dst) {
+    int64_t b = 0;
+    for (; b + 8 <= nb; b += 8) _mm256_storeu_ps(dst + b, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * b))));
+    for (; b < nb; b++) dst[b] = half_to_float(src + 2 * b);
+}
+
+// scores[h * ZK_ATT_CHUNK] = scale * sum_b dk_b dq_hb (k_b . q_hb) for one key row k (int8, nb blocks
+// of 32) and the gp prepared query heads (attention.c's q8_query: [block][head] layout). The int8 dot
+// of a block is exact; per head, lane l of an 8-lane float accumulator adds, block by block,
+// float(sum of the 4 products at bytes 4l..4l+3) * (dq * dk), and the 8 lanes are summed by hsum8,
+// in the same order on both variants, so AVX-512 and AVX2 give the same bits.
+#if AT_512
+// vpdpbusd multiplies unsigned by signed bytes: the key bytes are flipped to k + 128 and each lane's
+// accumulator starts at -128 * (its 4 query bytes' sum), precomputed per query, so the lane is the
+// exact signed dot. Two heads per instruction (the key block broadcast to both halves).
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(dots_q8)(const int8_t *k, const float *dk, int64_t nb, int64_t gp, const int8_t *qq,
+                                  const int32_t *negc, const float *dq, float scale, float *scores) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    int64_t h = 0;
+    for (; h + 4 <= gp; h += 4) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const __m512i kb = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(k + 32 * b))), flip);
+            const int64_t o = b * gp + h;
+            const __m512 s = _mm512_set1_ps(dk[b]);
+            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(negc + 8 * o), kb, _mm512_loadu_si512(qq + 32 * o));
+            const __m512i d1 = _mm512_dpbusd_epi32(_mm512_loadu_si512(negc + 8 * o + 16), kb, _mm512_loadu_si512(qq + 32 * o + 64));
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(_mm512_loadu_ps(dq + 8 * o), s), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(_mm512_loadu_ps(dq + 8 * o + 16), s), a1);
+        }
+        scores[h * ZK_ATT_CHUNK] = hsum8(_mm512_castps512_ps256(a0)) * scale;
+        scores[(h + 1) * ZK_ATT_CHUNK] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a0), 1))) * scale;
+        scores[(h + 2) * ZK_ATT_CHUNK] = hsum8(_mm512_castps512_ps256(a1)) * scale;
+        scores[(h + 3) * ZK_ATT_CHUNK] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a1), 1))) * scale;
+    }
+    for (; h < gp; h += 2) {
+        __m512 a0 = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const __m512i kb = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(k + 32 * b))), flip);
+            const int64_t o = b * gp + h;
+            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(negc + 8 * o), kb, _mm512_loadu_si512(qq + 32 * o));
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(_mm512_loadu_ps(dq + 8 * o), _mm512_set1_ps(dk[b])), a0);
+        }
+        scores[h * ZK_ATT_CHUNK] = hsum8(_mm512_castps512_ps256(a0)) * scale;
+        scores[(h + 1) * ZK_ATT_CHUNK] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a0), 1))) * scale;
+    }
+}
+
+// dots_q8 for 4 keys x 4 heads (gp a multiple of 4): 8 accumulators instead of 2 (one key's chains
+// wait on dpbusd -> cvt -> fma latency), and the 32 sums reduced together by the transpose tree of
+// dots4, adding lanes in hsum8's order (l + l+4, l + l+2, l + l+1): the same bits as dots_q8.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(dots4_q8)(const int8_t *const *k, const float *dk, int64_t nb, int64_t gp, const int8_t *qq,
+                                   const int32_t *negc, const float *dq, float scale, float *scores) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t h = 0; h < gp; h += 4) {
+        __m512 a[4][2];  // [key][head pair]
+        for (int t = 0; t < 4; t++) a[t][0] = a[t][1] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t o = b * gp + h;
+            const __m512i q0 = _mm512_loadu_si512(qq + 32 * o), q1 = _mm512_loadu_si512(qq + 32 * o + 64);
+            const __m512i n0 = _mm512_loadu_si512(negc + 8 * o), n1 = _mm512_loadu_si512(negc + 8 * o + 16);
+            const __m512 d0 = _mm512_loadu_ps(dq + 8 * o), d1 = _mm512_loadu_ps(dq + 8 * o + 16);
+            for (int t = 0; t < 4; t++) {
+                const __m512i kb = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(k[t] + 32 * b))), flip);
+                const __m512 s = _mm512_set1_ps(dk[t * nb + b]);
+                a[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(n0, kb, q0)), _mm512_mul_ps(d0, s), a[t][0]);
+                a[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(n1, kb, q1)), _mm512_mul_ps(d1, s), a[t][1]);
+            }
+        }
+        // 128-bit lane h of fold_quarters(a[t][0], a[t][1]) holds head h's 8 lanes folded to 4.
+        const __m512 k0 = AT_FN(fold_quarters)(a[0][0], a[0][1]), k1 = AT_FN(fold_quarters)(a[1][0], a[1][1]);
+        const __m512 k2 = AT_FN(fold_quarters)(a[2][0], a[2][1]), k3 = AT_FN(fold_quarters)(a[3][0], a[3][1]);
+        const __m512 r = _mm512_mul_ps(AT_FN(fold_singles)(AT_FN(fold_pairs)(k0, k1), AT_FN(fold_pairs)(k2, k3)),
+                                       _mm512_set1_ps(scale));  // lane group h = head h, keys 0..3
+        float *sc = scores + h * ZK_ATT_CHUNK;
+        _mm_storeu_ps(sc, _mm512_castps512_ps128(r));
+        _mm_storeu_ps(sc + ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 1));
+        _mm_storeu_ps(sc + 2 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 2));
+        _mm_storeu_ps(sc + 3 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 3));
+    }
+}
+#else
+// maddubs multiplies unsigned by signed bytes into saturating 16-bit pairs: |k| times q with k's sign
+// (both within +-127, so a pair is at most 32258 and never saturates), then pairs of pairs to 32 bits.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(dots_q8)(const int8_t *k, const float *dk, int64_t nb, int64_t gp, const int8_t *qq,
+                                  const int32_t *negc, const float *dq, float scale, float *scores) {
+    (void)negc;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t h = 0; h < gp; h++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const __m256i kb = _mm256_loadu_si256((const __m256i *)(k + 32 * b));
+            const int64_t o = b * gp + h;
+            const __m256i qb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qq + 32 * o)), kb);
+            const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(kb, kb), qb), ones);
+            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(_mm256_loadu_ps(dq + 8 * o), _mm256_set1_ps(dk[b])), a);
+        }
+        scores[h * ZK_ATT_CHUNK] = hsum8(a) * scale;
+    }
+}
+#endif
+
+// The partial of keys [from, to) over a q8_0 cache (hd a multiple of 32): the query is quantized
+// per 32 elements (zq, prepared by attention.c), each key row scored by int8 dots, then the same
+// softmax, and the values dequantized on the fly (int8 times the row's scale) into the same value
+// pass as f16. `work` holds the chunk's value scales and one key's scales (see attention.c).
+__attribute__((target(AT_TARGET)))
+static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float scale,
+                              const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
+                              int64_t from, int64_t to, float *scores, float *vsc, float *dk, float *part) {
+    const int64_t n = to - from, ps = hd + 2, nb = hd / 32, hb = hd + 2 * nb;
+    const void *vrows[ZK_ATT_CHUNK];
+    int64_t s = 0, i = from;
+    while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
+    // As in partial(): prefetch the key row 6 ahead and this value row.
+#define AT_NEXT_ROW_Q8(kr, j) do { \
+        kr = (const uint8_t *)segs[s].k + i * stride; \
+        vrows[j] = (const uint8_t *)segs[s].v + i * stride; \
+        for (int64_t b = 0; b < hb + 63; b += 64) { \
+            _mm_prefetch((const char *)kr + 6 * stride + b, _MM_HINT_NTA); \
+            _mm_prefetch((const char *)vrows[j] + b, _MM_HINT_T1); \
+        } \
+        if (++i == segs[s].n) { s++; i = 0; } \
+    } while (0)
+    int64_t j = 0;
+#if AT_512
+    if (zq->gp % 4 == 0)
+        for (; j + 4 <= n; j += 4) {
+            const int8_t *kr4[4];
+            for (int t = 0; t < 4; t++) {
+                const uint8_t *kr;
+                AT_NEXT_ROW_Q8(kr, j + t);
+                kr4[t] = (const int8_t *)kr;
+                AT_FN(scales)(kr + hd, nb, dk + t * nb);
+            }
+            AT_FN(dots4_q8)(kr4, dk, nb, zq->gp, zq->q, zq->negc, zq->d, scale, scores + j);
+        }
+#endif
+    for (; j < n; j++) {
+        const uint8_t *kr;
+        AT_NEXT_ROW_Q8(kr, j);
+        AT_FN(scales)(kr + hd, nb, dk);
+        AT_FN(dots_q8)((const int8_t *)kr, dk, nb, zq->gp, zq->q, zq->negc, zq->d, scale, scores + j);
+    }
+#undef AT_NEXT_ROW_Q8
+    AT_FN(softmax)(scores, g, n, part, ps);
+    // The value rows' scales, once their prefetches have landed (read in the key loop, right after
+    // the prefetch, each stalled on memory: ~9% of the kernel's time).
+    for (j = 0; j < n; j++) AT_FN(scales)((const uint8_t *)vrows[j] + hd, nb, vsc + j * nb);
+    float *o = part + 2;
+    int64_t d0 = 0;
+    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0, vsc, nb);
+    for (; d0 < hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0, vsc, nb);
 }
 
 #undef AT_W
@@ -274,4 +454,6 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
 #undef AT_STORE
 #undef AT_FMA
 #undef AT_SET1
+#undef AT_MUL
+#undef AT_LOADI8
 #undef AT_VEC

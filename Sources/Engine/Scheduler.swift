@@ -60,7 +60,7 @@ public final class Scheduler: @unchecked Sendable {
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
-        cache = model.makeCache(budgetBytes: config.kvBudgetBytes)
+        cache = model.makeCache(budgetBytes: config.kvBudgetBytes, type: config.kvCacheType)
         pthread_mutex_init(&m, nil)
         pthread_cond_init(&cv, nil)
         let box = Unmanaged.passRetained(self)

@@ -18,6 +18,8 @@ public struct SchedulerConfig: Sendable {
     public var maxQueue = 256
     /// KV cache bytes shared by all sequences.
     public var kvBudgetBytes = 4 << 30
+    /// How the KV cache stores keys and values.
+    public var kvCacheType = KVCacheType.f16
     public init() {}
 }
 

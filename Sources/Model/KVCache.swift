@@ -1,6 +1,6 @@
 // The Zebra KV cache: a ring of W positions per sliding-window layer, and fixed-size blocks that grow
-// with the sequence for global layers. Elements are f16; each position stores kvDim keys then kvDim values
-// in separate K and V planes of a block.
+// with the sequence for global layers. Each position stores a row of keys and a row of values (every KV
+// head, in the cache's type: f16, or q8_0 at about half the bytes) in separate K and V planes of a block.
 //
 //   sliding layer, W = 8, after 11 tokens (positions 3..10 live; slot = pos % W):
 //     slot:  0   1   2   3   4   5   6   7
@@ -21,8 +21,8 @@ public final class SequenceKV: @unchecked Sendable {
     /// Positions already cached (the next token's position).
     public internal(set) var length = 0
     /// Per layer: sliding layers own one ring block of `window` positions; global layers a list of blocks.
-    var rings: [UnsafeMutablePointer<UInt16>?]
-    var blocks: [[UnsafeMutablePointer<UInt16>]]
+    var rings: [UnsafeMutableRawPointer?]
+    var blocks: [[UnsafeMutableRawPointer]]
     /// Positions the reserved blocks can hold (>= length).
     var reservedLength = 0
 
@@ -41,15 +41,33 @@ public struct KVBytes: Sendable, Equatable {
     public init(sliding: Int, global: Int) { self.sliding = sliding; self.global = global }
 }
 
+/// How the cache stores keys and values: f16 (the default, as llama.cpp), or q8_0 (int8 with one f16
+/// scale per 32 elements, as llama.cpp's `-ctk q8_0 -ctv q8_0`): 17/32 of the bytes, keys scored by
+/// int8 dot products against the query quantized the same way.
+public enum KVCacheType: String, Sendable, CaseIterable {
+    case f16
+    case q8_0
+
+    var kernelType: Int32 { self == .q8_0 ? Int32(ZK_KV_Q8_0.rawValue) : Int32(ZK_KV_F16.rawValue) }
+
+    /// Why a model with these heads cannot use this type, or nil.
+    public func unsupportedReason(headDim: Int) -> String? {
+        self == .q8_0 && headDim % 32 != 0 ? "q8_0 KV cache needs a head size that is a multiple of 32 (it is \(headDim))" : nil
+    }
+}
+
 public final class KVCache: @unchecked Sendable {
     public let layers: [LayerSpec]
-    public let kvDim: Int
+    public let kvHeads: Int, headDim: Int
+    public let type: KVCacheType
+    /// Bytes of one KV head in a row, and of a row (all KV heads of one position, K or V).
+    public let headBytes: Int, rowBytes: Int
     /// Positions per block of a global layer.
     public let blockTokens: Int
     /// Maximum bytes of storage allocated across all sequences.
     public let budgetBytes: Int
     public private(set) var allocatedBytes = 0
-    private var freeBlocks: [UnsafeMutablePointer<UInt16>] = []
+    private var freeBlocks: [UnsafeMutableRawPointer] = []
     /// Block and ring storage is carved from 2 MiB-aligned slabs advised for transparent huge pages:
     /// at depth a decode step streams tens of MB of cache, and with 4 KiB pages every page boundary
     /// stops the hardware prefetchers and costs a TLB miss. Storage is recycled through the free
@@ -58,24 +76,35 @@ public final class KVCache: @unchecked Sendable {
     private var slabNext: UnsafeMutableRawPointer?
     private var slabLeft = 0
     private static let slabBytes = 2 << 20
-    private var freeRings: [Int: [UnsafeMutablePointer<UInt16>]] = [:]
+    private var freeRings: [Int: [UnsafeMutableRawPointer]] = [:]
     private var nextID = 0
     public private(set) var liveSequences: [Int: SequenceKV] = [:]
 
-    public init(layers: [LayerSpec], kvDim: Int, blockTokens: Int = 256, budgetBytes: Int = Int.max) {
+    public init(layers: [LayerSpec], kvHeads: Int, headDim: Int, type: KVCacheType = .f16,
+                blockTokens: Int = 256, budgetBytes: Int = Int.max) {
+        precondition(type.unsupportedReason(headDim: headDim) == nil, "unsupported KV cache type for this model")
         self.layers = layers
-        self.kvDim = kvDim
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.type = type
+        self.headBytes = Int(zk_kv_head_bytes(type.kernelType, Int64(headDim)))
+        self.rowBytes = kvHeads * headBytes
         self.blockTokens = blockTokens
         self.budgetBytes = budgetBytes
+    }
+
+    /// An f16 cache of one KV head of `kvDim` (tests of the sizes).
+    public convenience init(layers: [LayerSpec], kvDim: Int, blockTokens: Int = 256, budgetBytes: Int = Int.max) {
+        self.init(layers: layers, kvHeads: 1, headDim: kvDim, blockTokens: blockTokens, budgetBytes: budgetBytes)
     }
 
     deinit {
         for p in slabs { free(p) }
     }
 
-    /// `elements` f16 values of storage from the current slab (a new one when it is full).
-    private func storage(elements: Int) -> UnsafeMutablePointer<UInt16> {
-        let bytes = (elements * 2 + 63) & ~63
+    /// `rows` rows of storage from the current slab (a new one when it is full).
+    private func storage(rows: Int) -> UnsafeMutableRawPointer {
+        let bytes = (rows * rowBytes + 63) & ~63
         if bytes > slabLeft {
             let size = (bytes + Self.slabBytes - 1) / Self.slabBytes * Self.slabBytes
             var p: UnsafeMutableRawPointer?
@@ -85,14 +114,14 @@ public final class KVCache: @unchecked Sendable {
             slabNext = p
             slabLeft = size
         }
-        let r = slabNext!.bindMemory(to: UInt16.self, capacity: elements)
-        slabNext = slabNext! + bytes
+        let r = slabNext!
+        slabNext = r + bytes
         slabLeft -= bytes
         return r
     }
 
-    /// Bytes of one position in one layer (K and V, f16).
-    public var bytesPerPosition: Int { kvDim * 2 * 2 }
+    /// Bytes of one position in one layer (K and V).
+    public var bytesPerPosition: Int { rowBytes * 2 }
     var blockBytes: Int { blockTokens * bytesPerPosition }
 
     /// Exact bytes a sequence of `tokens` positions needs: global layers x tokens + sliding x min(tokens, W).
@@ -148,11 +177,11 @@ public final class KVCache: @unchecked Sendable {
         for (i, l) in layers.enumerated() {
             if let w = l.kind.window {
                 if seq.rings[i] == nil {
-                    seq.rings[i] = freeRings[w]?.popLast() ?? storage(elements: w * kvDim * 2)
+                    seq.rings[i] = freeRings[w]?.popLast() ?? storage(rows: w * 2)
                 }
             } else {
                 while seq.blocks[i].count * blockTokens < length {
-                    seq.blocks[i].append(freeBlocks.popLast() ?? storage(elements: blockTokens * kvDim * 2))
+                    seq.blocks[i].append(freeBlocks.popLast() ?? storage(rows: blockTokens * 2))
                 }
             }
         }
@@ -187,8 +216,8 @@ public final class KVCache: @unchecked Sendable {
             let lo = spec.kind.window.map { max(0, src.length - $0) } ?? 0
             for p in lo..<src.length {
                 let a = rows(src, layer: l, pos: p), b = rows(dst, layer: l, pos: p)
-                b.k.update(from: a.k, count: kvDim)
-                b.v.update(from: a.v, count: kvDim)
+                b.k.copyMemory(from: a.k, byteCount: rowBytes)
+                b.v.copyMemory(from: a.v, byteCount: rowBytes)
             }
         }
         dst.length = src.length
@@ -198,29 +227,29 @@ public final class KVCache: @unchecked Sendable {
 
     /// Pointers to the K and V rows of `pos` in `layer` (the position must be reserved).
     @inline(__always)
-    func rows(_ seq: SequenceKV, layer: Int, pos: Int) -> (k: UnsafeMutablePointer<UInt16>, v: UnsafeMutablePointer<UInt16>) {
+    func rows(_ seq: SequenceKV, layer: Int, pos: Int) -> (k: UnsafeMutableRawPointer, v: UnsafeMutableRawPointer) {
         if let w = layers[layer].kind.window {
             let r = seq.rings[layer]!
             let slot = pos % w
-            return (r + slot * kvDim, r + (w + slot) * kvDim)
+            return (r + slot * rowBytes, r + (w + slot) * rowBytes)
         }
         let b = seq.blocks[layer][pos / blockTokens]
         let slot = pos % blockTokens
-        return (b + slot * kvDim, b + (blockTokens + slot) * kvDim)
+        return (b + slot * rowBytes, b + (blockTokens + slot) * rowBytes)
     }
 
     /// Appends the cached positions [lo, hi) of `layer` to `segs` as contiguous runs, offset to kv head `h`.
-    func segments(_ seq: SequenceKV, layer: Int, from lo: Int, to hi: Int, head h: Int, headDim: Int,
+    func segments(_ seq: SequenceKV, layer: Int, from lo: Int, to hi: Int, head h: Int,
                   into segs: UnsafeMutablePointer<zk_kv_segment>, count: inout Int) {
         guard lo < hi else { return }
-        let off = h * headDim
+        let off = h * headBytes
         if let w = layers[layer].kind.window {
             let r = seq.rings[layer]!
             var p = lo
             while p < hi {
                 let slot = p % w
                 let n = min(hi - p, w - slot)
-                segs[count] = zk_kv_segment(k: r + slot * kvDim + off, v: r + (w + slot) * kvDim + off, n: Int64(n))
+                segs[count] = zk_kv_segment(k: r + slot * rowBytes + off, v: r + (w + slot) * rowBytes + off, n: Int64(n))
                 count += 1
                 p += n
             }
@@ -230,7 +259,7 @@ public final class KVCache: @unchecked Sendable {
                 let b = seq.blocks[layer][p / blockTokens]
                 let slot = p % blockTokens
                 let n = min(hi - p, blockTokens - slot)
-                segs[count] = zk_kv_segment(k: b + slot * kvDim + off, v: b + (blockTokens + slot) * kvDim + off, n: Int64(n))
+                segs[count] = zk_kv_segment(k: b + slot * rowBytes + off, v: b + (blockTokens + slot) * rowBytes + off, n: Int64(n))
                 count += 1
                 p += n
             }

@@ -1,8 +1,8 @@
 // The naive reference forward pass: plain loops over Float arrays, straight from the GGUF file,
 // recomputing the whole sequence with an explicit mask (no ring buffer, no blocks, no BLAS, no pool).
-// Every fast path is tested against this. K and V are rounded through f16, as the cache stores them;
-// inputs of quantized weights are rounded through 8 bits (ActivationQuantization), as the kernels and
-// llama.cpp do.
+// Every fast path is tested against this. K and V are rounded through the cache's type (f16, or q8_0
+// with the query rounded the same way for scoring, as the int8 attention kernel does); inputs of
+// quantized weights are rounded through 8 bits (ActivationQuantization), as the kernels and llama.cpp do.
 import CKernels
 import GGUF
 import Kernels
@@ -12,11 +12,24 @@ public struct ReferenceModel {
     let file: GGUFFile
     /// Round the inputs of quantized weights through 8 bits (as `Matmul.int8Activations`).
     public let int8Activations: Bool
+    /// The KV cache type whose rounding the keys and values (and, for q8_0, the scored query) take.
+    public let kvCache: KVCacheType
 
-    public init(file: GGUFFile, config: ModelConfig, int8Activations: Bool = true) {
+    public init(file: GGUFFile, config: ModelConfig, int8Activations: Bool = true, kvCache: KVCacheType = .f16) {
         self.file = file
         self.config = config
         self.int8Activations = int8Activations
+        self.kvCache = kvCache
+    }
+
+    /// `x` (heads x headDim) stored in the cache's type and read back.
+    func kvRounded(_ x: [Float], heads: Int) -> [Float] {
+        let hd = config.headDim
+        var bytes = [UInt8](repeating: 0, count: heads * Int(zk_kv_head_bytes(kvCache.kernelType, Int64(hd))))
+        var out = [Float](repeating: 0, count: x.count)
+        zk_kv_store_row(kvCache.kernelType, x, &bytes, Int64(heads), Int64(hd))
+        zk_kv_load_row(kvCache.kernelType, bytes, &out, Int64(heads), Int64(hd))
+        return out
     }
 
     func matrix(_ name: String) -> [Float] { file.floats(file.tensors[name]!) }
@@ -124,8 +137,9 @@ public struct ReferenceModel {
                     }
                     Self.rope(&k, offset: hh * c.headDim, dim: c.headDim, nRot: c.nRot, pos: t, base: spec.ropeBase, neox: c.ropeNeox)
                 }
-                k = k.map { Float(Float16($0)) }
-                v = v.map { Float(Float16($0)) }
+                k = kvRounded(k, heads: c.nKVHeads)
+                v = kvRounded(v, heads: c.nKVHeads)
+                if kvCache == .q8_0 { q = kvRounded(q, heads: c.nHeads) }
                 qs.append(q); ks.append(k); vs.append(v)
             }
             let group = c.nHeads / c.nKVHeads

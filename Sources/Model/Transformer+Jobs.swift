@@ -23,11 +23,12 @@ struct RMSNormRows: RangeJob {
     }
 }
 
-/// Per token: q/k head norms (Gemma 3), RoPE at the token's position, then k and v to f16.
+/// Per token: q/k head norms (Gemma 3), RoPE at the token's position, then k and v to rows of the cache's type.
 struct QKNormRope: RangeJob {
     let c: ModelConfig, ropeBase: Float, pos: UnsafePointer<Int>
     let q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafePointer<Float>
-    let kh: UnsafeMutablePointer<UInt16>, vh: UnsafeMutablePointer<UInt16>
+    let kh: UnsafeMutableRawPointer, vh: UnsafeMutableRawPointer
+    let kvType: Int32, rowBytes: Int
     let qNorm: UnsafePointer<Float>?, kNorm: UnsafePointer<Float>?
     func run(_ range: Range<Int>, thread: Int) {
         let neox: Int32 = c.ropeNeox ? 1 : 0
@@ -42,8 +43,8 @@ struct QKNormRope: RangeJob {
             }
             zk_rope(qt, Int64(c.nHeads), Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
             zk_rope(kt, Int64(c.nKVHeads), Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
-            zk_f32_to_f16_row(k + t * c.kvDim, kh + t * c.kvDim, Int64(c.kvDim))
-            zk_f32_to_f16_row(v + t * c.kvDim, vh + t * c.kvDim, Int64(c.kvDim))
+            zk_kv_store_row(kvType, kt, kh + t * rowBytes, Int64(c.nKVHeads), Int64(c.headDim))
+            zk_kv_store_row(kvType, v + t * c.kvDim, vh + t * rowBytes, Int64(c.nKVHeads), Int64(c.headDim))
         }
     }
 }
@@ -76,7 +77,7 @@ struct AttentionJob: PoolJob {
     let c: ModelConfig, layer: Int, kind: AttentionKind, items: [BatchItem], cache: KVCache
     let pos: UnsafePointer<Int>, item: UnsafePointer<Int>, starts: UnsafePointer<Int>
     let q: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>
-    let kh: UnsafePointer<UInt16>, vh: UnsafePointer<UInt16>
+    let kh: UnsafeRawPointer, vh: UnsafeRawPointer
     let units: UnsafePointer<AttentionUnit>, cost: UnsafePointer<Int>, count: Int
     let segs: [UnsafeMutablePointer<zk_kv_segment>], scores: [UnsafeMutablePointer<Float>]
     let parts: [UnsafeMutablePointer<Float>], splitParts: UnsafeMutablePointer<Float>
@@ -95,7 +96,7 @@ struct AttentionJob: PoolJob {
         let total = cost[count]
         let a = firstUnit(atCost: total * thread / threads), b = firstUnit(atCost: total * (thread + 1) / threads)
         let g = c.nHeads / c.nKVHeads, hd = c.headDim
-        let segs = segs[thread]
+        let segs = segs[thread], type = cache.type.kernelType, rb = cache.rowBytes, hb = cache.headBytes
         for u in a..<b {
             let unit = units[u]
             let t = Int(unit.token), kvh = Int(unit.kvHead), i = item[t]
@@ -103,18 +104,18 @@ struct AttentionJob: PoolJob {
             let lo = kind.firstVisible(p)
             // Keys: cached positions [lo, p0), then this step's fresh rows [max(lo, p0), p].
             var n = 0
-            cache.segments(seq, layer: layer, from: lo, to: p0, head: kvh, headDim: hd, into: segs, count: &n)
+            cache.segments(seq, layer: layer, from: lo, to: p0, head: kvh, into: segs, count: &n)
             let f0 = max(lo, p0)
             let row = starts[i] + (f0 - p0)
-            segs[n] = zk_kv_segment(k: kh + row * c.kvDim + kvh * hd, v: vh + row * c.kvDim + kvh * hd, n: Int64(p - f0 + 1))
+            segs[n] = zk_kv_segment(k: kh + row * rb + kvh * hb, v: vh + row * rb + kvh * hb, n: Int64(p - f0 + 1))
             n += 1
             let qp = q + t * c.qDim + kvh * g * hd
             if unit.chunk < 0 {
-                zk_attend(qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(c.kvDim),
+                zk_attend(type, qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(rb),
                           scores[thread], parts[thread], att + t * c.qDim + kvh * g * hd)
             } else {
                 let from = Int(unit.chunk) * Int(ZK_ATT_CHUNK), to = min(p - lo + 1, from + Int(ZK_ATT_CHUNK))
-                zk_attend_partial(qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(c.kvDim),
+                zk_attend_partial(type, qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(rb),
                                   Int64(from), Int64(to), scores[thread], splitParts + Int(unit.slot) * g * (hd + 2))
             }
         }

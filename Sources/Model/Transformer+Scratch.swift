@@ -10,8 +10,8 @@ extension Transformer {
         var q: UnsafeMutablePointer<Float>!       // [T, nHeads * headDim]
         var k: UnsafeMutablePointer<Float>!       // [T, kvDim]
         var v: UnsafeMutablePointer<Float>!       // [T, kvDim]
-        var kh: UnsafeMutablePointer<UInt16>!     // [T, kvDim] f16
-        var vh: UnsafeMutablePointer<UInt16>!     // [T, kvDim] f16
+        var kh: UnsafeMutableRawPointer!          // [T] rows of the cache's type (f16 bytes: room for any)
+        var vh: UnsafeMutableRawPointer!          // [T] rows
         var att: UnsafeMutablePointer<Float>!     // [T, nHeads * headDim]
         var o: UnsafeMutablePointer<Float>!       // [T, dim]
         var gate: UnsafeMutablePointer<Float>!    // [T, ffnDim]
@@ -22,7 +22,7 @@ extension Transformer {
         var item: UnsafeMutablePointer<Int>!      // [T]
         var tok: UnsafeMutablePointer<Int>!       // [T]
         var itemStart: UnsafeMutablePointer<Int>! // [T] (items <= tokens)
-        var scores: [UnsafeMutablePointer<Float>] = []          // per thread [group, ZK_ATT_CHUNK]
+        var scores: [UnsafeMutablePointer<Float>] = []          // per thread zk_attend_scratch_floats
         var parts: [UnsafeMutablePointer<Float>] = []           // per thread: one query's chunk partials
         var segs: [UnsafeMutablePointer<zk_kv_segment>] = []    // per thread
         var units = GrowingBuffer<AttentionUnit>()              // this layer's attention work
@@ -37,7 +37,8 @@ extension Transformer {
                 x = .allocate(capacity: n * c.dim); h = .allocate(capacity: n * c.dim)
                 q = .allocate(capacity: n * c.qDim); att = .allocate(capacity: n * c.qDim)
                 k = .allocate(capacity: n * c.kvDim); v = .allocate(capacity: n * c.kvDim)
-                kh = .allocate(capacity: n * c.kvDim); vh = .allocate(capacity: n * c.kvDim)
+                kh = .allocate(byteCount: n * c.kvDim * 2, alignment: 64)
+                vh = .allocate(byteCount: n * c.kvDim * 2, alignment: 64)
                 o = .allocate(capacity: n * c.dim)
                 gate = .allocate(capacity: n * c.ffnDim); up = .allocate(capacity: n * c.ffnDim)
                 pos = .allocate(capacity: n); item = .allocate(capacity: n); tok = .allocate(capacity: n)
@@ -58,7 +59,8 @@ extension Transformer {
                 capKeys = c.contextLength
                 let maxSegs = c.contextLength / blockTokens + 8
                 let group = c.nHeads / c.nKVHeads, chunks = (capKeys + Int(ZK_ATT_CHUNK) - 1) / Int(ZK_ATT_CHUNK)
-                scores = (0..<threads).map { _ in .allocate(capacity: group * Int(ZK_ATT_CHUNK)) }
+                let scratch = Int(zk_attend_scratch_floats(Int64(group), Int64(c.headDim)))
+                scores = (0..<threads).map { _ in .allocate(capacity: scratch) }
                 parts = (0..<threads).map { _ in .allocate(capacity: chunks * group * (c.headDim + 2)) }
                 segs = (0..<threads).map { _ in .allocate(capacity: maxSegs) }
                 capThreads = threads

@@ -97,9 +97,10 @@ public final class Transformer: @unchecked Sendable {
         self.init(config: config, weights: try ModelWeights(file: file, config: config), pool: pool)
     }
 
-    /// A KV cache shaped for this model.
-    public func makeCache(budgetBytes: Int = Int.max, blockTokens: Int = 256) -> KVCache {
-        KVCache(layers: config.layers, kvDim: config.kvDim, blockTokens: blockTokens, budgetBytes: budgetBytes)
+    /// A KV cache shaped for this model (check `type.unsupportedReason(headDim:)` first for q8_0).
+    public func makeCache(budgetBytes: Int = Int.max, blockTokens: Int = 256, type: KVCacheType = .f16) -> KVCache {
+        KVCache(layers: config.layers, kvHeads: config.nKVHeads, headDim: config.headDim, type: type,
+                blockTokens: blockTokens, budgetBytes: budgetBytes)
     }
 
     /// Runs one step. Appends every item's tokens to its sequence's cache and returns the wanted logits.
@@ -156,11 +157,12 @@ public final class Transformer: @unchecked Sendable {
         mm(w.wk, h, k)
         mm(w.wv, h, v)
 
-        // q/k norms and RoPE, then k/v to f16 (the cache's precision, also used for this step's own keys).
+        // q/k norms and RoPE, then k/v rows in the cache's type (also used for this step's own keys).
         let qn = w.qNorm ?? [], kn = w.kNorm ?? []
         qn.withUnsafeBufferPointer { qnp in
             kn.withUnsafeBufferPointer { knp in
                 pool.parallelFor(nt, QKNormRope(c: c, ropeBase: spec.ropeBase, pos: s.pos, q: q, k: k, v: v, kh: s.kh, vh: s.vh,
+                                                kvType: cache.type.kernelType, rowBytes: cache.rowBytes,
                                                 qNorm: c.qkNorm ? qnp.baseAddress : nil, kNorm: c.qkNorm ? knp.baseAddress : nil))
             }
         }
@@ -174,8 +176,8 @@ public final class Transformer: @unchecked Sendable {
             for j in first..<n {
                 let dst = cache.rows(it.seq, layer: l, pos: p0 + j)
                 let src = s.itemStart[i] + j
-                dst.k.update(from: s.kh + src * c.kvDim, count: c.kvDim)
-                dst.v.update(from: s.vh + src * c.kvDim, count: c.kvDim)
+                dst.k.copyMemory(from: s.kh + src * cache.rowBytes, byteCount: cache.rowBytes)
+                dst.v.copyMemory(from: s.vh + src * cache.rowBytes, byteCount: cache.rowBytes)
             }
         }
 

@@ -39,7 +39,7 @@ struct Bench: ParsableCommand {
             var rates: [Double] = []
             for r in 0..<reps {
                 progress("prompt processing \(n) tokens (rep \(r + 1)/\(reps))")
-                let cache = model.makeCache()
+                let cache = model.makeCache(type: m.kvCacheType)
                 let seq = cache.newSequence()
                 let toks = tokens(n)
                 let t0 = monotonicSeconds()
@@ -72,7 +72,7 @@ struct Bench: ParsableCommand {
         for r in 0..<reps where !decodeDepths.isEmpty {
             var runs: [(cache: KVCache, seq: SequenceKV, next: [Int32])] = []
             for d in decodeDepths {
-                let cache = model.makeCache()
+                let cache = model.makeCache(type: m.kvCacheType)
                 let seq = cache.newSequence()
                 var i = 0
                 let toks = tokens(max(d, 1))
@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
             var rates: [Double] = []
             for r in 0..<reps {
                 progress("aggregate decode, \(n) sequences: prompts of \(parallelPrompt) (rep \(r + 1)/\(reps))")
-                let cache = model.makeCache()
+                let cache = model.makeCache(type: m.kvCacheType)
                 let seqs = (0..<n).map { _ in cache.newSequence() }
                 for s in seqs { _ = try model.forward([BatchItem(seq: s, tokens: tokens(parallelPrompt), logits: .last)], cache: cache) }
                 progress("aggregate decode, \(n) sequences: \(decodeTokens) steps (rep \(r + 1)/\(reps))")
@@ -119,17 +119,17 @@ struct Bench: ParsableCommand {
         }
         let allocsPerStep = countedSteps > 0 ? Double(allocations) / Double(countedSteps) : 0
         progress("")
-        let kvCache = model.makeCache()
+        let kvCache = model.makeCache(type: m.kvCacheType)
         let kvTokens = kvContext ?? c.contextLength
         let kvSeq = kvCache.bytesNeeded(tokens: kvTokens)
         var allGlobal = c
         allGlobal.layers = LayerPattern.allGlobal.apply(to: c.layers)
-        let kvFull = KVCache(layers: allGlobal.layers, kvDim: c.kvDim).bytesNeeded(tokens: kvTokens).total
+        let kvFull = KVCache(layers: allGlobal.layers, kvHeads: c.nKVHeads, headDim: c.headDim, type: m.kvCacheType).bytesNeeded(tokens: kvTokens).total
         let layersDesc = "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global"
         if json {
             var o: [String: Any] = [
                 "model": options.modelPath, "threads": model.pool.threadCount, "layers": layersDesc,
-                "kernels": kernelPath, "blas_core": BLASCore.name,
+                "kernels": kernelPath, "blas_core": BLASCore.name, "kv_cache": m.kvCacheType.rawValue,
                 "prompt_tokens_per_second": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), $0.1) }),
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
@@ -144,7 +144,7 @@ struct Bench: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("model: \(options.modelPath) (\(layersDesc)), threads: \(model.pool.threadCount), kernels: \(kernelPath), BLAS: \(BLASCore.name)")
+        print("model: \(options.modelPath) (\(layersDesc)), threads: \(model.pool.threadCount), kernels: \(kernelPath), BLAS: \(BLASCore.name), KV cache: \(m.kvCacheType.rawValue)")
         for (n, r) in pp { print(String(format: "prompt processing %6d tokens: %8.1f tokens/s", n, r)) }
         for (d, t) in dec { print(String(format: "decode at depth %6d: %7.2f ms/token (%6.1f tokens/s)", d, t * 1000, 1 / t)) }
         if let first = dec.first, let last = dec.last, !depthRatios.isEmpty {

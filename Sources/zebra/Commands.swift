@@ -13,6 +13,7 @@ import Glibc
 struct Loaded {
     let model: Transformer
     let tokenizer: Tokenizer
+    let kvCacheType: KVCacheType
 
     init(_ o: ModelOptions) {
         let pattern: LayerPattern?
@@ -25,6 +26,8 @@ struct Loaded {
         } catch {
             fail("error: \(error)")
         }
+        kvCacheType = o.kvCacheType
+        if let why = kvCacheType.unsupportedReason(headDim: model.config.headDim) { fail("error: \(why)") }
     }
 }
 
@@ -54,7 +57,7 @@ struct Generate: ParsableCommand {
         let tokens = m.tokenizer.encode(prompt)
         let params = SamplingParams(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                     repetitionPenalty: repeatPenalty, seed: seed)
-        let gen = Generator(model: m.model, tokenizer: m.tokenizer)
+        let gen = Generator(model: m.model, tokenizer: m.tokenizer, cache: m.model.makeCache(type: m.kvCacheType))
         do {
             let st = try gen.generate(prompt: tokens, maxTokens: maxTokens, params: params, ignoreEOS: ignoreEOS) { _, text in
                 Console.standardOutput.write(text)

@@ -99,6 +99,7 @@ struct Serve: ParsableCommand {
         sc.maxQueue = int(maxQueue, "MAX_QUEUE", 256)
         sc.maxRunning = int(maxRunning, "MAX_RUNNING", 64)
         sc.maxBatchTokens = int(maxBatchTokens, "MAX_BATCH_TOKENS", 512)
+        sc.kvCacheType = m.kvCacheType
         if let b = kvBudget ?? env("KV_BUDGET") {
             guard let v = Self.parseBytes(b), v > 0 else { fail("error: --kv-budget '\(b)' is not a size like 2G or 512M") }
             sc.kvBudgetBytes = v
@@ -110,7 +111,7 @@ struct Serve: ParsableCommand {
         let c = m.model.config
         logger.info("model loaded", metadata: [
             "model": "\(name)", "path": "\(path)", "layers": "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global",
-            "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "threads": "\(m.model.pool.threadCount)",
+            "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "kv_cache": "\(sc.kvCacheType.rawValue)", "threads": "\(m.model.pool.threadCount)",
             "kernels": "\(kernelPath)", "blas_core": "\(BLASCore.name)"])
         http.wait()
         scheduler.stop()

@@ -1,5 +1,6 @@
 // The `zebra` executable: thin wrappers over the library modules.
 import ArgumentParser
+import Model
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,20 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "Kernel threads (default: $ZEBRA_THREADS, else the number of cores).")
     var threads: Int?
+
+    @Option(name: .customLong("kv-cache"), help: "KV cache storage: 'f16', or 'q8_0' (about half the bytes; int8 key scoring), $ZEBRA_KV_CACHE (default: f16).")
+    var kvCache: String?
+
+    /// The KV cache type asked for (exits with a clear message on an unknown name).
+    var kvCacheType: KVCacheType {
+        var name = kvCache
+        if name == nil, let e = getenv("ZEBRA_KV_CACHE"), e.pointee != 0 { name = String(cString: e) }
+        guard let n = name else { return .f16 }
+        guard let t = KVCacheType(rawValue: n) else {
+            fail("error: --kv-cache '\(n)' is not one of \(KVCacheType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return t
+    }
 
     var modelPath: String {
         if let m = model { return m }

@@ -1,5 +1,5 @@
 // Every fast kernel against a plain reference: matmul routes (row kernels, BLAS) for every weight type,
-// norms, RoPE, attention over segmented f16 caches, and the pool's work split.
+// norms, RoPE, attention over segmented f16 and q8_0 caches, and the pool's work split.
 import CKernels
 import Foundation
 import Kernels
@@ -225,38 +225,50 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
 }
 
 /// Grouped-query attention over key/value segments (g heads sharing one KV head, keys in chunks of
-/// ZK_ATT_CHUNK) against plain double loops; chunks spread and merged give the same bits as one call;
-/// the AVX-512 and AVX2 variants give the same bits (AVX-512 whole queries take 4 keys at a time:
-/// groups of 4 heads, groups split by segment ends, tails).
-@Test(arguments: [(1, 64, 37), (4, 256, 600), (8, 48, 301), (3, 72, 300), (5, 16, 257), (2, 40, 256)])
-func attentionOverSegmentsMatchesNaive(g: Int, d: Int, n: Int) {
-    var rng = Rng(s: UInt64(g * 1000 + d + n))
-    let stride = d + 24
-    let keys = (0..<n * stride).map { _ in Float16(rng.float()) }
-    let vals = (0..<n * stride).map { _ in Float16(rng.float()) }
+/// ZK_ATT_CHUNK) against plain double loops over the stored rows read back (and, for q8_0, the query
+/// rounded the same way); chunks spread and merged give the same bits as one call; the AVX-512 and
+/// AVX2 variants give the same bits (AVX-512 takes 4 keys at a time for whole f16 queries and for
+/// q8_0: groups of 4 heads, groups split by segment ends, tails).
+func checkAttention(type: Int32, g: Int, d: Int, n: Int) {
+    var rng = Rng(s: UInt64(g * 1000 + d + n) &+ UInt64(type) &* 77)
+    let hb = Int(zk_kv_head_bytes(type, Int64(d))), stride = hb + 48  // rows with other heads' bytes between
+    var keys = [UInt8](repeating: 0, count: n * stride), vals = keys
+    var kf = [Float](repeating: 0, count: n * d), vf = kf
+    for j in 0..<n {
+        let kr = (0..<d).map { _ in rng.float() }, vr = (0..<d).map { _ in rng.float() }
+        keys.withUnsafeMutableBytes { zk_kv_store_row(type, kr, $0.baseAddress! + j * stride, 1, Int64(d)) }
+        vals.withUnsafeMutableBytes { zk_kv_store_row(type, vr, $0.baseAddress! + j * stride, 1, Int64(d)) }
+        kf.withUnsafeMutableBufferPointer { o in keys.withUnsafeBytes { zk_kv_load_row(type, $0.baseAddress! + j * stride, o.baseAddress! + j * d, 1, Int64(d)) } }
+        vf.withUnsafeMutableBufferPointer { o in vals.withUnsafeBytes { zk_kv_load_row(type, $0.baseAddress! + j * stride, o.baseAddress! + j * d, 1, Int64(d)) } }
+    }
     let q = (0..<g * d).map { _ in rng.float() }
+    var qs = q  // the query as scored: q8_0 rounds it as it rounds keys
+    if type == Int32(ZK_KV_Q8_0.rawValue) {
+        var b = [UInt8](repeating: 0, count: g * hb)
+        zk_kv_store_row(type, q, &b, Int64(g), Int64(d))
+        zk_kv_load_row(type, b, &qs, Int64(g), Int64(d))
+    }
     let scale: Float = 0.125
     var want = [Double](repeating: 0, count: g * d)
     for h in 0..<g {
         var scores = [Double](repeating: 0, count: n)
         for j in 0..<n {
             var dot = 0.0
-            for i in 0..<d { dot += Double(q[h * d + i]) * Double(keys[j * stride + i]) }
+            for i in 0..<d { dot += Double(qs[h * d + i]) * Double(kf[j * d + i]) }
             scores[j] = dot * Double(scale)
         }
         let mx = scores.max()!
         scores = scores.map { exp($0 - mx) }
         let sum = scores.reduce(0, +)
-        for j in 0..<n { for k in 0..<d { want[h * d + k] += scores[j] / sum * Double(vals[j * stride + k]) } }
+        for j in 0..<n { for k in 0..<d { want[h * d + k] += scores[j] / sum * Double(vf[j * d + k]) } }
     }
     let chunk = Int(ZK_ATT_CHUNK), chunks = (n + chunk - 1) / chunk, ps = g * (d + 2)
     let native = String(cString: zk_kernel_path())
     defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
     var results: [[Float]] = []
-    keys.withUnsafeBufferPointer { kb in
-        vals.withUnsafeBufferPointer { vb in
-            let k = UnsafeRawPointer(kb.baseAddress!).assumingMemoryBound(to: UInt16.self)
-            let v = UnsafeRawPointer(vb.baseAddress!).assumingMemoryBound(to: UInt16.self)
+    keys.withUnsafeBytes { kb in
+        vals.withUnsafeBytes { vb in
+            let k = kb.baseAddress!, v = vb.baseAddress!
             // Split the same keys into three runs, as a ring or block table would.
             let cut1 = min(10, n), cut2 = min(30, n)
             let segs = [zk_kv_segment(k: k, v: v, n: Int64(cut1)),
@@ -265,15 +277,15 @@ func attentionOverSegmentsMatchesNaive(g: Int, d: Int, n: Int) {
             #expect(zk_kv_count(segs, 3) == Int64(n))
             for avx512: Int32 in [0, 1] where zk_force_kernel_path(avx512) != 0 {
                 var out = [Float](repeating: .nan, count: g * d)
-                var sc = [Float](repeating: 0, count: g * chunk)
+                var sc = [Float](repeating: .nan, count: Int(zk_attend_scratch_floats(Int64(g), Int64(d))))
                 var parts = [Float](repeating: 0, count: chunks * ps)
-                zk_attend(q, Int64(g), Int64(d), scale, segs, 3, Int64(stride), &sc, &parts, &out)
-                for i in 0..<g * d { #expect(abs(Double(out[i]) - want[i]) < 1e-5, "g \(g) d \(d) n \(n) [\(i)]") }
+                zk_attend(type, q, Int64(g), Int64(d), scale, segs, 3, Int64(stride), &sc, &parts, &out)
+                for i in 0..<g * d { #expect(abs(Double(out[i]) - want[i]) < 1e-5, "type \(type) g \(g) d \(d) n \(n) [\(i)]") }
                 // The chunks one by one (as spread over threads), in reverse order, then merged.
                 var split = [Float](repeating: .nan, count: chunks * ps)
                 for c in (0..<chunks).reversed() {
                     split.withUnsafeMutableBufferPointer { sp in
-                        zk_attend_partial(q, Int64(g), Int64(d), scale, segs, 3, Int64(stride), Int64(c * chunk),
+                        zk_attend_partial(type, q, Int64(g), Int64(d), scale, segs, 3, Int64(stride), Int64(c * chunk),
                                           Int64(min(n, (c + 1) * chunk)), &sc, sp.baseAddress! + c * ps)
                     }
                 }
@@ -285,7 +297,54 @@ func attentionOverSegmentsMatchesNaive(g: Int, d: Int, n: Int) {
         }
     }
     #expect(results.count >= 1)
-    if results.count == 2 { #expect(results[0] == results[1]) }
+    if results.count == 2 { #expect(results[0] == results[1], "type \(type): AVX-512 and AVX2 differ") }
+}
+
+@Test(arguments: [(1, 64, 37), (4, 256, 600), (8, 48, 301), (3, 72, 300), (5, 16, 257), (2, 40, 256)])
+func attentionOverF16SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
+    checkAttention(type: Int32(ZK_KV_F16.rawValue), g: g, d: d, n: n)
+}
+
+/// The q8_0 cache: int8 dots against the quantized query (VNNI, or maddubs on AVX2), 4 keys at a time
+/// with 4 heads; odd groups (a zero padding head), one head, 8 heads, tails and segment ends.
+@Test(arguments: [(1, 64, 37), (4, 256, 600), (8, 32, 301), (3, 96, 300), (5, 32, 257), (2, 64, 256), (4, 128, 7)])
+func attentionOverQ8SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
+    checkAttention(type: Int32(ZK_KV_Q8_0.rawValue), g: g, d: d, n: n)
+}
+
+/// q8_0 rows as llama.cpp's quantize_row_q8_0 makes them: per 32 values d = f16(max|x| / 127) and
+/// q = x * 127 / max|x| rounded to nearest even; f16 rows as Float16(x); both read back exactly.
+@Test func kvRowsStoreAndLoad() {
+    var rng = Rng(s: 99)
+    let heads = 3, d = 64
+    var x = (0..<heads * d).map { _ in rng.float() * 3 }
+    for i in 32..<64 { x[i] = 0 }  // an all-zero block: d = 0, q = 0
+    x[70] = 5  // a block whose maximum is exactly 127 steps
+    let q8 = Int32(ZK_KV_Q8_0.rawValue), f16 = Int32(ZK_KV_F16.rawValue)
+    #expect(zk_kv_head_bytes(q8, 256) == 272 && zk_kv_head_bytes(f16, 256) == 512)
+    var b = [UInt8](repeating: 0, count: heads * Int(zk_kv_head_bytes(q8, Int64(d))))
+    zk_kv_store_row(q8, x, &b, Int64(heads), Int64(d))
+    var back = [Float](repeating: .nan, count: x.count)
+    zk_kv_load_row(q8, b, &back, Int64(heads), Int64(d))
+    let hb = d + d / 16
+    for h in 0..<heads {
+        for blk in 0..<d / 32 {
+            let xs = x[(h * d + blk * 32)..<(h * d + blk * 32 + 32)]
+            let amax = xs.map { abs($0) }.max()!
+            let dh = Float16(amax / 127)
+            let stored = UInt16(b[h * hb + d + 2 * blk]) | UInt16(b[h * hb + d + 2 * blk + 1]) << 8
+            #expect(stored == dh.bitPattern)
+            for (i, v) in xs.enumerated() {
+                let want = amax == 0 ? 0 : Int8((v * (127 / amax)).rounded(.toNearestOrEven))
+                #expect(Int8(bitPattern: b[h * hb + blk * 32 + i]) == want)
+                #expect(back[h * d + blk * 32 + i] == Float(dh) * Float(want))
+            }
+        }
+    }
+    var h16 = [UInt8](repeating: 0, count: heads * d * 2)
+    zk_kv_store_row(f16, x, &h16, Int64(heads), Int64(d))
+    zk_kv_load_row(f16, h16, &back, Int64(heads), Int64(d))
+    #expect(back == x.map { Float(Float16($0)) })
 }
 
 @Test func parallelForCoversEveryIndexOnce() {

@@ -15,6 +15,18 @@ import Testing
     #expect(cache.bytesNeeded(tokens: 100).total == 18 * 100 * 1024)
 }
 
+@Test func gemma3Q8KVBytesAt32kContext() {
+    // q8_0: per 32 values 32 int8 + an f16 scale, so a 256-dim head row is 272 bytes (17/32 of f16).
+    let layers = (0..<18).map { i in LayerSpec(kind: i % 6 == 5 ? .global : .sliding(window: 512), ropeBase: 1) }
+    let cache = KVCache(layers: layers, kvHeads: 1, headDim: 256, type: .q8_0)
+    #expect(cache.rowBytes == 272 && cache.bytesPerPosition == 544)
+    let b = cache.bytesNeeded(tokens: 32768)
+    #expect(b.total == (3 * 32768 + 15 * 512) * 2 * 272)
+    #expect(Double(b.total) / 1_048_576 == 54.984375)  // vs 103.5 f16
+    #expect(KVCacheType.q8_0.unsupportedReason(headDim: 48) != nil)
+    #expect(KVCacheType.q8_0.unsupportedReason(headDim: 64) == nil && KVCacheType.f16.unsupportedReason(headDim: 48) == nil)
+}
+
 @Test func slidingMemoryIsFlatWhileGlobalGrows() {
     let layers = [LayerSpec(kind: .sliding(window: 8), ropeBase: 1), LayerSpec(kind: .global, ropeBase: 1)]
     let cache = KVCache(layers: layers, kvDim: 4, blockTokens: 4)

@@ -17,13 +17,13 @@ func relDiff(_ a: [Float], _ b: [Float]) -> Float {
 
 /// The model and its reference, both with 8-bit activations in quantized products (the default) or
 /// both with f32 ones.
-func synthetic(_ pattern: LayerPattern? = nil, int8: Bool = true) throws -> (Transformer, ReferenceModel) {
+func synthetic(_ pattern: LayerPattern? = nil, int8: Bool = true, kv: KVCacheType = .f16) throws -> (Transformer, ReferenceModel) {
     let file = try GGUFFile(bytes: SyntheticModel.bytes())
     var config = try ModelConfig(file: file)
     if let p = pattern { config.layers = p.apply(to: config.layers) }
     let t = Transformer(config: config, weights: try ModelWeights(file: file, config: config), pool: sharedPool)
     t.matmul.int8Activations = int8
-    return (t, ReferenceModel(file: file, config: config, int8Activations: int8))
+    return (t, ReferenceModel(file: file, config: config, int8Activations: int8, kvCache: kv))
 }
 
 /// Fast path vs reference. With f32 activations: 1e-3. With 8-bit ones both sides round the same
@@ -71,6 +71,33 @@ func chunkedPrefillAndDecodeMatchReference(int8: Bool) throws {
         }
         #expect(seq.length == promptA.count)
     }
+}
+
+/// The q8_0 cache against a reference that rounds keys, values and the scored query through q8_0:
+/// whole prompt, then prompt chunks with decode steps over ring wrap-around and block boundaries.
+/// (Like 8-bit activations, a rounding boundary can move one element by a step: the int8 tolerance.)
+@Test(arguments: [LayerPattern?.none, LayerPattern.allGlobal])
+func q8CacheMatchesItsReference(pattern: LayerPattern?) throws {
+    let (t, ref) = try synthetic(pattern, kv: .q8_0)
+    let want = ref.logits(promptA.map(Int.init))
+    for chunk in [20, 3, 1] {
+        let cache = t.makeCache(blockTokens: 4, type: .q8_0)
+        #expect(cache.rowBytes == 34)  // 32 int8 + one f16 scale
+        let seq = cache.newSequence()
+        var i = 0
+        while i < promptA.count {
+            let n = min(chunk, promptA.count - i)
+            let l = try t.forward([BatchItem(seq: seq, tokens: Array(promptA[i..<i + n]), logits: .all)], cache: cache)
+            for j in 0..<n { #expect(relDiff(Array(l.row(j)), want[i + j]) < tolerance(int8: true), "chunk \(chunk) position \(i + j)") }
+            i += n
+        }
+    }
+    // And it is a different cache: f16 logits differ from q8_0 ones somewhere.
+    let (tf, _) = try synthetic(pattern)
+    let cf = tf.makeCache(), cq = t.makeCache(type: .q8_0)
+    let lf = try tf.forward([BatchItem(seq: cf.newSequence(), tokens: promptA, logits: .last)], cache: cf)
+    let lq = try t.forward([BatchItem(seq: cq.newSequence(), tokens: promptA, logits: .last)], cache: cq)
+    #expect(Array(lf.row(0)) != Array(lq.row(0)))
 }
 
 @Test(arguments: modes)

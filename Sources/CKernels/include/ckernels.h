@@ -108,30 +108,47 @@ void zk_scale(float *x, float s, int64_t n);
 /// y += x
 void zk_add(float *y, const float *x, int64_t n);
 
-/// A run of consecutive cached positions: `n` key and value rows in f16, `stride` elements apart.
+/// The KV cache's storage formats. A row holds one position's keys (or values) for every KV head,
+/// head after head; one head of head_dim elements takes zk_kv_head_bytes bytes:
+///   ZK_KV_F16:  head_dim f16 values;
+///   ZK_KV_Q8_0: head_dim int8 values then head_dim / 32 f16 scales (x ~ scale * q per 32 elements,
+///               rounded as llama.cpp's q8_0: scale = f16(max|x| / 127), q = nearest even of x * 127 / max|x|).
+enum zk_kv_type { ZK_KV_F16 = 0, ZK_KV_Q8_0 = 1 };
+int64_t zk_kv_head_bytes(int type, int64_t head_dim);
+/// One row: `heads` heads of `head_dim` floats (src) into storage of `type` (dst).
+void zk_kv_store_row(int type, const float *src, void *dst, int64_t heads, int64_t head_dim);
+/// The inverse (tests, the reference path): storage of `type` back to floats.
+void zk_kv_load_row(int type, const void *src, float *dst, int64_t heads, int64_t head_dim);
+
+/// A run of consecutive cached positions of one KV head: `n` key and value rows of the cache's type,
+/// `stride` bytes apart (k and v point at the head inside its row).
 typedef struct {
-    const uint16_t *k;
-    const uint16_t *v;
+    const void *k;
+    const void *v;
     int64_t n;
 } zk_kv_segment;
 
 /// Attention (attention.c) of `g` query heads sharing one KV head, over segments of keys/values in
 /// position order. Keys go in chunks of ZK_ATT_CHUNK from the first; a chunk's partial result per head
 /// is [m, l, o[head_dim]] (max score, sum of exp(score - m), unnormalised output), `head_dim + 2` floats.
+/// With ZK_KV_Q8_0 (head_dim a multiple of 32) each query head is quantized the same way as the keys
+/// and scored by exact int8 dot products per 32 elements, as llama.cpp does with a q8_0 K cache.
 #define ZK_ATT_CHUNK 256
 /// Keys in the segments.
 int64_t zk_kv_count(const zk_kv_segment *segs, int64_t n_segs);
+/// Floats of per-thread scratch the attention kernels need for g heads of head_dim.
+int64_t zk_attend_scratch_floats(int64_t g, int64_t head_dim);
 /// Partials of keys [from, to) (to - from <= ZK_ATT_CHUNK) into part[g * (head_dim + 2)];
-/// q is [g, head_dim]; scores is scratch of g * ZK_ATT_CHUNK floats.
-void zk_attend_partial(const float *q, int64_t g, int64_t head_dim, float scale,
+/// q is [g, head_dim]; scratch holds zk_attend_scratch_floats(g, head_dim) floats.
+void zk_attend_partial(int type, const float *q, int64_t g, int64_t head_dim, float scale,
                        const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-                       int64_t from, int64_t to, float *scores, float *part);
+                       int64_t from, int64_t to, float *scratch, float *part);
 /// out[g, head_dim] = softmax-weighted values, from `n_parts` chunk partials (chunk-major) in order.
 void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t head_dim, float *out);
 /// A whole query: every chunk (partials in `parts`, room for ceil(keys / ZK_ATT_CHUNK) chunks), merged.
-void zk_attend(const float *q, int64_t g, int64_t head_dim, float scale,
+void zk_attend(int type, const float *q, int64_t g, int64_t head_dim, float scale,
                const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-               float *scores, float *parts, float *out);
+               float *scratch, float *parts, float *out);
 
 /// Spin-wait hint for the kernel pool's workers.
 static inline void zk_pause(void) { __builtin_ia32_pause(); }

@@ -130,6 +130,18 @@ static inline __m512 AT_FN(fold_key)(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
     return AT_FN(fold_quarters)(AT_FN(fold_halves)(a0, a1), AT_FN(fold_halves)(a2, a3));
 }
 
+// Finishes 4 keys x 4 heads: k_t's 128-bit lane h holds head h's sums for key t folded to 4 lanes;
+// folds them to one (l + l+2, then l + l+1), scales, and stores scores[h * ZK_ATT_CHUNK + t].
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(store4)(__m512 k0, __m512 k1, __m512 k2, __m512 k3, float scale, float *scores) {
+    const __m512 r = _mm512_mul_ps(AT_FN(fold_singles)(AT_FN(fold_pairs)(k0, k1), AT_FN(fold_pairs)(k2, k3)),
+                                   _mm512_set1_ps(scale));  // lane group h = head h, keys 0..3
+    _mm_storeu_ps(scores, _mm512_castps512_ps128(r));
+    _mm_storeu_ps(scores + ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 1));
+    _mm_storeu_ps(scores + 2 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 2));
+    _mm_storeu_ps(scores + 3 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 3));
+}
+
 // scores[h * ZK_ATT_CHUNK + t] for keys k[0..3] and 4 heads (hd a multiple of 16).
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(dots4)(const float *q, int64_t hd, const uint16_t *const *k, float scale, float *scores) {
@@ -147,16 +159,9 @@ static inline void AT_FN(dots4)(const float *q, int64_t hd, const uint16_t *cons
             a[t][3] = _mm512_fmadd_ps(q3, kv, a[t][3]);
         }
     }
-    const __m512 k0 = AT_FN(fold_key)(a[0][0], a[0][1], a[0][2], a[0][3]);
-    const __m512 k1 = AT_FN(fold_key)(a[1][0], a[1][1], a[1][2], a[1][3]);
-    const __m512 k2 = AT_FN(fold_key)(a[2][0], a[2][1], a[2][2], a[2][3]);
-    const __m512 k3 = AT_FN(fold_key)(a[3][0], a[3][1], a[3][2], a[3][3]);
-    const __m512 r = _mm512_mul_ps(AT_FN(fold_singles)(AT_FN(fold_pairs)(k0, k1), AT_FN(fold_pairs)(k2, k3)),
-                                   _mm512_set1_ps(scale));  // lane group h = head h, keys 0..3
-    _mm_storeu_ps(scores, _mm512_castps512_ps128(r));
-    _mm_storeu_ps(scores + ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 1));
-    _mm_storeu_ps(scores + 2 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 2));
-    _mm_storeu_ps(scores + 3 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 3));
+    AT_FN(store4)(AT_FN(fold_key)(a[0][0], a[0][1], a[0][2], a[0][3]), AT_FN(fold_key)(a[1][0], a[1][1], a[1][2], a[1][3]),
+                  AT_FN(fold_key)(a[2][0], a[2][1], a[2][2], a[2][3]), AT_FN(fold_key)(a[3][0], a[3][1], a[3][2], a[3][3]),
+                  scale, scores);
 }
 #endif
 
@@ -228,6 +233,21 @@ static void AT_FN(softmax)(float *scores, int64_t g, int64_t n, float *part, int
     }
 }
 
+// The key row of key j (as `type`) and its value row into vrows[j], advancing segment s / row i
+// (both kernels below). Software prefetch, per key row: the key row 6 ahead (non-temporal: read once,
+// keep it from evicting what the next step reuses) and this value row into L2 (read by the value pass),
+// `bytes` of each. Streaming 48 MiB of cache at depth 16384 alone went from ~29 to ~45 GB/s on both
+// cores (a prefetch past a segment's end only warms a line; it never faults).
+#define AT_NEXT_ROW(kr, j, type, bytes) do { \
+        kr = (type)((const uint8_t *)segs[s].k + i * stride); \
+        vrows[j] = (const uint8_t *)segs[s].v + i * stride; \
+        for (int64_t b = 0; b < (bytes); b += 64) { \
+            _mm_prefetch((const char *)kr + 6 * stride + b, _MM_HINT_NTA); \
+            _mm_prefetch((const char *)vrows[j] + b, _MM_HINT_T1); \
+        } \
+        if (++i == segs[s].n) { s++; i = 0; } \
+    } while (0)
+
 // keys4 (AVX-512, groups of 4 heads; the AVX2 variant ignores it): scores 4 keys at a time with
 // dots4, the same bits. With the keys in cache (prompts: each query reads keys its neighbours just
 // read) the kernel measured ~1.5x faster on 4096 keys, but streaming the cache from memory (decode)
@@ -240,25 +260,12 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
     const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;  // segment and row of key `from`
     while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
-    // Software prefetch, per key row: the key row 6 ahead (non-temporal: read once, keep it from
-    // evicting what the next step reuses) and this value row into L2 (read by the value pass below).
-    // Streaming 48 MiB of cache at depth 16384 alone went from ~29 to ~45 GB/s on both cores (a
-    // prefetch past a segment's end only warms a line; it never faults).
-#define AT_NEXT_ROW(kr, j) do { \
-        kr = (const uint16_t *)((const uint8_t *)segs[s].k + i * stride); \
-        vrows[j] = (const uint8_t *)segs[s].v + i * stride; \
-        for (int64_t b = 0; b < hd * 2; b += 64) { \
-            _mm_prefetch((const char *)kr + 6 * stride + b, _MM_HINT_NTA); \
-            _mm_prefetch((const char *)vrows[j] + b, _MM_HINT_T1); \
-        } \
-        if (++i == segs[s].n) { s++; i = 0; } \
-    } while (0)
     int64_t j = 0;
 #if AT_512
     if (keys4 && g % 4 == 0 && hd % 16 == 0)
         for (; j + 4 <= n; j += 4) {
             const uint16_t *kr[4];
-            for (int t = 0; t < 4; t++) AT_NEXT_ROW(kr[t], j + t);
+            for (int t = 0; t < 4; t++) AT_NEXT_ROW(kr[t], j + t, const uint16_t *, hd * 2);
             for (int64_t h = 0; h < g; h += 4) AT_FN(dots4)(q + h * hd, hd, kr, scale, scores + h * ZK_ATT_CHUNK + j);
         }
 #else
@@ -266,10 +273,9 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
 #endif
     for (; j < n; j++) {
         const uint16_t *kr;
-        AT_NEXT_ROW(kr, j);
+        AT_NEXT_ROW(kr, j, const uint16_t *, hd * 2);
         AT_FN(dots)(q, g, hd, kr, scale, scores + j);
     }
-#undef AT_NEXT_ROW
     AT_FN(softmax)(scores, g, n, part, ps);
     // o_h = sum_j p_hj v_j, by blocks of dimensions.
     float *o = part + 2;
@@ -360,15 +366,9 @@ static inline void AT_FN(dots4_q8)(const int8_t *const *k, const float *dk, int6
             }
         }
         // 128-bit lane h of fold_quarters(a[t][0], a[t][1]) holds head h's 8 lanes folded to 4.
-        const __m512 k0 = AT_FN(fold_quarters)(a[0][0], a[0][1]), k1 = AT_FN(fold_quarters)(a[1][0], a[1][1]);
-        const __m512 k2 = AT_FN(fold_quarters)(a[2][0], a[2][1]), k3 = AT_FN(fold_quarters)(a[3][0], a[3][1]);
-        const __m512 r = _mm512_mul_ps(AT_FN(fold_singles)(AT_FN(fold_pairs)(k0, k1), AT_FN(fold_pairs)(k2, k3)),
-                                       _mm512_set1_ps(scale));  // lane group h = head h, keys 0..3
-        float *sc = scores + h * ZK_ATT_CHUNK;
-        _mm_storeu_ps(sc, _mm512_castps512_ps128(r));
-        _mm_storeu_ps(sc + ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 1));
-        _mm_storeu_ps(sc + 2 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 2));
-        _mm_storeu_ps(sc + 3 * ZK_ATT_CHUNK, _mm512_extractf32x4_ps(r, 3));
+        AT_FN(store4)(AT_FN(fold_quarters)(a[0][0], a[0][1]), AT_FN(fold_quarters)(a[1][0], a[1][1]),
+                      AT_FN(fold_quarters)(a[2][0], a[2][1]), AT_FN(fold_quarters)(a[3][0], a[3][1]),
+                      scale, scores + h * ZK_ATT_CHUNK);
     }
 }
 #else
@@ -405,16 +405,7 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
     const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;
     while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
-    // As in partial(): prefetch the key row 6 ahead and this value row.
-#define AT_NEXT_ROW_Q8(kr, j) do { \
-        kr = (const uint8_t *)segs[s].k + i * stride; \
-        vrows[j] = (const uint8_t *)segs[s].v + i * stride; \
-        for (int64_t b = 0; b < hb + 63; b += 64) { \
-            _mm_prefetch((const char *)kr + 6 * stride + b, _MM_HINT_NTA); \
-            _mm_prefetch((const char *)vrows[j] + b, _MM_HINT_T1); \
-        } \
-        if (++i == segs[s].n) { s++; i = 0; } \
-    } while (0)
+    // Rows of hb bytes start anywhere in a line: prefetch every line they touch.
     int64_t j = 0;
 #if AT_512
     if (zq->gp % 4 == 0)
@@ -422,7 +413,7 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
             const int8_t *kr4[4];
             for (int t = 0; t < 4; t++) {
                 const uint8_t *kr;
-                AT_NEXT_ROW_Q8(kr, j + t);
+                AT_NEXT_ROW(kr, j + t, const uint8_t *, hb + 63);
                 kr4[t] = (const int8_t *)kr;
                 AT_FN(scales)(kr + hd, nb, dk + t * nb);
             }
@@ -431,11 +422,10 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
 #endif
     for (; j < n; j++) {
         const uint8_t *kr;
-        AT_NEXT_ROW_Q8(kr, j);
+        AT_NEXT_ROW(kr, j, const uint8_t *, hb + 63);
         AT_FN(scales)(kr + hd, nb, dk);
         AT_FN(dots_q8)((const int8_t *)kr, dk, nb, zq->gp, zq->q, zq->negc, zq->d, scale, scores + j);
     }
-#undef AT_NEXT_ROW_Q8
     AT_FN(softmax)(scores, g, n, part, ps);
     // The value rows' scales, once their prefetches have landed (read in the key loop, right after
     // the prefetch, each stalled on memory: ~9% of the kernel's time).
@@ -446,6 +436,7 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
     for (; d0 < hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0, vsc, nb);
 }
 
+#undef AT_NEXT_ROW
 #undef AT_W
 #undef AT_VB
 #undef AT_ZERO

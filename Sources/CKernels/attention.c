@@ -29,6 +29,11 @@ typedef struct {
     float *d;
 } q8_query;
 
+// A run of bytes to prefetch, a line at a time, while the value pass computes.
+typedef struct {
+    const char *p, *end;
+} at_cursor;
+
 #define AT_512 1
 #define AT_SUFFIX _512
 #define AT_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
@@ -75,10 +80,11 @@ void zk_kv_load_row(int type, const void *src, float *dst, int64_t heads, int64_
 }
 
 // Scratch, in floats: the scores of gp heads, then for q8_0 the prepared query (3 x gp * hd / 4),
-// the chunk's value scales (ZK_ATT_CHUNK * hd / 32) and up to 4 key rows' scales (4 * hd / 32).
+// the chunk's value scales (ZK_ATT_CHUNK * hd / 32), up to 4 key rows' scales (4 * hd / 32) and
+// the value pass's 16-bit weight pairs (g * ZK_ATT_CHUNK / 2 * hd / 32).
 int64_t zk_attend_scratch_floats(int64_t g, int64_t hd) {
     const int64_t gp = (g + 1) & ~(int64_t)1;
-    return gp * ZK_ATT_CHUNK + 3 * gp * hd / 4 + ZK_ATT_CHUNK * (hd / 32) + 4 * (hd / 32) + 16;
+    return gp * ZK_ATT_CHUNK + 3 * gp * hd / 4 + ZK_ATT_CHUNK * (hd / 32) + 4 * (hd / 32) + g * ZK_ATT_CHUNK / 2 * (hd / 32) + 16;
 }
 
 static q8_query prepare_q8(const float *q, int64_t g, int64_t hd, float *scratch) {
@@ -116,23 +122,31 @@ static void partial(const float *q, int64_t g, int64_t hd, float scale, const zk
 }
 
 static void partial_q8(const q8_query *zq, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
-                       int64_t n_segs, int64_t stride, int64_t from, int64_t to, float *scratch, float *part) {
+                       int64_t n_segs, int64_t stride, int64_t from, int64_t to, int64_t next_to, float *scratch,
+                       float *part) {
     float *scores = scratch, *vsc = scratch + zq->gp * ZK_ATT_CHUNK + 3 * zq->gp * hd / 4;
     float *dk = vsc + ZK_ATT_CHUNK * (hd / 32);
+    int32_t *wq = (int32_t *)(dk + 4 * (hd / 32));
     if (zk_path_is_avx512())
-        partial_q8_512(zq, g, hd, scale, segs, n_segs, stride, from, to, scores, vsc, dk, part);
+        partial_q8_512(zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, vsc, dk, wq, part);
     else
-        partial_q8_avx2(zq, g, hd, scale, segs, n_segs, stride, from, to, scores, vsc, dk, part);
+        partial_q8_avx2(zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, vsc, dk, wq, part);
 }
 
-void zk_attend_partial(int type, const float *q, int64_t g, int64_t hd, float scale,
-                       const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-                       int64_t from, int64_t to, float *scratch, float *part) {
-    if (type == ZK_KV_Q8_0) {
-        const q8_query zq = prepare_q8(q, g, hd, scratch);
-        partial_q8(&zq, g, hd, scale, segs, n_segs, stride, from, to, scratch, part);
-    } else {
-        partial(q, g, hd, scale, segs, n_segs, stride, from, to, scratch, part, 0);
+// Chunks [c0, c1) of one query, in order, the query prepared once (a split decode query's run of
+// chunks on one thread is one call).
+void zk_attend_chunks(int type, const float *q, int64_t g, int64_t hd, float scale,
+                      const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
+                      int64_t c0, int64_t c1, float *scratch, float *parts) {
+    const int64_t n = zk_kv_count(segs, n_segs), all = c0 == 0 && c1 == (n + ZK_ATT_CHUNK - 1) / ZK_ATT_CHUNK;
+    q8_query zq = {0, NULL, NULL, NULL};
+    if (type == ZK_KV_Q8_0) zq = prepare_q8(q, g, hd, scratch);
+    for (int64_t c = c0; c < c1; c++) {
+        const int64_t from = c * ZK_ATT_CHUNK, to = from + ZK_ATT_CHUNK < n ? from + ZK_ATT_CHUNK : n;
+        float *part = parts + (c - c0) * g * (hd + 2);
+        const int64_t next_to = c + 1 < c1 ? (to + ZK_ATT_CHUNK < n ? to + ZK_ATT_CHUNK : n) : to;
+        if (type == ZK_KV_Q8_0) partial_q8(&zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scratch, part);
+        else partial(q, g, hd, scale, segs, n_segs, stride, from, to, scratch, part, (int)all);
     }
 }
 
@@ -160,15 +174,7 @@ void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t hd,
 
 void zk_attend(int type, const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
                int64_t n_segs, int64_t stride, float *scratch, float *parts, float *out) {
-    const int64_t n = zk_kv_count(segs, n_segs);
-    const int64_t chunks = (n + ZK_ATT_CHUNK - 1) / ZK_ATT_CHUNK;
-    q8_query zq = {0, NULL, NULL, NULL};
-    if (type == ZK_KV_Q8_0) zq = prepare_q8(q, g, hd, scratch);  // once for all chunks
-    for (int64_t c = 0; c < chunks; c++) {
-        const int64_t to = (c + 1) * ZK_ATT_CHUNK < n ? (c + 1) * ZK_ATT_CHUNK : n;
-        float *part = parts + c * g * (hd + 2);
-        if (type == ZK_KV_Q8_0) partial_q8(&zq, g, hd, scale, segs, n_segs, stride, c * ZK_ATT_CHUNK, to, scratch, part);
-        else partial(q, g, hd, scale, segs, n_segs, stride, c * ZK_ATT_CHUNK, to, scratch, part, 1);
-    }
+    const int64_t chunks = (zk_kv_count(segs, n_segs) + ZK_ATT_CHUNK - 1) / ZK_ATT_CHUNK;
+    zk_attend_chunks(type, q, g, hd, scale, segs, n_segs, stride, 0, chunks, scratch, parts);
     zk_attend_merge(parts, chunks, g, hd, out);
 }

@@ -14,8 +14,6 @@ typedef __m512 AT_FN(vec);
 #define AT_STORE(p, v) _mm512_storeu_ps(p, v)
 #define AT_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define AT_SET1(x) _mm512_set1_ps(x)
-#define AT_MUL(a, b) _mm512_mul_ps(a, b)
-#define AT_LOADI8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
 #else
 typedef __m256 AT_FN(vec);
 #define AT_W 8
@@ -26,8 +24,6 @@ typedef __m256 AT_FN(vec);
 #define AT_STORE(p, v) _mm256_storeu_ps(p, v)
 #define AT_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define AT_SET1(x) _mm256_set1_ps(x)
-#define AT_MUL(a, b) _mm256_mul_ps(a, b)
-#define AT_LOADI8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p))))
 #endif
 #define AT_VEC AT_FN(vec)
 
@@ -165,27 +161,19 @@ static inline void AT_FN(dots4)(const float *q, int64_t hd, const uint16_t *cons
 }
 #endif
 
-// o_h[d0 .. d0 + nz * AT_W) = sum_j p_hj v_j[...] for nh <= 4 heads: the accumulators stay in
-// registers over all keys of the chunk (called with constant nh, nz, so the arrays unroll). Values
-// are f16, or with `vsc` q8_0: int8 rows times vsc[j * nb + d / 32], the row's scale of dimension d
-// (a constant NULL for f16, so each variant compiles without the test). Scaling each value vector
-// measured faster than folding the scale into p (a broadcast per head and block).
+// o_h[d0 .. d0 + nz * AT_W) = sum_j p_hj v_j[...] for nh <= 4 heads over f16 values: the
+// accumulators stay in registers over all keys of the chunk (called with constant nh, nz, so the
+// arrays unroll).
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblock)(int nh, int nz, float *o, int64_t ostride, const float *p,
-                                 const void *const *vrows, int64_t n, int64_t d0, const float *vsc, int64_t nb) {
+                                 const void *const *vrows, int64_t n, int64_t d0) {
     AT_VEC acc[4][AT_VB];
     for (int h = 0; h < nh; h++)
         for (int z = 0; z < nz; z++) acc[h][z] = AT_ZERO();
     for (int64_t j = 0; j < n; j++) {
         AT_VEC x[AT_VB];
-        if (vsc) {
-            const int8_t *v = (const int8_t *)vrows[j] + d0;
-            for (int z = 0; z < nz; z++)
-                x[z] = AT_MUL(AT_LOADI8(v + z * AT_W), AT_SET1(vsc[j * nb + (d0 + z * AT_W) / 32]));
-        } else {
-            const uint16_t *v = (const uint16_t *)vrows[j] + d0;
-            for (int z = 0; z < nz; z++) x[z] = AT_LOADH(v + z * AT_W);
-        }
+        const uint16_t *v = (const uint16_t *)vrows[j] + d0;
+        for (int z = 0; z < nz; z++) x[z] = AT_LOADH(v + z * AT_W);
         for (int h = 0; h < nh; h++) {
             const AT_VEC pb = AT_SET1(p[h * ZK_ATT_CHUNK + j]);
             for (int z = 0; z < nz; z++) acc[h][z] = AT_FMA(pb, x[z], acc[h][z]);
@@ -198,15 +186,15 @@ static inline void AT_FN(vblock)(int nh, int nz, float *o, int64_t ostride, cons
 // All heads of a value block of nz vectors at d0 (heads in blocks of 4, then the rest).
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblocks)(int nz, float *o, int64_t ostride, int64_t g, const float *p,
-                                  const void *const *vrows, int64_t n, int64_t d0, const float *vsc, int64_t nb) {
+                                  const void *const *vrows, int64_t n, int64_t d0) {
     int64_t h = 0;
-    for (; h + 4 <= g; h += 4) AT_FN(vblock)(4, nz, o + h * ostride, ostride, p + h * ZK_ATT_CHUNK, vrows, n, d0, vsc, nb);
+    for (; h + 4 <= g; h += 4) AT_FN(vblock)(4, nz, o + h * ostride, ostride, p + h * ZK_ATT_CHUNK, vrows, n, d0);
     float *oh = o + h * ostride;
     const float *ph = p + h * ZK_ATT_CHUNK;
     switch (g - h) {
-    case 3: AT_FN(vblock)(3, nz, oh, ostride, ph, vrows, n, d0, vsc, nb); break;
-    case 2: AT_FN(vblock)(2, nz, oh, ostride, ph, vrows, n, d0, vsc, nb); break;
-    case 1: AT_FN(vblock)(1, nz, oh, ostride, ph, vrows, n, d0, vsc, nb); break;
+    case 3: AT_FN(vblock)(3, nz, oh, ostride, ph, vrows, n, d0); break;
+    case 2: AT_FN(vblock)(2, nz, oh, ostride, ph, vrows, n, d0); break;
+    case 1: AT_FN(vblock)(1, nz, oh, ostride, ph, vrows, n, d0); break;
     default: break;
     }
 }
@@ -217,11 +205,18 @@ static void AT_FN(softmax)(float *scores, int64_t g, int64_t n, float *part, int
     for (int64_t h = 0; h < g; h++) {
         float *sc = scores + h * ZK_ATT_CHUNK;
         float m = -INFINITY;
-        for (int64_t j = 0; j < n; j++) m = sc[j] > m ? sc[j] : m;
+        int64_t j = 0;
+        if (n >= 8) {  // (max is exact in any order)
+            __m256 mv = _mm256_loadu_ps(sc);
+            for (j = 8; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(sc + j));
+            const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+            const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        }
+        for (; j < n; j++) m = sc[j] > m ? sc[j] : m;
         const __m256 vm = _mm256_set1_ps(m);
         __m256 acc = _mm256_setzero_ps();
-        int64_t j = 0;
-        for (; j + 8 <= n; j += 8) {
+        for (j = 0; j + 8 <= n; j += 8) {
             const __m256 e = zk_exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
             _mm256_storeu_ps(sc + j, e);
             acc = _mm256_add_ps(acc, e);
@@ -280,8 +275,8 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
     // o_h = sum_j p_hj v_j, by blocks of dimensions.
     float *o = part + 2;
     int64_t d0 = 0;
-    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0, NULL, 0);
-    for (; d0 + AT_W <= hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0, NULL, 0);
+    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0);
+    for (; d0 + AT_W <= hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0);
     for (; d0 < hd; d0++)  // (fmaf: the same rounding as a vector lane, whichever variant gets here)
         for (int64_t h = 0; h < g; h++) {
             float a = 0.0f;
@@ -393,14 +388,175 @@ static inline void AT_FN(dots_q8)(const int8_t *k, const float *dk, int64_t nb, 
 }
 #endif
 
+// ---- q8_0 value pass: integer dot products over pairs of keys ----
+//
+// o_h[d] = sum_j p_hj s_jb v_jd (s_jb: row j's scale of block b = d / 32, v int8). The weights
+// w_hjb = p_hj s_jb of a chunk are rounded to 16 bits against the chunk's largest scale of the
+// block, S_b >= every w_hjb (p <= 1): wq = rne(p_hj * (s_jb * 32767 / S_b)), and the value pass is
+// exact int32 arithmetic, sum_j wq_hjb v_jd, over pairs of keys (pmaddwd / vpdpwssd: two 16-bit
+// products a lane; |sum| <= 256 keys * 32767 * 127 < 2^31), scaled once by S_b / 32767 at the end.
+// Integer sums do not depend on their order, so AVX-512 and AVX2 give the same bits. The rounding
+// is 2^-16 of the block's largest weight, below the 2^-8 of the values' own int8 steps; against
+// float multiply-adds this halves the multiplies a lane does (two keys an instruction) and drops
+// the per-value int8 -> float conversion and scaling.
+
+// wq[(h * np + jp) * nb + b]: the 16-bit weights of keys 2jp (low half) and 2jp + 1 (high half)
+// for head h and block b; np = ceil(n / 2), a missing last key's weight 0. fr[b] = S_b / 32767.
+__attribute__((target(AT_TARGET)))
+static void AT_FN(vweights)(const float *p, int64_t g, int64_t n, const float *vsc, int64_t nb, int32_t *wq,
+                            float *f, float *fr) {
+    const int64_t np = (n + 1) / 2, nb8 = nb - nb % 8;
+    for (int64_t b = 0; b < nb; b += 8) {  // S_b into fr, 8 blocks at a time (max is exact in any order)
+        if (b < nb8) {
+            __m256 m = _mm256_setzero_ps();
+            for (int64_t j = 0; j < n; j++) m = _mm256_max_ps(m, _mm256_loadu_ps(vsc + j * nb + b));
+            _mm256_storeu_ps(fr + b, m);
+        } else {
+            for (int64_t c = b; c < nb; c++) {
+                float m = 0.0f;
+                for (int64_t j = 0; j < n; j++) m = vsc[j * nb + c] > m ? vsc[j * nb + c] : m;
+                fr[c] = m;
+            }
+        }
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const float m = fr[b];
+        f[b] = m > 0.0f ? 32767.0f / m : 0.0f;
+        fr[b] = m / 32767.0f;
+    }
+    const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+    for (int64_t jp = 0; jp < np; jp++) {
+        const int64_t j0 = 2 * jp, j1 = j0 + 1 < n ? j0 + 1 : j0;
+        for (int64_t b = 0; b < nb8; b += 8) {
+            const __m256 fb = _mm256_loadu_ps(f + b);
+            const __m256 s0 = _mm256_mul_ps(_mm256_loadu_ps(vsc + j0 * nb + b), fb);
+            const __m256 s1 = _mm256_mul_ps(_mm256_loadu_ps(vsc + j1 * nb + b), fb);
+            for (int64_t h = 0; h < g; h++) {
+                const float p1 = j0 + 1 < n ? p[h * ZK_ATT_CHUNK + j0 + 1] : 0.0f;
+                const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_set1_ps(p[h * ZK_ATT_CHUNK + j0]), s0));
+                const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_set1_ps(p1), s1));
+                _mm256_storeu_si256((__m256i *)(wq + (h * np + jp) * nb + b),
+                                    _mm256_or_si256(_mm256_and_si256(a, lo16), _mm256_slli_epi32(c, 16)));
+            }
+        }
+        for (int64_t b = nb8; b < nb; b++) {
+            const float s0 = vsc[j0 * nb + b] * f[b], s1 = vsc[j1 * nb + b] * f[b];
+            for (int64_t h = 0; h < g; h++) {
+                const float p1 = j0 + 1 < n ? p[h * ZK_ATT_CHUNK + j0 + 1] : 0.0f;
+                const int32_t a = _mm_cvtss_si32(_mm_set_ss(p[h * ZK_ATT_CHUNK + j0] * s0));
+                const int32_t c = _mm_cvtss_si32(_mm_set_ss(p1 * s1));
+                wq[(h * np + jp) * nb + b] = (int32_t)(((uint32_t)a & 0xFFFF) | ((uint32_t)c << 16));
+            }
+        }
+    }
+}
+
+#if AT_512
+// nh heads x nbb (1 or 2) blocks from block b0: per block, the two keys' 32 bytes interleaved
+// (unpack within 128-bit lanes: x0 holds pairs of dimensions 0-7 and 16-23, x1 8-15 and 24-31),
+// widened to 16 bits, one vpdpwssd per head and half; the halves put back in order at the end.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(vblock_q8)(int nh, int nbb, float *o, int64_t ostride, const int32_t *wq, int64_t np,
+                                    int64_t nb, int64_t b0, const void *const *vrows, int64_t n, const float *fr,
+                                    at_cursor *pf) {
+    __m512i acc[4][4];
+    for (int h = 0; h < nh; h++)
+        for (int z = 0; z < 2 * nbb; z++) acc[h][z] = _mm512_setzero_si512();
+    for (int64_t jp = 0; jp < np; jp++) {
+        if (pf->p < pf->end) { _mm_prefetch(pf->p, _MM_HINT_T1); pf->p += 64; }
+        const int8_t *r0 = (const int8_t *)vrows[2 * jp] + 32 * b0;
+        const int8_t *r1 = (const int8_t *)vrows[2 * jp + 1 < n ? 2 * jp + 1 : 2 * jp] + 32 * b0;
+        for (int bb = 0; bb < nbb; bb++) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(r0 + 32 * bb));
+            const __m256i c = _mm256_loadu_si256((const __m256i *)(r1 + 32 * bb));
+            const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(a, c));
+            const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_unpackhi_epi8(a, c));
+            for (int h = 0; h < nh; h++) {
+                const __m512i w = _mm512_set1_epi32(wq[(h * np + jp) * nb + b0 + bb]);
+                acc[h][2 * bb] = _mm512_dpwssd_epi32(acc[h][2 * bb], x0, w);
+                acc[h][2 * bb + 1] = _mm512_dpwssd_epi32(acc[h][2 * bb + 1], x1, w);
+            }
+        }
+    }
+    for (int h = 0; h < nh; h++)
+        for (int bb = 0; bb < nbb; bb++) {
+            const __m512 r = _mm512_set1_ps(fr[b0 + bb]);
+            float *ob = o + h * ostride + 32 * (b0 + bb);
+            const __m512i x = acc[h][2 * bb], y = acc[h][2 * bb + 1];
+            _mm512_storeu_ps(ob, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_shuffle_i64x2(x, y, 0x44)), r));
+            _mm512_storeu_ps(ob + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_shuffle_i64x2(x, y, 0xEE)), r));
+        }
+}
+#define AT_QB 2  // blocks a value pass
+#else
+// nh heads x 16 dimensions (half hf of block b0): pairs of dimensions 0-7 and 8-15, pmaddwd.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(vblock_q8)(int nh, int hf, float *o, int64_t ostride, const int32_t *wq, int64_t np,
+                                    int64_t nb, int64_t b0, const void *const *vrows, int64_t n, const float *fr,
+                                    at_cursor *pf) {
+    __m256i acc[4][2];
+    for (int h = 0; h < nh; h++) acc[h][0] = acc[h][1] = _mm256_setzero_si256();
+    for (int64_t jp = 0; jp < np; jp++) {
+        if (pf->p < pf->end) { _mm_prefetch(pf->p, _MM_HINT_T1); pf->p += 64; }
+        const int8_t *r0 = (const int8_t *)vrows[2 * jp] + 32 * b0 + 16 * hf;
+        const int8_t *r1 = (const int8_t *)vrows[2 * jp + 1 < n ? 2 * jp + 1 : 2 * jp] + 32 * b0 + 16 * hf;
+        const __m128i a = _mm_loadu_si128((const __m128i *)r0), c = _mm_loadu_si128((const __m128i *)r1);
+        const __m256i x0 = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c));
+        const __m256i x1 = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, c));
+        for (int h = 0; h < nh; h++) {
+            const __m256i w = _mm256_set1_epi32(wq[(h * np + jp) * nb + b0]);
+            acc[h][0] = _mm256_add_epi32(acc[h][0], _mm256_madd_epi16(x0, w));
+            acc[h][1] = _mm256_add_epi32(acc[h][1], _mm256_madd_epi16(x1, w));
+        }
+    }
+    for (int h = 0; h < nh; h++) {
+        const __m256 r = _mm256_set1_ps(fr[b0]);
+        float *ob = o + h * ostride + 32 * b0 + 16 * hf;
+        _mm256_storeu_ps(ob, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[h][0]), r));
+        _mm256_storeu_ps(ob + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[h][1]), r));
+    }
+}
+#define AT_QB 1
+#endif
+
+// The whole value pass: passes of AT_QB blocks (AVX2: each block in two halves), heads by 4.
+__attribute__((target(AT_TARGET)))
+static void AT_FN(vpass_q8)(float *o, int64_t ostride, int64_t g, int64_t nb, const int32_t *wq,
+                            const void *const *vrows, int64_t n, const float *fr, at_cursor *pf) {
+    const int64_t np = (n + 1) / 2;
+    for (int64_t b0 = 0; b0 < nb; b0 += AT_QB)
+        for (int64_t h = 0; h < g; h += 4) {
+            const int nh = g - h < 4 ? (int)(g - h) : 4;
+            const int32_t *wh = wq + h * np * nb;
+            float *oh = o + h * ostride;
+#if AT_512
+            const int nbb = nb - b0 < 2 ? 1 : 2;
+#define AT_VQ(k) (nbb == 2 ? AT_FN(vblock_q8)(k, 2, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf) \
+                           : AT_FN(vblock_q8)(k, 1, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf))
+#else
+#define AT_VQ(k) (AT_FN(vblock_q8)(k, 0, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf), \
+                  AT_FN(vblock_q8)(k, 1, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf))
+#endif
+            switch (nh) {
+            case 4: AT_VQ(4); break;
+            case 3: AT_VQ(3); break;
+            case 2: AT_VQ(2); break;
+            default: AT_VQ(1); break;
+            }
+#undef AT_VQ
+        }
+}
+#undef AT_QB
+
 // The partial of keys [from, to) over a q8_0 cache (hd a multiple of 32): the query is quantized
 // per 32 elements (zq, prepared by attention.c), each key row scored by int8 dots, then the same
-// softmax, and the values dequantized on the fly (int8 times the row's scale) into the same value
-// pass as f16. `work` holds the chunk's value scales and one key's scales (see attention.c).
+// softmax, and the integer value pass above. Keys up to next_to (the caller's next chunk) are
+// prefetched during the value pass. Scratch: see attention.c.
 __attribute__((target(AT_TARGET)))
 static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float scale,
                               const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-                              int64_t from, int64_t to, float *scores, float *vsc, float *dk, float *part) {
+                              int64_t from, int64_t to, int64_t next_to, float *scores, float *vsc, float *dk,
+                              int32_t *wq, float *part) {
     const int64_t n = to - from, ps = hd + 2, nb = hd / 32, hb = hd + 2 * nb;
     const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;
@@ -430,10 +586,18 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
     // The value rows' scales, once their prefetches have landed (read in the key loop, right after
     // the prefetch, each stalled on memory: ~9% of the kernel's time).
     for (j = 0; j < n; j++) AT_FN(scales)((const uint8_t *)vrows[j] + hd, nb, vsc + j * nb);
-    float *o = part + 2;
-    int64_t d0 = 0;
-    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0, vsc, nb);
-    for (; d0 < hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0, vsc, nb);
+    float *f = dk, *fr = dk + nb;  // (the key scales are done with)
+    AT_FN(vweights)(scores, g, n, vsc, nb, wq, f, fr);
+    // The next chunk's key rows (up to the end of this segment) into L2, a line per pair of keys in
+    // the value pass (the memory is otherwise idle there; more than a line a pair measured slower,
+    // this ~3-5% faster than none on 3 global layers at depth 16384).
+    at_cursor pf = {NULL, NULL};
+    if (to < next_to && s < n_segs) {
+        const int64_t m = segs[s].n - i < next_to - to ? segs[s].n - i : next_to - to;
+        pf.p = (const char *)segs[s].k + i * stride;
+        pf.end = pf.p + m * stride;
+    }
+    AT_FN(vpass_q8)(part + 2, ps, g, nb, wq, vrows, n, fr, &pf);
 }
 
 #undef AT_NEXT_ROW
@@ -445,6 +609,4 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
 #undef AT_STORE
 #undef AT_FMA
 #undef AT_SET1
-#undef AT_MUL
-#undef AT_LOADI8
 #undef AT_VEC

@@ -97,8 +97,15 @@ struct AttentionJob: PoolJob {
         let a = firstUnit(atCost: total * thread / threads), b = firstUnit(atCost: total * (thread + 1) / threads)
         let g = c.nHeads / c.nKVHeads, hd = c.headDim
         let segs = segs[thread], type = cache.type.kernelType, rb = cache.rowBytes, hb = cache.headBytes
-        for u in a..<b {
+        var u = a
+        while u < b {
             let unit = units[u]
+            // A run of this query's chunks (consecutive units, consecutive slots) is one call.
+            var run = 1
+            if unit.chunk >= 0 {
+                while u + run < b, units[u + run].token == unit.token, units[u + run].kvHead == unit.kvHead { run += 1 }
+            }
+            defer { u += run }
             let t = Int(unit.token), kvh = Int(unit.kvHead), i = item[t]
             let seq = items[i].seq, p = pos[t], p0 = seq.length
             let lo = kind.firstVisible(p)
@@ -114,9 +121,9 @@ struct AttentionJob: PoolJob {
                 zk_attend(type, qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(rb),
                           scores[thread], parts[thread], att + t * c.qDim + kvh * g * hd)
             } else {
-                let from = Int(unit.chunk) * Int(ZK_ATT_CHUNK), to = min(p - lo + 1, from + Int(ZK_ATT_CHUNK))
-                zk_attend_partial(type, qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(rb),
-                                  Int64(from), Int64(to), scores[thread], splitParts + Int(unit.slot) * g * (hd + 2))
+                zk_attend_chunks(type, qp, Int64(g), Int64(hd), c.attnScale, segs, Int64(n), Int64(rb),
+                                 Int64(unit.chunk), Int64(unit.chunk) + Int64(run), scores[thread],
+                                 splitParts + Int(unit.slot) * g * (hd + 2))
             }
         }
     }

@@ -138,11 +138,12 @@ typedef struct {
 int64_t zk_kv_count(const zk_kv_segment *segs, int64_t n_segs);
 /// Floats of per-thread scratch the attention kernels need for g heads of head_dim.
 int64_t zk_attend_scratch_floats(int64_t g, int64_t head_dim);
-/// Partials of keys [from, to) (to - from <= ZK_ATT_CHUNK) into part[g * (head_dim + 2)];
-/// q is [g, head_dim]; scratch holds zk_attend_scratch_floats(g, head_dim) floats.
-void zk_attend_partial(int type, const float *q, int64_t g, int64_t head_dim, float scale,
-                       const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-                       int64_t from, int64_t to, float *scratch, float *part);
+/// Partials of chunks [c0, c1) of the keys (chunk c: keys [c * ZK_ATT_CHUNK, +ZK_ATT_CHUNK)) into
+/// parts[(c - c0) * g * (head_dim + 2)]; q is [g, head_dim]; scratch holds
+/// zk_attend_scratch_floats(g, head_dim) floats. A chunk's partial does not depend on c0 and c1.
+void zk_attend_chunks(int type, const float *q, int64_t g, int64_t head_dim, float scale,
+                      const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
+                      int64_t c0, int64_t c1, float *scratch, float *parts);
 /// out[g, head_dim] = softmax-weighted values, from `n_parts` chunk partials (chunk-major) in order.
 void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t head_dim, float *out);
 /// A whole query: every chunk (partials in `parts`, room for ceil(keys / ZK_ATT_CHUNK) chunks), merged.

@@ -20,12 +20,13 @@ static inline float hsum8(__m256 s) {
 }
 
 // A query's g heads quantized for a q8_0 cache, block-major ([block][head], 32 bytes a head; gp = g
-// rounded up to even, a padding head all zeros): the int8 values, per 4-byte lane -128 * the lane's
-// sum (the AVX-512 dot's starting value), and per lane the head's block scale.
+// rounded up to even, a padding head all zeros): the int8 values, per block -128 * the sum of its
+// bytes (added to a dot of the key bytes flipped to unsigned, AVX-512), and the block scales (8
+// copies each).
 typedef struct {
     int64_t gp;
     int8_t *q;
-    int32_t *negc;
+    int32_t *negb;
     float *d;
 } q8_query;
 
@@ -80,11 +81,12 @@ void zk_kv_load_row(int type, const void *src, float *dst, int64_t heads, int64_
 }
 
 // Scratch, in floats: the scores of gp heads, then for q8_0 the prepared query (3 x gp * hd / 4),
-// the chunk's value scales (ZK_ATT_CHUNK * hd / 32), up to 4 key rows' scales (4 * hd / 32) and
-// the value pass's 16-bit weight pairs (g * ZK_ATT_CHUNK / 2 * hd / 32).
+// the chunk's value scales (ZK_ATT_CHUNK * nb), a batch of 16 key rows' scales and the same
+// transposed (2 x 16 * nbp, nbp = nb rounded up to 8) and the value pass's 16-bit weight pairs
+// (g * ZK_ATT_CHUNK / 2 * nb).
 int64_t zk_attend_scratch_floats(int64_t g, int64_t hd) {
-    const int64_t gp = (g + 1) & ~(int64_t)1;
-    return gp * ZK_ATT_CHUNK + 3 * gp * hd / 4 + ZK_ATT_CHUNK * (hd / 32) + 4 * (hd / 32) + g * ZK_ATT_CHUNK / 2 * (hd / 32) + 16;
+    const int64_t gp = (g + 1) & ~(int64_t)1, nb = hd / 32, nbp = (nb + 7) & ~(int64_t)7;
+    return gp * ZK_ATT_CHUNK + 3 * gp * hd / 4 + ZK_ATT_CHUNK * nb + 32 * nbp + g * ZK_ATT_CHUNK / 2 * nb + 16;
 }
 
 static q8_query prepare_q8(const float *q, int64_t g, int64_t hd, float *scratch) {
@@ -104,10 +106,10 @@ static q8_query prepare_q8(const float *q, int64_t g, int64_t hd, float *scratch
             } else {
                 memset(qo, 0, 32);
             }
-            for (int l = 0; l < 8; l++) {
-                zq.negc[8 * o + l] = -128 * (qo[4 * l] + qo[4 * l + 1] + qo[4 * l + 2] + qo[4 * l + 3]);
-                zq.d[8 * o + l] = d;
-            }
+            int32_t sum = 0;
+            for (int l = 0; l < 32; l++) sum += qo[l];
+            zq.negb[o] = -128 * sum;
+            for (int l = 0; l < 8; l++) zq.d[8 * o + l] = d;
         }
     return zq;
 }
@@ -125,12 +127,13 @@ static void partial_q8(const q8_query *zq, int64_t g, int64_t hd, float scale, c
                        int64_t n_segs, int64_t stride, int64_t from, int64_t to, int64_t next_to, float *scratch,
                        float *part) {
     float *scores = scratch, *vsc = scratch + zq->gp * ZK_ATT_CHUNK + 3 * zq->gp * hd / 4;
-    float *dk = vsc + ZK_ATT_CHUNK * (hd / 32);
-    int32_t *wq = (int32_t *)(dk + 4 * (hd / 32));
+    const int64_t nbp = (hd / 32 + 7) & ~(int64_t)7;
+    float *dk = vsc + ZK_ATT_CHUNK * (hd / 32), *dkt = dk + 16 * nbp;
+    int32_t *wq = (int32_t *)(dkt + 16 * nbp);
     if (zk_path_is_avx512())
-        partial_q8_512(zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, vsc, dk, wq, part);
+        partial_q8_512(zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, vsc, dk, dkt, wq, part);
     else
-        partial_q8_avx2(zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, vsc, dk, wq, part);
+        partial_q8_avx2(zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, vsc, dk, dkt, wq, part);
 }
 
 // Chunks [c0, c1) of one query, in order, the query prepared once (a split decode query's run of

@@ -295,98 +295,214 @@ static inline void AT_FN(scales)(const uint8_t *src, int64_t nb, float *dst) {
     for (; b < nb; b++) dst[b] = half_to_float(src + 2 * b);
 }
 
-// scores[h * ZK_ATT_CHUNK] = scale * sum_b dk_b dq_hb (k_b . q_hb) for one key row k (int8, nb blocks
-// of 32) and the gp prepared query heads (attention.c's q8_query: [block][head] layout). The int8 dot
-// of a block is exact; per head, lane l of an 8-lane float accumulator adds, block by block,
-// float(sum of the 4 products at bytes 4l..4l+3) * (dq * dk), and the 8 lanes are summed by hsum8,
-// in the same order on both variants, so AVX-512 and AVX2 give the same bits.
+// Key scores over a q8_0 cache: score_hj = scale * sum_b fl(float(I_hjb) * fl(dq_hb * dk_jb)), the
+// sum a chain of fused multiply-adds in block order from 0, where I_hjb is the exact integer dot of
+// block b of query head h (quantized like the keys, attention.c) and key j. Every path below
+// computes exactly that per (head, key), so AVX-512, AVX2, batches of keys and single keys agree
+// bit for bit.
+//
+// Batches of AT_KT keys (16 AVX-512, 8 AVX2) put one key in each 32-bit lane: a block of the batch's
+// rows is transposed so that vector g holds every key's 4 bytes g, and the head's 4 query bytes g
+// are broadcast against it; 8 dot instructions give the batch's I for a head and block, with no
+// horizontal sums, and the float work is one conversion and one multiply-add per head and block for
+// the whole batch (against 8 lanes per key scored one at a time).
+
 #if AT_512
-// vpdpbusd multiplies unsigned by signed bytes: the key bytes are flipped to k + 128 and each lane's
-// accumulator starts at -128 * (its 4 query bytes' sum), precomputed per query, so the lane is the
-// exact signed dot. Two heads per instruction (the key block broadcast to both halves).
+#define AT_KT 16
+// 16 rows of 8 dwords, in[m] = rows 2m, 2m + 1, to out[c] = column c (lane r = row r): three
+// rounds of two-source permutes (rows by 4 x 4 columns, then 8 x 2, then 16 x 1).
 __attribute__((target(AT_TARGET), always_inline))
-static inline void AT_FN(dots_q8)(const int8_t *k, const float *dk, int64_t nb, int64_t gp, const int8_t *qq,
-                                  const int32_t *negc, const float *dq, float scale, float *scores) {
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    int64_t h = 0;
-    for (; h + 4 <= gp; h += 4) {
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; b++) {
-            const __m512i kb = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(k + 32 * b))), flip);
-            const int64_t o = b * gp + h;
-            const __m512 s = _mm512_set1_ps(dk[b]);
-            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(negc + 8 * o), kb, _mm512_loadu_si512(qq + 32 * o));
-            const __m512i d1 = _mm512_dpbusd_epi32(_mm512_loadu_si512(negc + 8 * o + 16), kb, _mm512_loadu_si512(qq + 32 * o + 64));
-            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(_mm512_loadu_ps(dq + 8 * o), s), a0);
-            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(_mm512_loadu_ps(dq + 8 * o + 16), s), a1);
-        }
-        scores[h * ZK_ATT_CHUNK] = hsum8(_mm512_castps512_ps256(a0)) * scale;
-        scores[(h + 1) * ZK_ATT_CHUNK] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a0), 1))) * scale;
-        scores[(h + 2) * ZK_ATT_CHUNK] = hsum8(_mm512_castps512_ps256(a1)) * scale;
-        scores[(h + 3) * ZK_ATT_CHUNK] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a1), 1))) * scale;
+static inline void AT_FN(tr16x8)(const __m512i *in, __m512i *out) {
+    // Round 1, lane c * 4 + r of quad q's half h: row 4q + r, column 4h + c.
+    const __m512i i1a = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+    const __m512i i1b = _mm512_add_epi32(i1a, _mm512_set1_epi32(4));
+    // Round 2, lane c * 8 + r of rows 8p.. and columns 4h + 2s + c: quads 2p (r < 4), 2p + 1.
+    const __m512i i2a = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i i2b = _mm512_add_epi32(i2a, _mm512_set1_epi32(8));
+    // Round 3, lane r: rows 0-7 from the first, 8-15 from the second.
+    const __m512i i3a = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i i3b = _mm512_add_epi32(i3a, _mm512_set1_epi32(8));
+    __m512i r1[4][2], r2[2][4];
+    for (int q = 0; q < 4; q++) {
+        r1[q][0] = _mm512_permutex2var_epi32(in[2 * q], i1a, in[2 * q + 1]);
+        r1[q][1] = _mm512_permutex2var_epi32(in[2 * q], i1b, in[2 * q + 1]);
     }
-    for (; h < gp; h += 2) {
-        __m512 a0 = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; b++) {
-            const __m512i kb = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(k + 32 * b))), flip);
-            const int64_t o = b * gp + h;
-            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(negc + 8 * o), kb, _mm512_loadu_si512(qq + 32 * o));
-            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(_mm512_loadu_ps(dq + 8 * o), _mm512_set1_ps(dk[b])), a0);
+    for (int p = 0; p < 2; p++)
+        for (int h = 0; h < 2; h++) {
+            r2[p][2 * h] = _mm512_permutex2var_epi32(r1[2 * p][h], i2a, r1[2 * p + 1][h]);
+            r2[p][2 * h + 1] = _mm512_permutex2var_epi32(r1[2 * p][h], i2b, r1[2 * p + 1][h]);
         }
-        scores[h * ZK_ATT_CHUNK] = hsum8(_mm512_castps512_ps256(a0)) * scale;
-        scores[(h + 1) * ZK_ATT_CHUNK] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a0), 1))) * scale;
+    for (int k = 0; k < 4; k++) {  // columns 2k, 2k + 1
+        out[2 * k] = _mm512_permutex2var_epi32(r2[0][k], i3a, r2[1][k]);
+        out[2 * k + 1] = _mm512_permutex2var_epi32(r2[0][k], i3b, r2[1][k]);
     }
 }
 
-// dots_q8 for 4 keys x 4 heads (gp a multiple of 4): 8 accumulators instead of 2 (one key's chains
-// wait on dpbusd -> cvt -> fma latency), and the 32 sums reduced together by the transpose tree of
-// dots4, adding lanes in hsum8's order (l + l+4, l + l+2, l + l+1): the same bits as dots_q8.
+// Scores of the 16 keys k[0..15] for nh <= 4 heads from h0 (constant nh: the accumulators stay in
+// registers); dkt holds the keys' scales transposed ([block][key]). Two chains of dot instructions
+// a head, added at the end (exact), so their latency hides behind the other heads'.
 __attribute__((target(AT_TARGET), always_inline))
-static inline void AT_FN(dots4_q8)(const int8_t *const *k, const float *dk, int64_t nb, int64_t gp, const int8_t *qq,
-                                   const int32_t *negc, const float *dq, float scale, float *scores) {
+static inline void AT_FN(keys_q8_heads)(int nh, const int8_t *const *k, const float *dkt, int64_t nb, int64_t h0,
+                                        const q8_query *zq, float scale, float *scores) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    for (int64_t h = 0; h < gp; h += 4) {
-        __m512 a[4][2];  // [key][head pair]
-        for (int t = 0; t < 4; t++) a[t][0] = a[t][1] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; b++) {
-            const int64_t o = b * gp + h;
-            const __m512i q0 = _mm512_loadu_si512(qq + 32 * o), q1 = _mm512_loadu_si512(qq + 32 * o + 64);
-            const __m512i n0 = _mm512_loadu_si512(negc + 8 * o), n1 = _mm512_loadu_si512(negc + 8 * o + 16);
-            const __m512 d0 = _mm512_loadu_ps(dq + 8 * o), d1 = _mm512_loadu_ps(dq + 8 * o + 16);
-            for (int t = 0; t < 4; t++) {
-                const __m512i kb = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(k[t] + 32 * b))), flip);
-                const __m512 s = _mm512_set1_ps(dk[t * nb + b]);
-                a[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(n0, kb, q0)), _mm512_mul_ps(d0, s), a[t][0]);
-                a[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(n1, kb, q1)), _mm512_mul_ps(d1, s), a[t][1]);
-            }
+    __m512 sc[4];
+    for (int h = 0; h < nh; h++) sc[h] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i in[8], z[8];
+        for (int m = 0; m < 8; m++)
+            in[m] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(k[2 * m] + 32 * b))),
+                                                        _mm256_loadu_si256((const __m256i *)(k[2 * m + 1] + 32 * b)), 1), flip);
+        AT_FN(tr16x8)(in, z);
+        const __m512 dkb = _mm512_loadu_ps(dkt + b * 16);
+        __m512i a0[4], a1[4];
+        for (int h = 0; h < nh; h++) {
+            a0[h] = _mm512_set1_epi32(zq->negb[b * zq->gp + h0 + h]);
+            a1[h] = _mm512_setzero_si512();
         }
-        // 128-bit lane h of fold_quarters(a[t][0], a[t][1]) holds head h's 8 lanes folded to 4.
-        AT_FN(store4)(AT_FN(fold_quarters)(a[0][0], a[0][1]), AT_FN(fold_quarters)(a[1][0], a[1][1]),
-                      AT_FN(fold_quarters)(a[2][0], a[2][1]), AT_FN(fold_quarters)(a[3][0], a[3][1]),
-                      scale, scores + h * ZK_ATT_CHUNK);
+        for (int c = 0; c < 8; c += 2)
+            for (int h = 0; h < nh; h++) {
+                const int32_t *qd = (const int32_t *)(zq->q + 32 * (b * zq->gp + h0 + h));
+                a0[h] = _mm512_dpbusd_epi32(a0[h], z[c], _mm512_set1_epi32(qd[c]));
+                a1[h] = _mm512_dpbusd_epi32(a1[h], z[c + 1], _mm512_set1_epi32(qd[c + 1]));
+            }
+        for (int h = 0; h < nh; h++) {
+            const __m512 w = _mm512_mul_ps(_mm512_set1_ps(zq->d[8 * (b * zq->gp + h0 + h)]), dkb);
+            sc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0[h], a1[h])), w, sc[h]);
+        }
     }
+    for (int h = 0; h < nh; h++) _mm512_storeu_ps(scores + (h0 + h) * ZK_ATT_CHUNK, _mm512_mul_ps(sc[h], _mm512_set1_ps(scale)));
+}
+
+// Scores of the 16 keys k[0..15] for the g heads: dk holds each key's scales, 16 rows of nbp
+// (nb rounded up to 8) floats; dkt is room for them transposed.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(keys_q8)(const int8_t *const *k, float *dk, float *dkt, int64_t nb, int64_t nbp, int64_t g,
+                                  const q8_query *zq, float scale, float *scores) {
+    for (int64_t b = 0; b < nbp; b += 8) {
+        __m512i in[8], out[8];
+        for (int m = 0; m < 8; m++)
+            in[m] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(dk + 2 * m * nbp + b))),
+                                       _mm256_loadu_si256((const __m256i *)(dk + (2 * m + 1) * nbp + b)), 1);
+        AT_FN(tr16x8)(in, out);
+        for (int c = 0; c < 8; c++) _mm512_storeu_si512(dkt + (b + c) * 16, out[c]);
+    }
+    for (int64_t h0 = 0; h0 < g; h0 += 4) {
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 4: AT_FN(keys_q8_heads)(4, k, dkt, nb, h0, zq, scale, scores); break;
+        case 3: AT_FN(keys_q8_heads)(3, k, dkt, nb, h0, zq, scale, scores); break;
+        case 2: AT_FN(keys_q8_heads)(2, k, dkt, nb, h0, zq, scale, scores); break;
+        default: AT_FN(keys_q8_heads)(1, k, dkt, nb, h0, zq, scale, scores); break;
+        }
+    }
+}
+
+// I_hjb of one key and block (the key bytes flipped to unsigned, the query's -128 * sum added).
+__attribute__((target(AT_TARGET), always_inline))
+static inline int32_t AT_FN(block_dot)(const int8_t *k, const q8_query *zq, int64_t o) {
+    const __m256i kb = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)k), _mm256_set1_epi8((char)0x80));
+    const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), kb, _mm256_loadu_si256((const __m256i *)(zq->q + 32 * o)));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s) + zq->negb[o];
 }
 #else
-// maddubs multiplies unsigned by signed bytes into saturating 16-bit pairs: |k| times q with k's sign
-// (both within +-127, so a pair is at most 32258 and never saturates), then pairs of pairs to 32 bits.
+#define AT_KT 8
+// 8 rows of 8 dwords to columns (the usual unpack / permute transpose).
 __attribute__((target(AT_TARGET), always_inline))
-static inline void AT_FN(dots_q8)(const int8_t *k, const float *dk, int64_t nb, int64_t gp, const int8_t *qq,
-                                  const int32_t *negc, const float *dq, float scale, float *scores) {
-    (void)negc;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t h = 0; h < gp; h++) {
-        __m256 a = _mm256_setzero_ps();
-        for (int64_t b = 0; b < nb; b++) {
-            const __m256i kb = _mm256_loadu_si256((const __m256i *)(k + 32 * b));
-            const int64_t o = b * gp + h;
-            const __m256i qb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qq + 32 * o)), kb);
-            const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(kb, kb), qb), ones);
-            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(_mm256_loadu_ps(dq + 8 * o), _mm256_set1_ps(dk[b])), a);
-        }
-        scores[h * ZK_ATT_CHUNK] = hsum8(a) * scale;
+static inline void AT_FN(tr8x8)(const __m256i *in, __m256i *out) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        out[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+        out[c + 4] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
     }
 }
+
+// Scores of the 8 keys k[0..7] for nh <= 4 heads from h0 (see the AVX-512 variant; maddubs
+// multiplies |k| by q with k's sign, both within +-127, so a 16-bit pair never saturates).
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(keys_q8_heads)(int nh, const int8_t *const *k, const float *dkt, int64_t nb, int64_t h0,
+                                        const q8_query *zq, float scale, float *scores) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 sc[4];
+    for (int h = 0; h < nh; h++) sc[h] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i in[8], z[8];
+        for (int t = 0; t < 8; t++) in[t] = _mm256_loadu_si256((const __m256i *)(k[t] + 32 * b));
+        AT_FN(tr8x8)(in, z);
+        const __m256 dkb = _mm256_loadu_ps(dkt + b * 8);
+        __m256i acc[4];
+        for (int h = 0; h < nh; h++) acc[h] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            const __m256i za = _mm256_sign_epi8(z[c], z[c]);
+            for (int h = 0; h < nh; h++) {
+                const int32_t *qd = (const int32_t *)(zq->q + 32 * (b * zq->gp + h0 + h));
+                const __m256i qs = _mm256_sign_epi8(_mm256_set1_epi32(qd[c]), z[c]);
+                acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(_mm256_maddubs_epi16(za, qs), ones));
+            }
+        }
+        for (int h = 0; h < nh; h++) {
+            const __m256 w = _mm256_mul_ps(_mm256_set1_ps(zq->d[8 * (b * zq->gp + h0 + h)]), dkb);
+            sc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]), w, sc[h]);
+        }
+    }
+    for (int h = 0; h < nh; h++) _mm256_storeu_ps(scores + (h0 + h) * ZK_ATT_CHUNK, _mm256_mul_ps(sc[h], _mm256_set1_ps(scale)));
+}
+
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(keys_q8)(const int8_t *const *k, float *dk, float *dkt, int64_t nb, int64_t nbp, int64_t g,
+                                  const q8_query *zq, float scale, float *scores) {
+    for (int64_t b = 0; b < nbp; b += 8) {
+        __m256i in[8], out[8];
+        for (int t = 0; t < 8; t++) in[t] = _mm256_castps_si256(_mm256_loadu_ps(dk + t * nbp + b));
+        AT_FN(tr8x8)(in, out);
+        for (int c = 0; c < 8; c++) _mm256_storeu_si256((__m256i *)(dkt + (b + c) * 8), out[c]);
+    }
+    for (int64_t h0 = 0; h0 < g; h0 += 4) {
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 4: AT_FN(keys_q8_heads)(4, k, dkt, nb, h0, zq, scale, scores); break;
+        case 3: AT_FN(keys_q8_heads)(3, k, dkt, nb, h0, zq, scale, scores); break;
+        case 2: AT_FN(keys_q8_heads)(2, k, dkt, nb, h0, zq, scale, scores); break;
+        default: AT_FN(keys_q8_heads)(1, k, dkt, nb, h0, zq, scale, scores); break;
+        }
+    }
+}
+
+__attribute__((target(AT_TARGET), always_inline))
+static inline int32_t AT_FN(block_dot)(const int8_t *k, const q8_query *zq, int64_t o) {
+    const __m256i kb = _mm256_loadu_si256((const __m256i *)k);
+    const __m256i qb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(zq->q + 32 * o)), kb);
+    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(kb, kb), qb), _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
 #endif
+
+// One key (the rest of a chunk after its batches): the same chain with scalar fused multiply-adds.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(key1_q8)(const int8_t *k, const float *dk, int64_t nb, int64_t g, const q8_query *zq,
+                                  float scale, float *scores) {
+    for (int64_t h = 0; h < g; h++) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t o = b * zq->gp + h;
+            acc = fmaf((float)AT_FN(block_dot)(k + 32 * b, zq, o), zq->d[8 * o] * dk[b], acc);
+        }
+        scores[h * ZK_ATT_CHUNK] = acc * scale;
+    }
+}
 
 // ---- q8_0 value pass: integer dot products over pairs of keys ----
 //
@@ -556,31 +672,29 @@ __attribute__((target(AT_TARGET)))
 static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float scale,
                               const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
                               int64_t from, int64_t to, int64_t next_to, float *scores, float *vsc, float *dk,
-                              int32_t *wq, float *part) {
+                              float *dkt, int32_t *wq, float *part) {
     const int64_t n = to - from, ps = hd + 2, nb = hd / 32, hb = hd + 2 * nb;
     const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;
     while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
     // Rows of hb bytes start anywhere in a line: prefetch every line they touch.
+    const int64_t nbp = (nb + 7) & ~(int64_t)7;
     int64_t j = 0;
-#if AT_512
-    if (zq->gp % 4 == 0)
-        for (; j + 4 <= n; j += 4) {
-            const int8_t *kr4[4];
-            for (int t = 0; t < 4; t++) {
-                const uint8_t *kr;
-                AT_NEXT_ROW(kr, j + t, const uint8_t *, hb + 63);
-                kr4[t] = (const int8_t *)kr;
-                AT_FN(scales)(kr + hd, nb, dk + t * nb);
-            }
-            AT_FN(dots4_q8)(kr4, dk, nb, zq->gp, zq->q, zq->negc, zq->d, scale, scores + j);
+    for (; j + AT_KT <= n; j += AT_KT) {
+        const int8_t *kr[AT_KT];
+        for (int t = 0; t < AT_KT; t++) {
+            const uint8_t *r;
+            AT_NEXT_ROW(r, j + t, const uint8_t *, hb + 63);
+            kr[t] = (const int8_t *)r;
+            AT_FN(scales)(r + hd, nb, dk + t * nbp);
         }
-#endif
+        AT_FN(keys_q8)(kr, dk, dkt, nb, nbp, g, zq, scale, scores + j);
+    }
     for (; j < n; j++) {
         const uint8_t *kr;
         AT_NEXT_ROW(kr, j, const uint8_t *, hb + 63);
         AT_FN(scales)(kr + hd, nb, dk);
-        AT_FN(dots_q8)((const int8_t *)kr, dk, nb, zq->gp, zq->q, zq->negc, zq->d, scale, scores + j);
+        AT_FN(key1_q8)((const int8_t *)kr, dk, nb, g, zq, scale, scores + j);
     }
     AT_FN(softmax)(scores, g, n, part, ps);
     // The value rows' scales, once their prefetches have landed (read in the key loop, right after
@@ -601,6 +715,7 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
 }
 
 #undef AT_NEXT_ROW
+#undef AT_KT
 #undef AT_W
 #undef AT_VB
 #undef AT_ZERO

@@ -154,8 +154,13 @@ void zk_attend_chunks(int type, const float *q, int64_t g, int64_t hd, float sca
 }
 
 void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t hd, float *out) {
+    for (int64_t h = 0; h < g; h++) zk_attend_merge_heads(parts, n_parts, g, hd, h, h + 1, out);
+}
+
+void zk_attend_merge_heads(const float *parts, int64_t n_parts, int64_t g, int64_t hd, int64_t h0, int64_t h1,
+                           float *out) {
     const int64_t ps = hd + 2;
-    for (int64_t h = 0; h < g; h++) {
+    for (int64_t h = h0; h < h1; h++) {
         float m = -INFINITY;
         for (int64_t c = 0; c < n_parts; c++) {
             const float mc = parts[(c * g + h) * ps];

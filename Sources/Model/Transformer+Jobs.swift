@@ -129,16 +129,19 @@ struct AttentionJob: PoolJob {
     }
 }
 
-/// Merges the chunk partials of split queries, in chunk order.
+/// Merges the chunk partials of split queries, in chunk order: unit u is split u / perSplit, its heads
+/// [h0, h1) for the (u % perSplit)-th of perSplit equal shares (perSplit > 1 spreads one long query's
+/// merge over the pool; the same bits).
 struct MergeSplits: RangeJob {
-    let c: ModelConfig, splits: UnsafePointer<SplitQuery>
+    let c: ModelConfig, splits: UnsafePointer<SplitQuery>, perSplit: Int
     let splitParts: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>
     func run(_ range: Range<Int>, thread: Int) {
         let g = c.nHeads / c.nKVHeads, hd = c.headDim
-        for i in range {
-            let sq = splits[i]
-            zk_attend_merge(splitParts + Int(sq.slot) * g * (hd + 2), Int64(sq.chunks), Int64(g), Int64(hd),
-                            att + Int(sq.token) * c.qDim + Int(sq.kvHead) * g * hd)
+        for u in range {
+            let sq = splits[u / perSplit], k = u % perSplit
+            zk_attend_merge_heads(splitParts + Int(sq.slot) * g * (hd + 2), Int64(sq.chunks), Int64(g), Int64(hd),
+                                  Int64(g * k / perSplit), Int64(g * (k + 1) / perSplit),
+                                  att + Int(sq.token) * c.qDim + Int(sq.kvHead) * g * hd)
         }
     }
 }

@@ -248,7 +248,11 @@ public final class Transformer: @unchecked Sendable {
         pool.run(AttentionJob(c: c, layer: l, kind: kind, items: items, cache: cache, pos: s.pos, item: s.item,
                               starts: starts, q: s.q, att: s.att, kh: s.kh, vh: s.vh, units: units, cost: cost,
                               count: nUnits, segs: s.segs, scores: s.scores, parts: s.parts, splitParts: splitParts))
-        pool.parallelFor(nSplits, MergeSplits(c: c, splits: splits, splitParts: splitParts, att: s.att))
+        // A few long queries (decode at depth: one per KV head, 64 partials each at 16384 keys) merge
+        // their heads on every thread; short ones (a ring's 2 partials) are not worth a dispatch.
+        let perSplit = nSplits < pool.threadCount && nSlots >= 8 * nSplits ? min(g, pool.threadCount) : 1
+        pool.parallelFor(nSplits * perSplit, MergeSplits(c: c, splits: splits, perSplit: perSplit,
+                                                         splitParts: splitParts, att: s.att))
     }
 
     private func output(items: [BatchItem], nOut: Int) -> Logits {

@@ -301,6 +301,11 @@ func checkAttention(type: Int32, g: Int, d: Int, n: Int) {
                     var merged = [Float](repeating: .nan, count: g * d)
                     zk_attend_merge(split, Int64(chunks), Int64(g), Int64(d), &merged)
                     #expect(merged == out)
+                    // Heads merged in two shares (as spread over threads): the same bits.
+                    var shared = [Float](repeating: .nan, count: g * d)
+                    zk_attend_merge_heads(split, Int64(chunks), Int64(g), Int64(d), 0, Int64(g / 2), &shared)
+                    zk_attend_merge_heads(split, Int64(chunks), Int64(g), Int64(d), Int64(g / 2), Int64(g), &shared)
+                    #expect(shared == out)
                 }
                 results.append(out)
             }

@@ -146,6 +146,9 @@ void zk_attend_chunks(int type, const float *q, int64_t g, int64_t head_dim, flo
                       int64_t c0, int64_t c1, float *scratch, float *parts);
 /// out[g, head_dim] = softmax-weighted values, from `n_parts` chunk partials (chunk-major) in order.
 void zk_attend_merge(const float *parts, int64_t n_parts, int64_t g, int64_t head_dim, float *out);
+/// The same for heads [h0, h1) only (out as for zk_attend_merge; other heads untouched): the same bits.
+void zk_attend_merge_heads(const float *parts, int64_t n_parts, int64_t g, int64_t head_dim, int64_t h0, int64_t h1,
+                           float *out);
 /// A whole query: every chunk (partials in `parts`, room for ceil(keys / ZK_ATT_CHUNK) chunks), merged.
 void zk_attend(int type, const float *q, int64_t g, int64_t head_dim, float scale,
                const zk_kv_segment *segs, int64_t n_segs, int64_t stride,

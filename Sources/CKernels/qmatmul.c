@@ -27,7 +27,11 @@
 
 typedef int (*matmul_fn)(int, const uint8_t *, int64_t, int64_t, int64_t, int64_t, const zk_q8a *, int64_t,
                          float *, int64_t);
-static matmul_fn chosen = 0;
+static matmul_fn chosen = 0;  // this CPU's path, picked once
+// A test's forced path, for its own thread only: a global switch let kernel tests change the path
+// under model tests running at the same time, whose prompt GEMM exists only on AVX-512 (a different
+// summation, so their logits moved by a chaotic flip now and then: a flaky parity test).
+static _Thread_local matmul_fn forced = 0;
 
 static int cpu_has_vnni(void) {
     __builtin_cpu_init();
@@ -36,6 +40,7 @@ static int cpu_has_vnni(void) {
 }
 
 static matmul_fn pick(void) {
+    if (forced) return forced;
     if (!chosen) chosen = cpu_has_vnni() ? matmul_vnni : matmul_avx2;
     return chosen;
 }
@@ -46,7 +51,7 @@ int zk_path_is_avx512(void) { return pick() == matmul_vnni; }
 
 int zk_force_kernel_path(int vnni) {
     if (vnni && !cpu_has_vnni()) return 0;
-    chosen = vnni ? matmul_vnni : matmul_avx2;
+    forced = vnni ? matmul_vnni : matmul_avx2;
     return 1;
 }
 

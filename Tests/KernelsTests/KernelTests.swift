@@ -178,6 +178,20 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
     #expect(zk_matmul_q8a(0, bytes, 4, 32, 0, 1, q, 1, &results[0], 1) == 0)  // F32: no int8 kernel
 }
 
+/// Forcing a kernel path is the calling thread's business: the pool's workers (which run every other
+/// test's model at the same time) keep the CPU's path.
+@Test func forcedKernelPathStaysOnItsThread() {
+    let native = String(cString: zk_kernel_path())
+    defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
+    let other: Int32 = native == "avx512-vnni" ? 0 : 1
+    guard zk_force_kernel_path(other) != 0 else { return }  // an AVX2-only CPU has nothing to force
+    #expect(String(cString: zk_kernel_path()) != native)
+    let seen = UnsafeMutablePointer<Int32>.allocate(capacity: pool.threadCount)
+    defer { seen.deallocate() }
+    pool.run { t, _ in seen[t] = String(cString: zk_kernel_path()) == native ? 1 : 0 }
+    for t in 1..<pool.threadCount { #expect(seen[t] == 1, "worker \(t)") }  // (thread 0 is this one)
+}
+
 /// The vectorized gated activations (sigmoid form, zk_exp8) against the textbook formulas in double.
 @Test func gatedActivationsMatchNaive() {
     let n = 8 * 300 + 5  // a vector tail too

@@ -382,11 +382,9 @@ static inline void AT_FN(keys_q8_heads)(int nh, const int8_t *const *k, const fl
     for (int h = 0; h < nh; h++) _mm512_storeu_ps(scores + (h0 + h) * ZK_ATT_CHUNK, _mm512_mul_ps(sc[h], _mm512_set1_ps(scale)));
 }
 
-// Scores of the 16 keys k[0..15] for the g heads: dk holds each key's scales, 16 rows of nbp
-// (nb rounded up to 8) floats; dkt is room for them transposed.
+// The batch's scales dk (16 rows of nbp floats, nb rounded up to 8) transposed into dkt ([block][key]).
 __attribute__((target(AT_TARGET), always_inline))
-static inline void AT_FN(keys_q8)(const int8_t *const *k, float *dk, float *dkt, int64_t nb, int64_t nbp, int64_t g,
-                                  const q8_query *zq, float scale, float *scores) {
+static inline void AT_FN(scales_t)(const float *dk, float *dkt, int64_t nbp) {
     for (int64_t b = 0; b < nbp; b += 8) {
         __m512i in[8], out[8];
         for (int m = 0; m < 8; m++)
@@ -395,14 +393,6 @@ static inline void AT_FN(keys_q8)(const int8_t *const *k, float *dk, float *dkt,
         AT_FN(tr16x8)(in, out);
         for (int c = 0; c < 8; c++) _mm512_storeu_si512(dkt + (b + c) * 16, out[c]);
     }
-    for (int64_t h0 = 0; h0 < g; h0 += 4) {
-        switch (g - h0 < 4 ? g - h0 : 4) {
-        case 4: AT_FN(keys_q8_heads)(4, k, dkt, nb, h0, zq, scale, scores); break;
-        case 3: AT_FN(keys_q8_heads)(3, k, dkt, nb, h0, zq, scale, scores); break;
-        case 2: AT_FN(keys_q8_heads)(2, k, dkt, nb, h0, zq, scale, scores); break;
-        default: AT_FN(keys_q8_heads)(1, k, dkt, nb, h0, zq, scale, scores); break;
-        }
-    }
 }
 
 // I_hjb of one key and block (the key bytes flipped to unsigned, the query's -128 * sum added).
@@ -410,10 +400,7 @@ __attribute__((target(AT_TARGET), always_inline))
 static inline int32_t AT_FN(block_dot)(const int8_t *k, const q8_query *zq, int64_t o) {
     const __m256i kb = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)k), _mm256_set1_epi8((char)0x80));
     const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), kb, _mm256_loadu_si256((const __m256i *)(zq->q + 32 * o)));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s) + zq->negb[o];
+    return hsum8_epi32(d) + zq->negb[o];
 }
 #else
 #define AT_KT 8
@@ -469,14 +456,30 @@ static inline void AT_FN(keys_q8_heads)(int nh, const int8_t *const *k, const fl
 }
 
 __attribute__((target(AT_TARGET), always_inline))
-static inline void AT_FN(keys_q8)(const int8_t *const *k, float *dk, float *dkt, int64_t nb, int64_t nbp, int64_t g,
-                                  const q8_query *zq, float scale, float *scores) {
+static inline void AT_FN(scales_t)(const float *dk, float *dkt, int64_t nbp) {
     for (int64_t b = 0; b < nbp; b += 8) {
         __m256i in[8], out[8];
         for (int t = 0; t < 8; t++) in[t] = _mm256_castps_si256(_mm256_loadu_ps(dk + t * nbp + b));
         AT_FN(tr8x8)(in, out);
         for (int c = 0; c < 8; c++) _mm256_storeu_si256((__m256i *)(dkt + (b + c) * 8), out[c]);
     }
+}
+
+__attribute__((target(AT_TARGET), always_inline))
+static inline int32_t AT_FN(block_dot)(const int8_t *k, const q8_query *zq, int64_t o) {
+    const __m256i kb = _mm256_loadu_si256((const __m256i *)k);
+    const __m256i qb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(zq->q + 32 * o)), kb);
+    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(kb, kb), qb), _mm256_set1_epi16(1));
+    return hsum8_epi32(d);
+}
+#endif
+
+// Scores of the AT_KT keys k[] for the g heads: dk holds each key's scales (AT_KT rows of nbp floats),
+// dkt is room for them transposed; heads by 4.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(keys_q8)(const int8_t *const *k, const float *dk, float *dkt, int64_t nb, int64_t nbp, int64_t g,
+                                  const q8_query *zq, float scale, float *scores) {
+    AT_FN(scales_t)(dk, dkt, nbp);
     for (int64_t h0 = 0; h0 < g; h0 += 4) {
         switch (g - h0 < 4 ? g - h0 : 4) {
         case 4: AT_FN(keys_q8_heads)(4, k, dkt, nb, h0, zq, scale, scores); break;
@@ -486,18 +489,6 @@ static inline void AT_FN(keys_q8)(const int8_t *const *k, float *dk, float *dkt,
         }
     }
 }
-
-__attribute__((target(AT_TARGET), always_inline))
-static inline int32_t AT_FN(block_dot)(const int8_t *k, const q8_query *zq, int64_t o) {
-    const __m256i kb = _mm256_loadu_si256((const __m256i *)k);
-    const __m256i qb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(zq->q + 32 * o)), kb);
-    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(kb, kb), qb), _mm256_set1_epi16(1));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-#endif
 
 // One key (the rest of a chunk after its batches): the same chain with scalar fused multiply-adds.
 __attribute__((target(AT_TARGET), always_inline))

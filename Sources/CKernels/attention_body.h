@@ -304,11 +304,10 @@ static inline void AT_FN(scales)(const uint8_t *src, int64_t nb, float *dst) {
     for (; b < nb; b++) dst[b] = half_to_float(src + 2 * b);
 }
 
-// Key scores over a q8_0 cache: score_hj = scale * sum_b fl(float(I_hjb) * fl(dq_hb * dk_jb)), the
-// sum a chain of fused multiply-adds in block order from 0, where I_hjb is the exact integer dot of
-// block b of query head h (quantized like the keys, attention.c) and key j. Every path below
-// computes exactly that per (head, key), so AVX-512, AVX2, batches of keys and single keys agree
-// bit for bit.
+// Key scores over a q8_0 cache: score_hj = scale * acc, acc = fma(float(I_hjb), fl(dq_hb * dk_jb), acc)
+// for blocks b = 0, 1, ... from acc = 0, where I_hjb is the exact integer dot of block b of query
+// head h (quantized like the keys, attention.c) and key j. Every path below computes exactly that
+// per (head, key), so AVX-512, AVX2, batches of keys and single keys agree bit for bit.
 //
 // Batches of AT_KT keys (16 AVX-512, 8 AVX2) put one key in each 32-bit lane: a block of the batch's
 // rows is transposed so that vector g holds every key's 4 bytes g, and the head's 4 query bytes g

@@ -254,7 +254,8 @@ static void AT_FN(softmax)(float *scores, int64_t g, int64_t n, float *part, int
 // keys4 (AVX-512, groups of 4 heads; the AVX2 variant ignores it): scores 4 keys at a time with
 // dots4, the same bits. With the keys in cache (prompts: each query reads keys its neighbours just
 // read) the kernel measured ~1.5x faster on 4096 keys, but streaming the cache from memory (decode)
-// a few percent slower than one key at a time, so only whole queries (zk_attend) set it.
+// a few percent slower than one key at a time, so only a call covering a whole query sets it
+// (zk_attend_chunks from chunk 0 to the last: prompts, or a thread handed every chunk of one).
 __attribute__((target(AT_TARGET)))
 static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
                     const zk_kv_segment *segs, int64_t n_segs, int64_t stride,

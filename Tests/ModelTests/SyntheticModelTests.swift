@@ -55,21 +55,26 @@ func wholePromptMatchesReference(route: MatmulRoute, int8: Bool) throws {
     }
 }
 
+/// Feeds promptA to a new sequence of `cache` in chunks of `chunk` tokens (chunk 1: decode steps),
+/// checking every position's logits against `want`.
+func expectChunkedMatch(_ t: Transformer, _ cache: KVCache, chunk: Int, _ want: [[Float]], tolerance: Float) throws {
+    let seq = cache.newSequence()
+    var i = 0
+    while i < promptA.count {
+        let n = min(chunk, promptA.count - i)
+        let l = try t.forward([BatchItem(seq: seq, tokens: Array(promptA[i..<i + n]), logits: .all)], cache: cache)
+        for j in 0..<n { #expect(relDiff(Array(l.row(j)), want[i + j]) < tolerance, "chunk \(chunk) position \(i + j)") }
+        i += n
+    }
+    #expect(seq.length == promptA.count)
+}
+
 @Test(arguments: modes)
 func chunkedPrefillAndDecodeMatchReference(int8: Bool) throws {
     let (t, ref) = try synthetic(int8: int8)
     let want = ref.logits(promptA.map(Int.init))
     for chunk in [1, 3, 4, 5, 7] {
-        let cache = t.makeCache(blockTokens: 4)
-        let seq = cache.newSequence()
-        var i = 0
-        while i < promptA.count {
-            let n = min(chunk, promptA.count - i)
-            let l = try t.forward([BatchItem(seq: seq, tokens: Array(promptA[i..<i + n]), logits: .all)], cache: cache)
-            for j in 0..<n { #expect(relDiff(Array(l.row(j)), want[i + j]) < tolerance(int8: int8), "chunk \(chunk) position \(i + j)") }
-            i += n
-        }
-        #expect(seq.length == promptA.count)
+        try expectChunkedMatch(t, t.makeCache(blockTokens: 4), chunk: chunk, want, tolerance: tolerance(int8: int8))
     }
 }
 
@@ -83,14 +88,7 @@ func q8CacheMatchesItsReference(pattern: LayerPattern?) throws {
     for chunk in [20, 3, 1] {
         let cache = t.makeCache(blockTokens: 4, type: .q8_0)
         #expect(cache.rowBytes == 34)  // 32 int8 + one f16 scale
-        let seq = cache.newSequence()
-        var i = 0
-        while i < promptA.count {
-            let n = min(chunk, promptA.count - i)
-            let l = try t.forward([BatchItem(seq: seq, tokens: Array(promptA[i..<i + n]), logits: .all)], cache: cache)
-            for j in 0..<n { #expect(relDiff(Array(l.row(j)), want[i + j]) < tolerance(int8: true), "chunk \(chunk) position \(i + j)") }
-            i += n
-        }
+        try expectChunkedMatch(t, cache, chunk: chunk, want, tolerance: tolerance(int8: true))
     }
     // And it is a different cache: f16 logits differ from q8_0 ones somewhere.
     let (tf, _) = try synthetic(pattern)

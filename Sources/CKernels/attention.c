@@ -28,15 +28,15 @@ static inline float hsum8(__m256 s) {
     return _mm_cvtss_f32(h);
 }
 
-// A query's g heads quantized for a q8_0 cache, block-major ([block][head], 32 bytes a head; gp = g
-// rounded up to even, a padding head all zeros): the int8 values, per block -128 * the sum of its
-// bytes (added to a dot of the key bytes flipped to unsigned, AVX-512), and the block scales (8
-// copies each).
+// A query's g heads quantized for a q8_0 cache, block-major (entry o = block * g + head): the int8
+// values (32 bytes an entry), -128 * the sum of those bytes (added to a dot of the key bytes flipped
+// to unsigned, AVX-512) and the block scale; `work` is the rest of the scratch (partial_q8).
 typedef struct {
-    int64_t gp;
+    int64_t g;
     int8_t *q;
     int32_t *negb;
     float *d;
+    float *work;
 } q8_query;
 
 // A run of bytes to prefetch, a line at a time, while the value pass computes.
@@ -89,36 +89,28 @@ void zk_kv_load_row(int type, const void *src, float *dst, int64_t heads, int64_
     }
 }
 
-// Scratch, in floats: the scores of gp heads, then for q8_0 the prepared query (3 x gp * hd / 4),
-// the chunk's value scales (ZK_ATT_CHUNK * nb), a batch of 16 key rows' scales and the same
-// transposed (2 x 16 * nbp, nbp = nb rounded up to 8) and the value pass's 16-bit weight pairs
-// (g * ZK_ATT_CHUNK / 2 * nb).
+// Scratch, in floats: the scores of g heads (g * ZK_ATT_CHUNK), then for q8_0 the prepared query
+// (g * nb entries: 8 floats of bytes, a sum and a scale), the chunk's value scales (ZK_ATT_CHUNK * nb),
+// a batch of 16 key rows' scales and the same transposed (2 x 16 * nbp, nbp = nb rounded up to 8)
+// and the value pass's 16-bit weight pairs (g * ZK_ATT_CHUNK / 2 * nb).
 int64_t zk_attend_scratch_floats(int64_t g, int64_t hd) {
-    const int64_t gp = (g + 1) & ~(int64_t)1, nb = hd / 32, nbp = (nb + 7) & ~(int64_t)7;
-    return gp * ZK_ATT_CHUNK + 3 * gp * hd / 4 + ZK_ATT_CHUNK * nb + 32 * nbp + g * ZK_ATT_CHUNK / 2 * nb + 16;
+    const int64_t nb = hd / 32, nbp = (nb + 7) & ~(int64_t)7;
+    return g * ZK_ATT_CHUNK + 10 * g * nb + ZK_ATT_CHUNK * nb + 32 * nbp + g * ZK_ATT_CHUNK / 2 * nb + 16;
 }
 
 static q8_query prepare_q8(const float *q, int64_t g, int64_t hd, float *scratch) {
-    const int64_t gp = (g + 1) & ~(int64_t)1, nb = hd / 32;
-    float *base = scratch + gp * ZK_ATT_CHUNK;
-    q8_query zq = {gp, (int8_t *)base, (int32_t *)(base + gp * hd / 4), base + gp * hd / 2};
+    const int64_t nb = hd / 32;
+    float *base = scratch + g * ZK_ATT_CHUNK;
+    q8_query zq = {g, (int8_t *)base, (int32_t *)(base + 8 * g * nb), base + 9 * g * nb, base + 10 * g * nb};
     for (int64_t b = 0; b < nb; b++)
-        for (int64_t h = 0; h < gp; h++) {
-            const int64_t o = b * gp + h;
-            int8_t *qo = zq.q + 32 * o;
-            float d = 0.0f;
-            if (h < g) {
-                zk_q8a blk;
-                zk_quantize_q8a(q + h * hd + 32 * b, &blk, 32, ZK_ACT_Q8_0);
-                memcpy(qo, blk.q, 32);
-                d = blk.d;
-            } else {
-                memset(qo, 0, 32);
-            }
-            int32_t sum = 0;
-            for (int l = 0; l < 32; l++) sum += qo[l];
-            zq.negb[o] = -128 * sum;
-            for (int l = 0; l < 8; l++) zq.d[8 * o + l] = d;
+        for (int64_t h = 0; h < g; h++) {
+            const int64_t o = b * g + h;
+            zk_q8a blk;
+            zk_quantize_q8a(q + h * hd + 32 * b, &blk, 32, ZK_ACT_Q8_0);
+            memcpy(zq.q + 32 * o, blk.q, 32);
+            zk_q8a_sums(&blk, zq.negb + o, 1);
+            zq.negb[o] *= -128;
+            zq.d[o] = blk.d;
         }
     return zq;
 }
@@ -135,7 +127,7 @@ static void partial(const float *q, int64_t g, int64_t hd, float scale, const zk
 static void partial_q8(const q8_query *zq, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
                        int64_t n_segs, int64_t stride, int64_t from, int64_t to, int64_t next_to, float *scratch,
                        float *part) {
-    float *scores = scratch, *vsc = scratch + zq->gp * ZK_ATT_CHUNK + 3 * zq->gp * hd / 4;
+    float *scores = scratch, *vsc = zq->work;
     const int64_t nbp = (hd / 32 + 7) & ~(int64_t)7;
     float *dk = vsc + ZK_ATT_CHUNK * (hd / 32), *dkt = dk + 16 * nbp;
     int32_t *wq = (int32_t *)(dkt + 16 * nbp);
@@ -151,7 +143,7 @@ void zk_attend_chunks(int type, const float *q, int64_t g, int64_t hd, float sca
                       const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
                       int64_t c0, int64_t c1, float *scratch, float *parts) {
     const int64_t n = zk_kv_count(segs, n_segs), all = c0 == 0 && c1 == (n + ZK_ATT_CHUNK - 1) / ZK_ATT_CHUNK;
-    q8_query zq = {0, NULL, NULL, NULL};
+    q8_query zq = {0, NULL, NULL, NULL, NULL};
     if (type == ZK_KV_Q8_0) zq = prepare_q8(q, g, hd, scratch);
     for (int64_t c = c0; c < c1; c++) {
         const int64_t from = c * ZK_ATT_CHUNK, to = from + ZK_ATT_CHUNK < n ? from + ZK_ATT_CHUNK : n;

@@ -365,17 +365,17 @@ static inline void AT_FN(keys_q8_heads)(int nh, const int8_t *const *k, const fl
         const __m512 dkb = _mm512_loadu_ps(dkt + b * 16);
         __m512i a0[4], a1[4];
         for (int h = 0; h < nh; h++) {
-            a0[h] = _mm512_set1_epi32(zq->negb[b * zq->gp + h0 + h]);
+            a0[h] = _mm512_set1_epi32(zq->negb[b * zq->g + h0 + h]);
             a1[h] = _mm512_setzero_si512();
         }
         for (int c = 0; c < 8; c += 2)
             for (int h = 0; h < nh; h++) {
-                const int32_t *qd = (const int32_t *)(zq->q + 32 * (b * zq->gp + h0 + h));
+                const int32_t *qd = (const int32_t *)(zq->q + 32 * (b * zq->g + h0 + h));
                 a0[h] = _mm512_dpbusd_epi32(a0[h], z[c], _mm512_set1_epi32(qd[c]));
                 a1[h] = _mm512_dpbusd_epi32(a1[h], z[c + 1], _mm512_set1_epi32(qd[c + 1]));
             }
         for (int h = 0; h < nh; h++) {
-            const __m512 w = _mm512_mul_ps(_mm512_set1_ps(zq->d[8 * (b * zq->gp + h0 + h)]), dkb);
+            const __m512 w = _mm512_mul_ps(_mm512_set1_ps(zq->d[b * zq->g + h0 + h]), dkb);
             sc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0[h], a1[h])), w, sc[h]);
         }
     }
@@ -442,13 +442,13 @@ static inline void AT_FN(keys_q8_heads)(int nh, const int8_t *const *k, const fl
         for (int c = 0; c < 8; c++) {
             const __m256i za = _mm256_sign_epi8(z[c], z[c]);
             for (int h = 0; h < nh; h++) {
-                const int32_t *qd = (const int32_t *)(zq->q + 32 * (b * zq->gp + h0 + h));
+                const int32_t *qd = (const int32_t *)(zq->q + 32 * (b * zq->g + h0 + h));
                 const __m256i qs = _mm256_sign_epi8(_mm256_set1_epi32(qd[c]), z[c]);
                 acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(_mm256_maddubs_epi16(za, qs), ones));
             }
         }
         for (int h = 0; h < nh; h++) {
-            const __m256 w = _mm256_mul_ps(_mm256_set1_ps(zq->d[8 * (b * zq->gp + h0 + h)]), dkb);
+            const __m256 w = _mm256_mul_ps(_mm256_set1_ps(zq->d[b * zq->g + h0 + h]), dkb);
             sc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]), w, sc[h]);
         }
     }
@@ -497,8 +497,8 @@ static inline void AT_FN(key1_q8)(const int8_t *k, const float *dk, int64_t nb, 
     for (int64_t h = 0; h < g; h++) {
         float acc = 0.0f;
         for (int64_t b = 0; b < nb; b++) {
-            const int64_t o = b * zq->gp + h;
-            acc = fmaf((float)AT_FN(block_dot)(k + 32 * b, zq, o), zq->d[8 * o] * dk[b], acc);
+            const int64_t o = b * zq->g + h;
+            acc = fmaf((float)AT_FN(block_dot)(k + 32 * b, zq, o), zq->d[o] * dk[b], acc);
         }
         scores[h * ZK_ATT_CHUNK] = acc * scale;
     }

@@ -334,8 +334,8 @@ func attentionOverF16SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
     checkAttention(type: Int32(ZK_KV_F16.rawValue), g: g, d: d, n: n)
 }
 
-/// The q8_0 cache: int8 dots against the quantized query (VNNI, or maddubs on AVX2), 4 keys at a time
-/// with 4 heads; odd groups (a zero padding head), one head, 8 heads, tails and segment ends.
+/// The q8_0 cache: exact int8 block dots against the quantized query (VNNI, or maddubs on AVX2), keys in
+/// batches of 16 / 8 and one at a time, heads by 4; odd groups, one head, 8 heads, tails and segment ends.
 @Test(arguments: [(1, 64, 37), (4, 256, 600), (8, 32, 301), (3, 96, 300), (5, 32, 257), (2, 64, 256), (4, 128, 7)])
 func attentionOverQ8SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
     checkAttention(type: Int32(ZK_KV_Q8_0.rawValue), g: g, d: d, n: n)

@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
         .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels"], swiftSettings: optimized),
         // The OpenAI API and operations endpoints: maps HTTP requests to the engine.
-        .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer",
+        .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer", "Kernels",
                                                .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "zebra",

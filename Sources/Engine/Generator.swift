@@ -1,5 +1,6 @@
 // Single-sequence generation: prompt in chunks, then one token per step until a stop condition.
 // The CLI and the bench use it; the server's scheduler drives the same Transformer and Sampler.
+import Kernels
 import Model
 import Tokenizer
 #if canImport(Glibc)
@@ -34,13 +35,6 @@ public enum EngineError: Error, CustomStringConvertible {
             return "prompt (\(p) tokens) plus max tokens (\(m)) exceeds the model's context of \(c) tokens"
         }
     }
-}
-
-/// Monotonic seconds.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 public final class Generator {

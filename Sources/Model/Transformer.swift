@@ -42,6 +42,8 @@ public final class Transformer: @unchecked Sendable {
     public let pool: KernelPool
     public let matmul: Matmul
     var s = Scratch()
+    /// Per-phase timing of `forward` when non-nil (see StepPhases); set and read by the caller's thread.
+    public var phases: StepPhases?
     /// Row ranges of this step and their matmul route (see the file comment).
     var groups: [(rows: Range<Int>, route: MatmulRoute)] = []
     /// The same for the output rows (logits).
@@ -131,10 +133,18 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         Self.matmulGroups(items.lazy.map(\.tokens.count), blasMinRows: matmul.blasMinRows, into: &groups)
+        let t0 = phases == nil ? 0 : monotonicSeconds(), a0 = phases?.attention ?? 0
         embed(nt)
         for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache) }
         for it in items { it.seq.length += it.tokens.count }
-        return output(items: items, nOut: nOut)
+        guard phases != nil else { return output(items: items, nOut: nOut) }
+        let t1 = monotonicSeconds()
+        let logits = output(items: items, nOut: nOut)
+        let t2 = monotonicSeconds()
+        phases!.otherLayerWork += (t1 - t0) - (phases!.attention - a0)
+        phases!.output += t2 - t1
+        phases!.steps += 1
+        return logits
     }
 
     private func embed(_ nt: Int) {
@@ -167,7 +177,14 @@ public final class Transformer: @unchecked Sendable {
             }
         }
 
-        attention(l, kind: spec.kind, items: items, nt: nt, cache: cache)
+        if phases == nil {
+            attention(l, kind: spec.kind, items: items, nt: nt, cache: cache)
+        } else {
+            let t = monotonicSeconds()
+            attention(l, kind: spec.kind, items: items, nt: nt, cache: cache)
+            let dt = monotonicSeconds() - t
+            if spec.kind.window == nil { phases!.globalAttention += dt } else { phases!.slidingAttention += dt }
+        }
 
         // Store this step's keys/values (a sliding layer keeps only the last W of them).
         for (i, it) in items.enumerated() {

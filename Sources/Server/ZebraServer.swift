@@ -3,6 +3,7 @@
 import Engine
 import Foundation
 import HTTP
+import Kernels
 import Logging
 import Model
 import Tokenizer

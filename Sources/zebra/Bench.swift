@@ -69,6 +69,8 @@ struct Bench: ParsableCommand {
         // puts the same drift into every depth, so their ratio measures the context, not the drift.
         let decodeDepths = ds.filter { $0 + decodeTokens < c.contextLength }
         var depthTimes = [[Double]](repeating: [], count: decodeDepths.count)  // [depth][rep] s/token
+        // Where the steps' time goes at each depth (after the warm-up steps, over all repetitions).
+        var phases = [StepPhases](repeating: StepPhases(), count: decodeDepths.count)
         for r in 0..<reps where !decodeDepths.isEmpty {
             var runs: [(cache: KVCache, seq: SequenceKV, next: [Int32])] = []
             for d in decodeDepths {
@@ -90,9 +92,12 @@ struct Bench: ParsableCommand {
                 for k in runs.indices {
                     let di = (i + k) % runs.count
                     let run = runs[di]
+                    model.phases = i >= 2 ? phases[di] : nil
                     total[di] += try timedStep(run.cache, counted: i >= 2, [BatchItem(seq: run.seq, tokens: [run.next[i]], logits: .last)])
+                    if let p = model.phases { phases[di] = p }
                 }
             }
+            model.phases = nil
             for di in runs.indices { depthTimes[di].append(total[di] / Double(decodeTokens)) }
         }
         let dec: [(Int, Double)] = zip(decodeDepths, depthTimes).map { ($0, median($1)) }
@@ -135,6 +140,11 @@ struct Bench: ParsableCommand {
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
                 "heap_allocations_per_decode_step": allocsPerStep,
                 "decode_time_ratio_per_rep": depthRatios,
+                "decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: zip(decodeDepths, phases).map { d, p in
+                    let ms = p.millisecondsPerStep
+                    return (String(d), ["sliding_attention": ms.slidingAttention, "global_attention": ms.globalAttention,
+                                        "other_layer_work": ms.otherLayerWork, "output": ms.output])
+                }),
                 "kv_bytes_per_sequence_at_context": ["context": kvTokens, "sliding": kvSeq.sliding,
                                                      "global": kvSeq.global, "total": kvSeq.total, "all_global": kvFull],
             ]
@@ -151,6 +161,11 @@ struct Bench: ParsableCommand {
             let each = depthRatios.map { String(format: "%.2f", $0) }.joined(separator: ", ")
             print(String(format: "decode time ratio depth %d / depth %d: %.2f (median; per repetition: %@; depths interleaved step by step)",
                          last.0, first.0, median(depthRatios), each))
+        }
+        for (d, p) in zip(decodeDepths, phases) {
+            let ms = p.millisecondsPerStep
+            print(String(format: "  per step at depth %6d: attention %.3f ms in sliding layers, %.3f ms in global layers; other layer work %.3f ms; output %.3f ms",
+                         d, ms.slidingAttention, ms.globalAttention, ms.otherLayerWork, ms.output))
         }
         for (n, r) in agg { print(String(format: "aggregate decode, %3d sequences: %8.1f tokens/s", n, r)) }
         print(String(format: "heap allocations per decode step (steady state, inside forward): %.2f", allocsPerStep))

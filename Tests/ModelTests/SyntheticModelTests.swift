@@ -159,3 +159,30 @@ func allGlobalAndZebraOverridesMatchTheirReference(int8: Bool) throws {
     #expect(g.map(\.rows) == [0..<2, 2..<42, 42..<45, 45..<77])
     #expect(g.map(\.route) == [.rows, .auto, .rows, .auto])
 }
+
+@Test func phaseTimersCountStepsAndLeaveTheLogitsAlone() throws {
+    let (t, _) = try synthetic()
+    var wall = 0.0
+    func run(timed: Bool) throws -> ([Float], StepPhases?) {
+        let cache = t.makeCache()
+        let s = cache.newSequence()
+        t.phases = timed ? StepPhases() : nil
+        let t0 = monotonicSeconds()
+        defer { t.phases = nil; wall = monotonicSeconds() - t0 }
+        _ = try t.forward([BatchItem(seq: s, tokens: Array(promptA[0..<9]), logits: .none)], cache: cache)
+        var last: [Float] = []
+        for tok in promptA[9..<13] { last = Array(try t.forward([BatchItem(seq: s, tokens: [tok], logits: .last)], cache: cache).row(0)) }
+        return (last, t.phases)
+    }
+    let (plain, none) = try run(timed: false)
+    let (timed, phases) = try run(timed: true)
+    #expect(none == nil)
+    #expect(timed == plain)
+    let p = try #require(phases)
+    #expect(p.steps == 5)
+    // Both layer kinds ran attention, every phase took time, and the phases lie inside the steps.
+    #expect(p.slidingAttention > 0 && p.globalAttention > 0 && p.otherLayerWork > 0 && p.output > 0)
+    #expect(p.total <= wall)
+    let ms = p.millisecondsPerStep
+    #expect(abs(ms.globalAttention - p.globalAttention * 1e3 / 5) < 1e-9)
+}

@@ -100,18 +100,78 @@ QM_FN void QF(tile_q4_0)(QM_ARGS) {
     QM_END
 }
 
+// Q5_0 (most of Gemma 3's projections): weights u = nibble | high bit << 4 in 0..31, w = u - 16.
+// Blocks alternate between two accumulators per activation row (even blocks, odd blocks), added at
+// the end: two multiply-add chains instead of one, and on AVX-512 a pair of blocks is one 512-bit
+// vector (lanes 0-7 the even block, 8-15 the odd one). Both variants compute every lane's exact
+// integer dot and then the same float operations in the same order: bit-identical results.
+#if QM_VNNI
 QM_FN void QF(tile_q5_0)(QM_ARGS) {
-    QM_BEGIN
+    __m512 acc[QM_TILE];
+    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
+    const long long sh = 0x0004000400040004LL;  // 128-bit lanes 1 and 3 take the high nibbles
+    const __m512i shift = _mm512_set_epi64(sh, sh, 0, 0, sh, sh, 0, 0);
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *p0 = row + b * 22, *p1 = p0 + 22;
+        const __m256i q2 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p0 + 6))),
+                                                   _mm_loadu_si128((const __m128i *)(p1 + 6)), 1);
+        const __m512i z = _mm512_castsi256_si512(q2);
+        const __m512i nib = _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(z, z, 0x50), shift), m4);
+        uint32_t h0, h1;
+        memcpy(&h0, p0 + 2, 4);
+        memcpy(&h1, p1 + 2, 4);
+        const __m512i u = _mm512_mask_add_epi8(nib, (__mmask64)(((uint64_t)h1 << 32) | h0), nib, b16);
+        const float d0 = half_to_float(p0), d1 = half_to_float(p1);
+        for (int j = 0; j < NT; j++) {
+            const zk_q8a *a = x + j * ldx + b;
+            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
+            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av),
+                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), b16, av));
+            const __m512 sv = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d0 * a->d)),
+                                                                  _mm256_castps_pd(_mm256_set1_ps(d1 * a[1].d)), 1));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j]);
+        }
+    }
+    if (b < nb) {  // a last even block: lanes 0-7 only
+        const uint8_t *p0 = row + b * 22;
+        uint32_t h0;
+        memcpy(&h0, p0 + 2, 4);
+        const __m256i nib = QF(nibbles)(p0 + 6);
+        const __m256i u = _mm256_mask_add_epi8(nib, (__mmask32)h0, nib, _mm256_set1_epi8(0x10));
+        const float d0 = half_to_float(p0);
+        for (int j = 0; j < NT; j++) {
+            const zk_q8a *a = x + j * ldx + b;
+            const __m256i av = QF(load_q)(a);
+            const __m256i dot = _mm256_sub_epi32(QF(dot_us)(u, av), QF(dot_us)(_mm256_set1_epi8(0x10), av));
+            acc[j] = _mm512_mask3_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(dot)), _mm512_set1_ps(d0 * a->d),
+                                           acc[j], 0x00FF);
+        }
+    }
+    for (int j = 0; j < NT; j++)
+        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
+                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1))));
+}
+#else
+QM_FN void QF(tile_q5_0)(QM_ARGS) {
+    __m256 acc[2][QM_TILE];  // [block parity][activation row]
+    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + b * 22;
         uint32_t qh; memcpy(&qh, blk + 2, 4);
         const __m256i hi = _mm256_and_si256(QF(bits_to_bytes)(qh), _mm256_set1_epi8(0x10));
         const __m256i w = _mm256_sub_epi8(_mm256_or_si256(QF(nibbles)(blk + 6), hi), _mm256_set1_epi8(16));
         const float dw = half_to_float(blk);
-        QM_SIGNED_BLOCK(w, dw, b)
+        __m256 *ab = acc[b & 1];
+        for (int j = 0; j < NT; j++) {
+            const zk_q8a *a = x + j * ldx + b;
+            ab[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(w, QF(load_q)(a))), _mm256_set1_ps(dw * a->d), ab[j]);
+        }
     }
-    QM_END
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j]));
 }
+#endif
 
 QM_FN void QF(tile_q4_1)(QM_ARGS) {
     QM_BEGIN

@@ -78,16 +78,61 @@ QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
 
 #define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, int64_t ldx, const int NT, float *out
 
+// Q8_0 (Gemma 3's output matrix and value projections): as Q5_0, blocks alternate between two
+// accumulators; on AVX-512 a pair is one 512-bit vector of w + 128 (unsigned) through vpdpbusd with
+// 128 x the activation sums taken off: the same exact lane dots as AVX2's sign trick.
+#if QM_VNNI
 QM_FN void QF(tile_q8_0)(QM_ARGS) {
-    QM_BEGIN
+    __m512 acc[QM_TILE];
+    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
+    const __m512i b128 = _mm512_set1_epi8((char)0x80);
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *p0 = row + b * 34, *p1 = p0 + 34;
+        const __m512i u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
+                                                              _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1), b128);
+        const float d0 = half_to_float(p0), d1 = half_to_float(p1);
+        for (int j = 0; j < NT; j++) {
+            const zk_q8a *a = x + j * ldx + b;
+            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
+            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av),
+                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), b128, av));
+            const __m512 sv = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d0 * a->d)),
+                                                                  _mm256_castps_pd(_mm256_set1_ps(d1 * a[1].d)), 1));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j]);
+        }
+    }
+    if (b < nb) {  // a last even block: lanes 0-7 only
+        const uint8_t *p0 = row + b * 34;
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(p0 + 2));
+        const float d0 = half_to_float(p0);
+        for (int j = 0; j < NT; j++) {
+            const zk_q8a *a = x + j * ldx + b;
+            acc[j] = _mm512_mask3_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(QF(dot_ss)(w, QF(load_q)(a)))),
+                                           _mm512_set1_ps(d0 * a->d), acc[j], 0x00FF);
+        }
+    }
+    for (int j = 0; j < NT; j++)
+        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
+                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1))));
+}
+#else
+QM_FN void QF(tile_q8_0)(QM_ARGS) {
+    __m256 acc[2][QM_TILE];  // [block parity][activation row]
+    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + b * 34;
         const __m256i w = _mm256_loadu_si256((const __m256i *)(blk + 2));
         const float dw = half_to_float(blk);
-        QM_SIGNED_BLOCK(w, dw, b)
+        __m256 *ab = acc[b & 1];
+        for (int j = 0; j < NT; j++) {
+            const zk_q8a *a = x + j * ldx + b;
+            ab[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(w, QF(load_q)(a))), _mm256_set1_ps(dw * a->d), ab[j]);
+        }
     }
-    QM_END
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j]));
 }
+#endif
 
 QM_FN void QF(tile_q4_0)(QM_ARGS) {
     QM_BEGIN
@@ -199,24 +244,79 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
 
 // Q4_K and Q5_K: super-blocks of 256 = 8 sub-blocks of 32, each with a 6-bit scale and minimum.
 // nb counts 32-element blocks.
+// A K-quant super-block's minimum terms, -dmin * mn_i * s_i for its 8 blocks, as one 8-lane vector
+// per activation row (lane i: block i), summed across lanes at the end; a scalar sum in block order
+// was one serial chain of adds through the whole row (~4 cycles a block).
+#define QM_K_MINS(mn, dmin, sb)                                                                \
+    const __m256 mwv = _mm256_mul_ps(_mm256_set1_ps(-(dmin)),                                  \
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mn)))));     \
+    for (int j = 0; j < NT; j++) {                                                             \
+        const zk_q8a *a = x + j * ldx + (sb) * 8;                                              \
+        off[j] = _mm256_fmadd_ps(mwv, _mm256_setr_ps(a[0].s, a[1].s, a[2].s, a[3].s, a[4].s, a[5].s, a[6].s, a[7].s), \
+                                 off[j]);                                                      \
+    }
+
+// The two blocks of a 32-byte group (low nibbles: block 2g, high: 2g + 1) go to the even and the odd
+// accumulator (as Q5_0; on AVX-512 one 512-bit vector), the minimum terms to a float in block order.
+#if QM_VNNI
 QM_FN void QF(tile_q4_K)(QM_ARGS) {
-    QM_BEGIN
+    __m512 acc[QM_TILE];
+    __m256 off[QM_TILE];
+    for (int j = 0; j < NT; j++) { acc[j] = _mm512_setzero_ps(); off[j] = _mm256_setzero_ps(); }
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i shift = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0x0004000400040004LL,
+                                           0x0004000400040004LL, 0, 0, 0, 0);  // upper half: high nibbles
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        const uint8_t *blk = row + sb * 144;
+        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
+        uint8_t sc[8], mn[8];
+        scale_min_k4(blk + 4, sc, mn);
+        QM_K_MINS(mn, dmin, sb)
+        for (int g = 0; g < 4; g++) {
+            const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g)));
+            const __m512i u = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);
+            const float dw0 = d * (float)sc[2 * g], dw1 = d * (float)sc[2 * g + 1];
+            for (int j = 0; j < NT; j++) {
+                const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g;
+                const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
+                const __m512 sv = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(dw0 * a->d)),
+                                                                      _mm256_castps_pd(_mm256_set1_ps(dw1 * a[1].d)), 1));
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av)), sv, acc[j]);
+            }
+        }
+    }
+    for (int j = 0; j < NT; j++)
+        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
+                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)))) + QF(hsum)(off[j]);
+}
+#else
+QM_FN void QF(tile_q4_K)(QM_ARGS) {
+    __m256 acc[2][QM_TILE];  // [block parity][activation row]
+    __m256 off[QM_TILE];
+    for (int j = 0; j < NT; j++) { acc[0][j] = acc[1][j] = off[j] = _mm256_setzero_ps(); }
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t sb = 0; sb < nb / 8; sb++) {
         const uint8_t *blk = row + sb * 144;
         const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
         uint8_t sc[8], mn[8];
         scale_min_k4(blk + 4, sc, mn);
+        QM_K_MINS(mn, dmin, sb)
         for (int g = 0; g < 4; g++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g));
-            const __m256i lo = _mm256_and_si256(q, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            QM_UNSIGNED_BLOCK(lo, d * (float)sc[2 * g], -dmin * (float)mn[2 * g], sb * 8 + 2 * g)
-            QM_UNSIGNED_BLOCK(hi, d * (float)sc[2 * g + 1], -dmin * (float)mn[2 * g + 1], sb * 8 + 2 * g + 1)
+            const __m256i u[2] = {_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)};
+            for (int h = 0; h < 2; h++) {
+                const float dw = d * (float)sc[2 * g + h];
+                for (int j = 0; j < NT; j++) {
+                    const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g + h;
+                    acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u[h], QF(load_q)(a))),
+                                                _mm256_set1_ps(dw * a->d), acc[h][j]);
+                }
+            }
         }
     }
-    QM_END
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j])) + QF(hsum)(off[j]);
 }
+#endif
 
 QM_FN void QF(tile_q5_K)(QM_ARGS) {
     QM_BEGIN
@@ -242,9 +342,53 @@ QM_FN void QF(tile_q5_K)(QM_ARGS) {
 }
 
 // Q6_K: super-blocks of 256 with an int8 scale per 16 elements. A 32-element block spans two scales:
-// lanes 0-3 of the int32 dot cover elements 0-15, lanes 4-7 elements 16-31.
+// lanes 0-3 of the int32 dot cover elements 0-15, lanes 4-7 elements 16-31. Weights u in 0..63,
+// w = u - 32. Blocks alternate between an even and an odd accumulator (on AVX-512 a pair of blocks
+// is one 512-bit vector), as Q5_0: bit-identical variants.
+#if QM_VNNI
 QM_FN void QF(tile_q6_K)(QM_ARGS) {
-    QM_BEGIN
+    __m512 acc[QM_TILE];
+    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
+    const long long s4 = 0x0004000400040004LL, s2 = 0x0002000200020002LL;
+    const __m512i shA = _mm512_set_epi64(s2, s2, s2, s2, s4, s4, s4, s4);  // h << 4 for block 0, << 2 for 1
+    const __m512i shB = _mm512_set_epi64(s2, s2, s2, s2, 0, 0, 0, 0);      // h for block 2, h >> 2 for 3
+    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        const uint8_t *blk = row + sb * 210;
+        const __m512 d = _mm512_set1_ps(half_to_float(blk + 208));
+        for (int half = 0; half < 2; half++) {
+            const __m512i l = _mm512_loadu_si512((const void *)(blk + 64 * half));  // [l0 | l1]
+            const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half)));
+            const __m512i u[2] = {  // blocks (0, 1) and (2, 3) of this half
+                _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi16(h, shA), m30)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(_mm512_srlv_epi16(h, shB), m30))};
+            uint64_t s8;
+            memcpy(&s8, blk + 192 + 8 * half, 8);
+            const __m128i sc = _mm_cvtsi64_si128((long long)s8);
+            const __m512 sv[2] = {  // d x scale: [s0 x4, s1 x4, s2 x4, s3 x4], then s4..s7
+                _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, rep4)))),
+                _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_srli_si128(sc, 4), rep4))))};
+            for (int p = 0; p < 2; p++)
+                for (int j = 0; j < NT; j++) {
+                    const zk_q8a *a = x + j * ldx + sb * 8 + half * 4 + 2 * p;
+                    const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
+                    const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[p], av),
+                                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, av));
+                    const __m512 da = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a->d)),
+                                                                          _mm256_castps_pd(_mm256_set1_ps(a[1].d)), 1));
+                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[p], da), acc[j]);
+                }
+        }
+    }
+    for (int j = 0; j < NT; j++)
+        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
+                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1))));
+}
+#else
+QM_FN void QF(tile_q6_K)(QM_ARGS) {
+    __m256 acc[2][QM_TILE];  // [block parity][activation row]
+    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
     for (int64_t sb = 0; sb < nb / 8; sb++) {
         const uint8_t *blk = row + sb * 210;
@@ -266,14 +410,15 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
                 const __m256 sv = _mm256_set_m128(_mm_set1_ps(d * (float)s1), _mm_set1_ps(d * (float)s0));
                 for (int j = 0; j < NT; j++) {
                     const zk_q8a *a = x + j * ldx + sb * 8 + half * 4 + i;
-                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(ws, QF(load_q)(a))),
-                                             _mm256_mul_ps(sv, _mm256_set1_ps(a->d)), acc[j]);
+                    acc[i & 1][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(ws, QF(load_q)(a))),
+                                                    _mm256_mul_ps(sv, _mm256_set1_ps(a->d)), acc[i & 1][j]);
                 }
             }
         }
     }
-    QM_END
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j]));
 }
+#endif
 
 // Each weight row is read once per product: prefetch the row 16 ahead with the non-temporal hint,
 // so the weight stream (~250 MB per decode step) does not evict the KV cache and activations from

@@ -52,15 +52,7 @@ QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-// One 32-element block whose signed weights are w and scale dw (Q8_0, Q5_0, Q4_0).
-#define QM_SIGNED_BLOCK(w, dw, b)                                                              \
-    for (int j = 0; j < NT; j++) {                                                             \
-        const zk_q8a *a = x + j * ldx + (b);                                                   \
-        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)((w), QF(load_q)(a))),           \
-                                 _mm256_set1_ps((dw) * a->d), acc[j]);                         \
-    }
-
-// One 32-element block of unsigned weights u with scale dw and minimum mw (Q4_1, Q5_1, K-quants):
+// One 32-element block of unsigned weights u with scale dw and minimum mw (Q4_1, Q5_1):
 // sum = dw * da * (u . q) + mw * (da * sum q).
 #define QM_UNSIGNED_BLOCK(u, dw, mw, b)                                                        \
     for (int j = 0; j < NT; j++) {                                                             \
@@ -78,146 +70,117 @@ QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
 
 #define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, int64_t ldx, const int NT, float *out
 
-// Q8_0 (Gemma 3's output matrix and value projections): as Q5_0, blocks alternate between two
-// accumulators; on AVX-512 a pair is one 512-bit vector of w + 128 (unsigned) through vpdpbusd with
-// 128 x the activation sums taken off: the same exact lane dots as AVX2's sign trick.
+// The signed 32-element block types (Q8_0, Q4_0, Q5_0), one skeleton. Blocks alternate between two
+// accumulators per activation row (even blocks, odd blocks), added at the end: two multiply-add
+// chains instead of one. On AVX-512 a pair of blocks is one 512-bit vector (lanes 0-7 the even
+// block, 8-15 the odd one) of unsigned weights u = w + OFF through vpdpbusd, with OFF x the
+// activations' 4-byte sums taken off: the exact lane dots AVX2 gets from its sign trick on w. Both
+// variants then do the same float operations in the same order: bit-identical results.
+//
+// QM_ONE decodes block p0 (BS bytes) for the tail and for AVX2: signed weights v1 and scale d0.
+// QM_PAIR (AVX-512) decodes blocks p0, p1 into u (512 bits) and d0, d1.
+#define QM_ACC_ROW(j, dot, sv)                                                                 \
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j])
 #if QM_VNNI
-QM_FN void QF(tile_q8_0)(QM_ARGS) {
-    __m512 acc[QM_TILE];
-    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
-    const __m512i b128 = _mm512_set1_epi8((char)0x80);
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const uint8_t *p0 = row + b * 34, *p1 = p0 + 34;
-        const __m512i u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
-                                                              _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1), b128);
-        const float d0 = half_to_float(p0), d1 = half_to_float(p1);
-        for (int j = 0; j < NT; j++) {
-            const zk_q8a *a = x + j * ldx + b;
-            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
-            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av),
-                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), b128, av));
-            const __m512 sv = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d0 * a->d)),
-                                                                  _mm256_castps_pd(_mm256_set1_ps(d1 * a[1].d)), 1));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j]);
-        }
-    }
-    if (b < nb) {  // a last even block: lanes 0-7 only
-        const uint8_t *p0 = row + b * 34;
-        const __m256i w = _mm256_loadu_si256((const __m256i *)(p0 + 2));
-        const float d0 = half_to_float(p0);
-        for (int j = 0; j < NT; j++) {
-            const zk_q8a *a = x + j * ldx + b;
-            acc[j] = _mm512_mask3_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(QF(dot_ss)(w, QF(load_q)(a)))),
-                                           _mm512_set1_ps(d0 * a->d), acc[j], 0x00FF);
-        }
-    }
-    for (int j = 0; j < NT; j++)
-        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
+#define QM_BLOCKS(BS, OFF, QM_PAIR, QM_ONE)                                                    \
+    __m512 acc[QM_TILE];                                                                       \
+    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();                                 \
+    const __m512i coff = _mm512_set1_epi8((char)(OFF));                                        \
+    int64_t b = 0;                                                                             \
+    for (; b + 2 <= nb; b += 2) {                                                              \
+        const uint8_t *p0 = row + b * (BS), *p1 = p0 + (BS);                                   \
+        __m512i u;                                                                             \
+        float d0, d1;                                                                          \
+        QM_PAIR                                                                                \
+        for (int j = 0; j < NT; j++) {                                                         \
+            const zk_q8a *a = x + j * ldx + b;                                                 \
+            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1); \
+            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av), \
+                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), coff, av)); \
+            QM_ACC_ROW(j, dot, _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d0 * a->d)), \
+                                                       _mm256_castps_pd(_mm256_set1_ps(d1 * a[1].d)), 1))); \
+        }                                                                                      \
+    }                                                                                          \
+    if (b < nb) { /* a last even block: lanes 0-7 only */                                      \
+        const uint8_t *p0 = row + b * (BS);                                                    \
+        __m256i v1;                                                                            \
+        float d0;                                                                              \
+        QM_ONE                                                                                 \
+        for (int j = 0; j < NT; j++) {                                                         \
+            const zk_q8a *a = x + j * ldx + b;                                                 \
+            acc[j] = _mm512_mask3_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(QF(dot_ss)(v1, QF(load_q)(a)))), \
+                                           _mm512_set1_ps(d0 * a->d), acc[j], 0x00FF);         \
+        }                                                                                      \
+    }                                                                                          \
+    for (int j = 0; j < NT; j++)                                                               \
+        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),                        \
                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1))));
-}
 #else
-QM_FN void QF(tile_q8_0)(QM_ARGS) {
-    __m256 acc[2][QM_TILE];  // [block parity][activation row]
-    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * 34;
-        const __m256i w = _mm256_loadu_si256((const __m256i *)(blk + 2));
-        const float dw = half_to_float(blk);
-        __m256 *ab = acc[b & 1];
-        for (int j = 0; j < NT; j++) {
-            const zk_q8a *a = x + j * ldx + b;
-            ab[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(w, QF(load_q)(a))), _mm256_set1_ps(dw * a->d), ab[j]);
-        }
-    }
+#define QM_BLOCKS(BS, OFF, QM_PAIR, QM_ONE)                                                    \
+    __m256 acc[2][QM_TILE];  /* [block parity][activation row] */                              \
+    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();                  \
+    for (int64_t b = 0; b < nb; b++) {                                                         \
+        const uint8_t *p0 = row + b * (BS);                                                    \
+        __m256i v1;                                                                            \
+        float d0;                                                                              \
+        QM_ONE                                                                                 \
+        __m256 *ab = acc[b & 1];                                                               \
+        for (int j = 0; j < NT; j++) {                                                         \
+            const zk_q8a *a = x + j * ldx + b;                                                 \
+            ab[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(v1, QF(load_q)(a))), _mm256_set1_ps(d0 * a->d), ab[j]); \
+        }                                                                                      \
+    }                                                                                          \
     for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j]));
+#endif
+
+#if QM_VNNI
+// 16 packed nibbles of two blocks -> 64 bytes: [lo(p0) | hi(p0) | lo(p1) | hi(p1)], 16 each.
+QM_FN __m512i QF(nibbles2)(const uint8_t *q0, const uint8_t *q1) {
+    const __m512i z = _mm512_castsi256_si512(_mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)), _mm_loadu_si128((const __m128i *)q1), 1));
+    const long long sh = 0x0004000400040004LL;  // 128-bit lanes 1 and 3 take the high nibbles
+    return _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(z, z, 0x50), _mm512_set_epi64(sh, sh, 0, 0, sh, sh, 0, 0)),
+                            _mm512_set1_epi8(0x0F));
+}
+// The fifth bits of two blocks (32-bit masks at h0, h1) added to their nibbles as 16.
+QM_FN __m512i QF(high_bits2)(__m512i nib, const uint8_t *h0, const uint8_t *h1) {
+    uint32_t a, b;
+    memcpy(&a, h0, 4);
+    memcpy(&b, h1, 4);
+    return _mm512_mask_add_epi8(nib, (__mmask64)(((uint64_t)b << 32) | a), nib, _mm512_set1_epi8(0x10));
 }
 #endif
+// The fifth bits of one block (a 32-bit mask at h) as 16 (0x10) per byte.
+QM_FN __m256i QF(high_bits)(const uint8_t *h) {
+    uint32_t m;
+    memcpy(&m, h, 4);
+    return _mm256_and_si256(QF(bits_to_bytes)(m), _mm256_set1_epi8(0x10));
+}
+
+QM_FN void QF(tile_q8_0)(QM_ARGS) {
+    QM_BLOCKS(34, 128,
+        u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
+                                                _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1), _mm512_set1_epi8((char)0x80));
+        d0 = half_to_float(p0); d1 = half_to_float(p1);,
+        v1 = _mm256_loadu_si256((const __m256i *)(p0 + 2)); d0 = half_to_float(p0);)
+}
 
 QM_FN void QF(tile_q4_0)(QM_ARGS) {
-    QM_BEGIN
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * 18;
-        const __m256i w = _mm256_sub_epi8(QF(nibbles)(blk + 2), _mm256_set1_epi8(8));
-        const float dw = half_to_float(blk);
-        QM_SIGNED_BLOCK(w, dw, b)
-    }
-    QM_END
+    QM_BLOCKS(18, 8,
+        u = QF(nibbles2)(p0 + 2, p1 + 2); d0 = half_to_float(p0); d1 = half_to_float(p1);,
+        v1 = _mm256_sub_epi8(QF(nibbles)(p0 + 2), _mm256_set1_epi8(8)); d0 = half_to_float(p0);)
 }
 
-// Q5_0 (most of Gemma 3's projections): weights u = nibble | high bit << 4 in 0..31, w = u - 16.
-// Blocks alternate between two accumulators per activation row (even blocks, odd blocks), added at
-// the end: two multiply-add chains instead of one, and on AVX-512 a pair of blocks is one 512-bit
-// vector (lanes 0-7 the even block, 8-15 the odd one). Both variants compute every lane's exact
-// integer dot and then the same float operations in the same order: bit-identical results.
-#if QM_VNNI
 QM_FN void QF(tile_q5_0)(QM_ARGS) {
-    __m512 acc[QM_TILE];
-    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
-    const long long sh = 0x0004000400040004LL;  // 128-bit lanes 1 and 3 take the high nibbles
-    const __m512i shift = _mm512_set_epi64(sh, sh, 0, 0, sh, sh, 0, 0);
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const uint8_t *p0 = row + b * 22, *p1 = p0 + 22;
-        const __m256i q2 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p0 + 6))),
-                                                   _mm_loadu_si128((const __m128i *)(p1 + 6)), 1);
-        const __m512i z = _mm512_castsi256_si512(q2);
-        const __m512i nib = _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(z, z, 0x50), shift), m4);
-        uint32_t h0, h1;
-        memcpy(&h0, p0 + 2, 4);
-        memcpy(&h1, p1 + 2, 4);
-        const __m512i u = _mm512_mask_add_epi8(nib, (__mmask64)(((uint64_t)h1 << 32) | h0), nib, b16);
-        const float d0 = half_to_float(p0), d1 = half_to_float(p1);
-        for (int j = 0; j < NT; j++) {
-            const zk_q8a *a = x + j * ldx + b;
-            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
-            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av),
-                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), b16, av));
-            const __m512 sv = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d0 * a->d)),
-                                                                  _mm256_castps_pd(_mm256_set1_ps(d1 * a[1].d)), 1));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j]);
-        }
-    }
-    if (b < nb) {  // a last even block: lanes 0-7 only
-        const uint8_t *p0 = row + b * 22;
-        uint32_t h0;
-        memcpy(&h0, p0 + 2, 4);
-        const __m256i nib = QF(nibbles)(p0 + 6);
-        const __m256i u = _mm256_mask_add_epi8(nib, (__mmask32)h0, nib, _mm256_set1_epi8(0x10));
-        const float d0 = half_to_float(p0);
-        for (int j = 0; j < NT; j++) {
-            const zk_q8a *a = x + j * ldx + b;
-            const __m256i av = QF(load_q)(a);
-            const __m256i dot = _mm256_sub_epi32(QF(dot_us)(u, av), QF(dot_us)(_mm256_set1_epi8(0x10), av));
-            acc[j] = _mm512_mask3_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(dot)), _mm512_set1_ps(d0 * a->d),
-                                           acc[j], 0x00FF);
-        }
-    }
-    for (int j = 0; j < NT; j++)
-        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
-                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1))));
+    QM_BLOCKS(22, 16,
+        u = QF(high_bits2)(QF(nibbles2)(p0 + 6, p1 + 6), p0 + 2, p1 + 2); d0 = half_to_float(p0); d1 = half_to_float(p1);,
+        v1 = _mm256_sub_epi8(_mm256_or_si256(QF(nibbles)(p0 + 6), QF(high_bits)(p0 + 2)), _mm256_set1_epi8(16));
+        d0 = half_to_float(p0);)
 }
-#else
-QM_FN void QF(tile_q5_0)(QM_ARGS) {
-    __m256 acc[2][QM_TILE];  // [block parity][activation row]
-    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * 22;
-        uint32_t qh; memcpy(&qh, blk + 2, 4);
-        const __m256i hi = _mm256_and_si256(QF(bits_to_bytes)(qh), _mm256_set1_epi8(0x10));
-        const __m256i w = _mm256_sub_epi8(_mm256_or_si256(QF(nibbles)(blk + 6), hi), _mm256_set1_epi8(16));
-        const float dw = half_to_float(blk);
-        __m256 *ab = acc[b & 1];
-        for (int j = 0; j < NT; j++) {
-            const zk_q8a *a = x + j * ldx + b;
-            ab[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(w, QF(load_q)(a))), _mm256_set1_ps(dw * a->d), ab[j]);
-        }
-    }
-    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j]));
-}
-#endif
 
+// Q4_1 and Q5_1 keep one accumulator and one chain of minimum terms in block order: llama.cpp's
+// own order for these types (its dot products and these agree bit for bit), and SmolLM2's greedy
+// continuations need it (the two-chain order moved a 0.12-margin step).
 QM_FN void QF(tile_q4_1)(QM_ARGS) {
     QM_BEGIN
     for (int64_t b = 0; b < nb; b++) {
@@ -242,8 +205,6 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
     QM_END
 }
 
-// Q4_K and Q5_K: super-blocks of 256 = 8 sub-blocks of 32, each with a 6-bit scale and minimum.
-// nb counts 32-element blocks.
 // A K-quant super-block's minimum terms, -dmin * mn_i * s_i for its 8 blocks, as one 8-lane vector
 // per activation row (lane i: block i), summed across lanes at the end; a scalar sum in block order
 // was one serial chain of adds through the whole row (~4 cycles a block).
@@ -256,90 +217,84 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
                                  off[j]);                                                      \
     }
 
-// The two blocks of a 32-byte group (low nibbles: block 2g, high: 2g + 1) go to the even and the odd
-// accumulator (as Q5_0; on AVX-512 one 512-bit vector), the minimum terms to a float in block order.
+// Q4_K and Q5_K (BS-byte super-blocks, nibbles at QS, Q5_K's fifth bits in 32 bytes at 16): the
+// two blocks of a 32-byte group of nibbles (low: block 2g, high: 2g + 1) go to the even and the odd
+// accumulator (as the 32-element types; on AVX-512 one 512-bit vector), the minimum terms to
+// QM_K_MINS's vector.
 #if QM_VNNI
-QM_FN void QF(tile_q4_K)(QM_ARGS) {
-    __m512 acc[QM_TILE];
-    __m256 off[QM_TILE];
-    for (int j = 0; j < NT; j++) { acc[j] = _mm512_setzero_ps(); off[j] = _mm256_setzero_ps(); }
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i shift = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0x0004000400040004LL,
-                                           0x0004000400040004LL, 0, 0, 0, 0);  // upper half: high nibbles
-    for (int64_t sb = 0; sb < nb / 8; sb++) {
-        const uint8_t *blk = row + sb * 144;
-        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
-        uint8_t sc[8], mn[8];
-        scale_min_k4(blk + 4, sc, mn);
-        QM_K_MINS(mn, dmin, sb)
-        for (int g = 0; g < 4; g++) {
-            const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g)));
-            const __m512i u = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);
-            const float dw0 = d * (float)sc[2 * g], dw1 = d * (float)sc[2 * g + 1];
-            for (int j = 0; j < NT; j++) {
-                const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g;
-                const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
-                const __m512 sv = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(dw0 * a->d)),
-                                                                      _mm256_castps_pd(_mm256_set1_ps(dw1 * a[1].d)), 1));
-                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av)), sv, acc[j]);
-            }
-        }
-    }
-    for (int j = 0; j < NT; j++)
-        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
-                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)))) + QF(hsum)(off[j]);
-}
+#define QM_K4(BS, QS, HIGH)                                                                    \
+    __m512 acc[QM_TILE];                                                                       \
+    __m256 off[QM_TILE];                                                                       \
+    for (int j = 0; j < NT; j++) { acc[j] = _mm512_setzero_ps(); off[j] = _mm256_setzero_ps(); } \
+    const __m512i m4 = _mm512_set1_epi8(0x0F);                                                 \
+    const long long sh = 0x0004000400040004LL;  /* upper half: high nibbles */                 \
+    const __m512i shift = _mm512_set_epi64(sh, sh, sh, sh, 0, 0, 0, 0);                        \
+    for (int64_t sb = 0; sb < nb / 8; sb++) {                                                  \
+        const uint8_t *blk = row + sb * (BS);                                                  \
+        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                     \
+        uint8_t sc[8], mn[8];                                                                  \
+        scale_min_k4(blk + 4, sc, mn);                                                         \
+        QM_K_MINS(mn, dmin, sb)                                                                \
+        const __m512i qh = HIGH ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16))) \
+                                : _mm512_setzero_si512();                                      \
+        for (int g = 0; g < 4; g++) {                                                          \
+            const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + (QS) + 32 * g))); \
+            __m512i u = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);                     \
+            if (HIGH) {  /* bit 2g of qh byte i: element i of block 2g; bit 2g + 1: of block 2g + 1 */ \
+                const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * g))), \
+                                                        _mm256_set1_epi8((char)(2 << (2 * g))), 1); \
+                u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(qh, bits), u, _mm512_set1_epi8(0x10)); \
+            }                                                                                  \
+            const float dw0 = d * (float)sc[2 * g], dw1 = d * (float)sc[2 * g + 1];            \
+            for (int j = 0; j < NT; j++) {                                                     \
+                const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g;                                \
+                const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1); \
+                QM_ACC_ROW(j, _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av),              \
+                           _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(dw0 * a->d)), \
+                                                               _mm256_castps_pd(_mm256_set1_ps(dw1 * a[1].d)), 1))); \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    for (int j = 0; j < NT; j++)                                                               \
+        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),                        \
+                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)))) + \
+                 QF(hsum)(off[j]);
 #else
-QM_FN void QF(tile_q4_K)(QM_ARGS) {
-    __m256 acc[2][QM_TILE];  // [block parity][activation row]
-    __m256 off[QM_TILE];
-    for (int j = 0; j < NT; j++) { acc[0][j] = acc[1][j] = off[j] = _mm256_setzero_ps(); }
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t sb = 0; sb < nb / 8; sb++) {
-        const uint8_t *blk = row + sb * 144;
-        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
-        uint8_t sc[8], mn[8];
-        scale_min_k4(blk + 4, sc, mn);
-        QM_K_MINS(mn, dmin, sb)
-        for (int g = 0; g < 4; g++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g));
-            const __m256i u[2] = {_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)};
-            for (int h = 0; h < 2; h++) {
-                const float dw = d * (float)sc[2 * g + h];
-                for (int j = 0; j < NT; j++) {
-                    const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g + h;
-                    acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u[h], QF(load_q)(a))),
-                                                _mm256_set1_ps(dw * a->d), acc[h][j]);
-                }
-            }
-        }
-    }
+#define QM_K4(BS, QS, HIGH)                                                                    \
+    __m256 acc[2][QM_TILE];  /* [block parity][activation row] */                              \
+    __m256 off[QM_TILE];                                                                       \
+    for (int j = 0; j < NT; j++) { acc[0][j] = acc[1][j] = off[j] = _mm256_setzero_ps(); }     \
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);                    \
+    for (int64_t sb = 0; sb < nb / 8; sb++) {                                                  \
+        const uint8_t *blk = row + sb * (BS);                                                  \
+        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                     \
+        uint8_t sc[8], mn[8];                                                                  \
+        scale_min_k4(blk + 4, sc, mn);                                                         \
+        QM_K_MINS(mn, dmin, sb)                                                                \
+        const __m256i qh = HIGH ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256(); \
+        for (int g = 0; g < 4; g++) {                                                          \
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (QS) + 32 * g));      \
+            __m256i u[2] = {_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)}; \
+            for (int h = 0; h < 2; h++) {                                                      \
+                if (HIGH) {                                                                    \
+                    const __m256i bit = _mm256_set1_epi8((char)((1 + h) << (2 * g)));          \
+                    u[h] = _mm256_or_si256(u[h], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), b4)); \
+                }                                                                              \
+                const float dw = d * (float)sc[2 * g + h];                                     \
+                for (int j = 0; j < NT; j++) {                                                 \
+                    const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g + h;                        \
+                    acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u[h], QF(load_q)(a))), \
+                                                _mm256_set1_ps(dw * a->d), acc[h][j]);         \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
     for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j])) + QF(hsum)(off[j]);
-}
 #endif
 
-QM_FN void QF(tile_q5_K)(QM_ARGS) {
-    QM_BEGIN
-    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
-    for (int64_t sb = 0; sb < nb / 8; sb++) {
-        const uint8_t *blk = row + sb * 176;
-        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
-        uint8_t sc[8], mn[8];
-        scale_min_k4(blk + 4, sc, mn);
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
-        for (int g = 0; g < 4; g++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * g));
-            const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * g))), bh = _mm256_set1_epi8((char)(2 << (2 * g)));
-            const __m256i hl = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4);
-            const __m256i hh = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), hl);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hh);
-            QM_UNSIGNED_BLOCK(lo, d * (float)sc[2 * g], -dmin * (float)mn[2 * g], sb * 8 + 2 * g)
-            QM_UNSIGNED_BLOCK(hi, d * (float)sc[2 * g + 1], -dmin * (float)mn[2 * g + 1], sb * 8 + 2 * g + 1)
-        }
-    }
-    QM_END
-}
+QM_FN void QF(tile_q4_K)(QM_ARGS) { QM_K4(144, 16, 0) }
+
+QM_FN void QF(tile_q5_K)(QM_ARGS) { QM_K4(176, 48, 1) }
 
 // Q6_K: super-blocks of 256 with an int8 scale per 16 elements. A 32-element block spans two scales:
 // lanes 0-3 of the int32 dot cover elements 0-15, lanes 4-7 elements 16-31. Weights u in 0..63,
@@ -472,9 +427,12 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QF
 #undef QM_PREFETCH_ROW
 #undef QM_FN
-#undef QM_SIGNED_BLOCK
+#undef QM_BLOCKS
+#undef QM_ACC_ROW
+#undef QM_K4
 #undef QM_UNSIGNED_BLOCK
 #undef QM_BEGIN
 #undef QM_END
+#undef QM_K_MINS
 #undef QM_ARGS
 #undef QM_DRIVE

@@ -37,6 +37,20 @@ QM_FN float QF(hsum)(__m256 v) {
 
 QM_FN __m256i QF(load_q)(const zk_q8a *a) { return _mm256_loadu_si256((const __m256i *)a->q); }
 
+#if QM_VNNI
+// Pairs of blocks in one 512-bit vector (AVX-512): lanes 0-7 the even block, 8-15 the odd one.
+QM_FN __m512i QF(load_q2)(const zk_q8a *a) {  // activation blocks a[0], a[1]
+    return _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
+}
+QM_FN __m512 QF(pair_ps)(float even, float odd) {  // [even x 8 | odd x 8]
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(even)),
+                                               _mm256_castps_pd(_mm256_set1_ps(odd)), 1));
+}
+QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane sum
+    return QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+#endif
+
 // 16 packed nibbles -> 32 bytes: low nibbles first (elements 0-15), then high nibbles (16-31).
 QM_FN __m256i QF(nibbles)(const uint8_t *p) {
     const __m128i b = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
@@ -94,11 +108,10 @@ QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
         QM_PAIR                                                                                \
         for (int j = 0; j < NT; j++) {                                                         \
             const zk_q8a *a = x + j * ldx + b;                                                 \
-            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1); \
+            const __m512i av = QF(load_q2)(a);                                                 \
             const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av), \
                                                  _mm512_dpbusd_epi32(_mm512_setzero_si512(), coff, av)); \
-            QM_ACC_ROW(j, dot, _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d0 * a->d)), \
-                                                       _mm256_castps_pd(_mm256_set1_ps(d1 * a[1].d)), 1))); \
+            QM_ACC_ROW(j, dot, QF(pair_ps)(d0 * a->d, d1 * a[1].d));                           \
         }                                                                                      \
     }                                                                                          \
     if (b < nb) { /* a last even block: lanes 0-7 only */                                      \
@@ -113,8 +126,7 @@ QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
         }                                                                                      \
     }                                                                                          \
     for (int j = 0; j < NT; j++)                                                               \
-        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),                        \
-                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1))));
+        out[j] = QF(hsum_pair)(acc[j]);
 #else
 #define QM_BLOCKS(BS, OFF, QM_PAIR, QM_ONE)                                                    \
     __m256 acc[2][QM_TILE];  /* [block parity][activation row] */                              \
@@ -217,6 +229,15 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
                                  off[j]);                                                      \
     }
 
+// Super-block sb of a Q4_K/Q5_K row (BS bytes): its blk, scale d, 6-bit scales sc and minimums mn,
+// and its minimum terms added to off.
+#define QM_K_SUPER(BS)                                                                         \
+    const uint8_t *blk = row + sb * (BS);                                                      \
+    const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                         \
+    uint8_t sc[8], mn[8];                                                                      \
+    scale_min_k4(blk + 4, sc, mn);                                                             \
+    QM_K_MINS(mn, dmin, sb)
+
 // Q4_K and Q5_K (BS-byte super-blocks, nibbles at QS, Q5_K's fifth bits in 32 bytes at 16): the
 // two blocks of a 32-byte group of nibbles (low: block 2g, high: 2g + 1) go to the even and the odd
 // accumulator (as the 32-element types; on AVX-512 one 512-bit vector), the minimum terms to
@@ -230,11 +251,7 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
     const long long sh = 0x0004000400040004LL;  /* upper half: high nibbles */                 \
     const __m512i shift = _mm512_set_epi64(sh, sh, sh, sh, 0, 0, 0, 0);                        \
     for (int64_t sb = 0; sb < nb / 8; sb++) {                                                  \
-        const uint8_t *blk = row + sb * (BS);                                                  \
-        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                     \
-        uint8_t sc[8], mn[8];                                                                  \
-        scale_min_k4(blk + 4, sc, mn);                                                         \
-        QM_K_MINS(mn, dmin, sb)                                                                \
+        QM_K_SUPER(BS)                                                                         \
         const __m512i qh = HIGH ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16))) \
                                 : _mm512_setzero_si512();                                      \
         for (int g = 0; g < 4; g++) {                                                          \
@@ -248,16 +265,14 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
             const float dw0 = d * (float)sc[2 * g], dw1 = d * (float)sc[2 * g + 1];            \
             for (int j = 0; j < NT; j++) {                                                     \
                 const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g;                                \
-                const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1); \
+                const __m512i av = QF(load_q2)(a);                                             \
                 QM_ACC_ROW(j, _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av),              \
-                           _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(dw0 * a->d)), \
-                                                               _mm256_castps_pd(_mm256_set1_ps(dw1 * a[1].d)), 1))); \
+                           QF(pair_ps)(dw0 * a->d, dw1 * a[1].d));                             \
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
     for (int j = 0; j < NT; j++)                                                               \
-        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),                        \
-                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)))) + \
+        out[j] = QF(hsum_pair)(acc[j]) +                                                       \
                  QF(hsum)(off[j]);
 #else
 #define QM_K4(BS, QS, HIGH)                                                                    \
@@ -266,11 +281,7 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
     for (int j = 0; j < NT; j++) { acc[0][j] = acc[1][j] = off[j] = _mm256_setzero_ps(); }     \
     const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);                    \
     for (int64_t sb = 0; sb < nb / 8; sb++) {                                                  \
-        const uint8_t *blk = row + sb * (BS);                                                  \
-        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                     \
-        uint8_t sc[8], mn[8];                                                                  \
-        scale_min_k4(blk + 4, sc, mn);                                                         \
-        QM_K_MINS(mn, dmin, sb)                                                                \
+        QM_K_SUPER(BS)                                                                         \
         const __m256i qh = HIGH ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256(); \
         for (int g = 0; g < 4; g++) {                                                          \
             const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (QS) + 32 * g));      \
@@ -327,18 +338,16 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             for (int p = 0; p < 2; p++)
                 for (int j = 0; j < NT; j++) {
                     const zk_q8a *a = x + j * ldx + sb * 8 + half * 4 + 2 * p;
-                    const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(QF(load_q)(a)), QF(load_q)(a + 1), 1);
+                    const __m512i av = QF(load_q2)(a);
                     const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[p], av),
                                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, av));
-                    const __m512 da = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a->d)),
-                                                                          _mm256_castps_pd(_mm256_set1_ps(a[1].d)), 1));
+                    const __m512 da = QF(pair_ps)(a->d, a[1].d);
                     acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[p], da), acc[j]);
                 }
         }
     }
     for (int j = 0; j < NT; j++)
-        out[j] = QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(acc[j]),
-                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1))));
+        out[j] = QF(hsum_pair)(acc[j]);
 }
 #else
 QM_FN void QF(tile_q6_K)(QM_ARGS) {
@@ -430,6 +439,7 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QM_BLOCKS
 #undef QM_ACC_ROW
 #undef QM_K4
+#undef QM_K_SUPER
 #undef QM_UNSIGNED_BLOCK
 #undef QM_BEGIN
 #undef QM_END

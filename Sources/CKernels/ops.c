@@ -62,11 +62,18 @@ void zk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) 
     }
 }
 
-void zk_rope(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, int64_t pos, float base, int neox) {
+void zk_rope_table(int64_t pos, float base, int64_t n_rot, float *cs) {
+    for (int64_t i = 0; i < n_rot / 2; i++) {
+        const float theta = (float)pos * powf(base, -2.0f * (float)i / (float)n_rot);
+        cs[2 * i] = cosf(theta);
+        cs[2 * i + 1] = sinf(theta);
+    }
+}
+
+void zk_rope_apply(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, const float *cs, int neox) {
     const int64_t half = n_rot / 2;
     for (int64_t i = 0; i < half; i++) {
-        const float theta = (float)pos * powf(base, -2.0f * (float)i / (float)n_rot);
-        const float c = cosf(theta), s = sinf(theta);
+        const float c = cs[2 * i], s = cs[2 * i + 1];
         const int64_t a = neox ? i : 2 * i;
         const int64_t b = neox ? i + half : 2 * i + 1;
         for (int64_t h = 0; h < n_heads; h++) {
@@ -76,6 +83,12 @@ void zk_rope(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, int6
             xh[b] = x0 * s + x1 * c;
         }
     }
+}
+
+void zk_rope(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, int64_t pos, float base, int neox) {
+    float cs[n_rot > 0 ? n_rot : 1];
+    zk_rope_table(pos, base, n_rot, cs);
+    zk_rope_apply(x, n_heads, head_stride, n_rot, cs, neox);
 }
 
 // y = g * sigmoid(2 z) * u with z = sqrt(2/pi) (g + 0.044715 g^3): the same as

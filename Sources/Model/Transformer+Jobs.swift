@@ -25,7 +25,8 @@ struct RMSNormRows: RangeJob {
 
 /// Per token: q/k head norms (Gemma 3), RoPE at the token's position, then k and v to rows of the cache's type.
 struct QKNormRope: RangeJob {
-    let c: ModelConfig, ropeBase: Float, pos: UnsafePointer<Int>
+    /// `rope`: each token's angles for this layer's base (`RopeTable`), c.nRot floats a token.
+    let c: ModelConfig, rope: UnsafePointer<Float>
     let q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafePointer<Float>
     let kh: UnsafeMutableRawPointer, vh: UnsafeMutableRawPointer
     let kvType: Int32, rowBytes: Int
@@ -33,19 +34,26 @@ struct QKNormRope: RangeJob {
     func run(_ range: Range<Int>, thread: Int) {
         let neox: Int32 = c.ropeNeox ? 1 : 0
         for t in range {
-            let p = Int64(pos[t])
-            let qt = q + t * c.qDim, kt = k + t * c.kvDim
+            let qt = q + t * c.qDim, kt = k + t * c.kvDim, cs = rope + t * c.nRot
             if let qNorm {
                 for hh in 0..<c.nHeads { zk_rmsnorm(qt + hh * c.headDim, qNorm, qt + hh * c.headDim, Int64(c.headDim), c.rmsEps) }
             }
             if let kNorm {
                 for hh in 0..<c.nKVHeads { zk_rmsnorm(kt + hh * c.headDim, kNorm, kt + hh * c.headDim, Int64(c.headDim), c.rmsEps) }
             }
-            zk_rope(qt, Int64(c.nHeads), Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
-            zk_rope(kt, Int64(c.nKVHeads), Int64(c.headDim), Int64(c.nRot), p, ropeBase, neox)
+            zk_rope_apply(qt, Int64(c.nHeads), Int64(c.headDim), Int64(c.nRot), cs, neox)
+            zk_rope_apply(kt, Int64(c.nKVHeads), Int64(c.headDim), Int64(c.nRot), cs, neox)
             zk_kv_store_row(kvType, kt, kh + t * rowBytes, Int64(c.nKVHeads), Int64(c.headDim))
             zk_kv_store_row(kvType, v + t * c.kvDim, vh + t * rowBytes, Int64(c.nKVHeads), Int64(c.headDim))
         }
+    }
+}
+
+/// Each token's RoPE angles for one base, once per step (every layer with that base reads them).
+struct RopeTable: RangeJob {
+    let pos: UnsafePointer<Int>, base: Float, nRot: Int, cs: UnsafeMutablePointer<Float>
+    func run(_ range: Range<Int>, thread: Int) {
+        for t in range { zk_rope_table(Int64(pos[t]), base, Int64(nRot), cs + t * nRot) }
     }
 }
 

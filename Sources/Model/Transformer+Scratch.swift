@@ -29,6 +29,7 @@ extension Transformer {
         var unitCost = GrowingBuffer<Int>()                     // prefix sums of the units' key counts
         var splits = GrowingBuffer<SplitQuery>()                // queries whose chunks are spread
         var splitParts = GrowingBuffer<Float>()                 // their chunk partials
+        var rope = GrowingBuffer<Float>()                       // [RoPE base][T][nRot] angles
 
         mutating func ensure(config c: ModelConfig, tokens: Int, outRows: Int, threads: Int, blockTokens: Int) {
             if tokens > capTokens {
@@ -76,7 +77,7 @@ extension Transformer {
             for p in parts { p.deallocate() }
             for p in segs { p.deallocate() }
             scores = []; parts = []; segs = []; capThreads = 0; capKeys = 0
-            units.deallocate(); unitCost.deallocate(); splits.deallocate(); splitParts.deallocate()
+            units.deallocate(); unitCost.deallocate(); splits.deallocate(); splitParts.deallocate(); rope.deallocate()
         }
 
         mutating func freeTokenBuffers() {

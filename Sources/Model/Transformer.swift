@@ -48,6 +48,10 @@ public final class Transformer: @unchecked Sendable {
     var groups: [(rows: Range<Int>, route: MatmulRoute)] = []
     /// The same for the output rows (logits).
     var outGroups: [(rows: Range<Int>, route: MatmulRoute)] = []
+    /// The layers' distinct RoPE bases (Gemma 3: local and global), and each layer's index into them:
+    /// a step computes every token's angles once per base, not once per layer.
+    let ropeBases: [Float]
+    let ropeIndex: [Int]
 
     /// Long items alone (`.auto`: sgemm or int8 kernels, see Matmul); runs of short items together on
     /// the row kernels.
@@ -86,6 +90,10 @@ public final class Transformer: @unchecked Sendable {
         self.weights = weights
         self.pool = pool
         self.matmul = Matmul(pool: pool)
+        var bases: [Float] = []
+        for l in config.layers where !bases.contains(l.ropeBase) { bases.append(l.ropeBase) }
+        ropeBases = bases
+        ropeIndex = config.layers.map { l in bases.firstIndex(of: l.ropeBase)! }
     }
 
     deinit { s.freeAll() }
@@ -134,8 +142,12 @@ public final class Transformer: @unchecked Sendable {
         }
         Self.matmulGroups(items.lazy.map(\.tokens.count), blasMinRows: matmul.blasMinRows, into: &groups)
         let t0 = phases == nil ? 0 : monotonicSeconds(), a0 = phases?.attention ?? 0
+        let rope = s.rope.reserve(ropeBases.count * nt * c.nRot)
+        for (b, base) in ropeBases.enumerated() {
+            pool.parallelFor(nt, RopeTable(pos: s.pos, base: base, nRot: c.nRot, cs: rope + b * nt * c.nRot))
+        }
         embed(nt)
-        for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache) }
+        for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache, rope: rope + ropeIndex[l] * nt * c.nRot) }
         for it in items { it.seq.length += it.tokens.count }
         guard phases != nil else { return output(items: items, nOut: nOut) }
         let t1 = monotonicSeconds()
@@ -159,7 +171,8 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    private func layer(_ l: Int, items: [BatchItem], nt: Int, cache: KVCache) {
+    /// `rope`: this step's angles for the layer's RoPE base.
+    private func layer(_ l: Int, items: [BatchItem], nt: Int, cache: KVCache, rope: UnsafePointer<Float>) {
         let c = config, w = weights.layers[l], spec = c.layers[l]
         let x = s.x!, h = s.h!, q = s.q!, k = s.k!, v = s.v!
         rmsnormRows(x, w.attnNorm, h, rows: nt, width: c.dim)
@@ -171,7 +184,7 @@ public final class Transformer: @unchecked Sendable {
         let qn = w.qNorm ?? [], kn = w.kNorm ?? []
         qn.withUnsafeBufferPointer { qnp in
             kn.withUnsafeBufferPointer { knp in
-                pool.parallelFor(nt, QKNormRope(c: c, ropeBase: spec.ropeBase, pos: s.pos, q: q, k: k, v: v, kh: s.kh, vh: s.vh,
+                pool.parallelFor(nt, QKNormRope(c: c, rope: rope, q: q, k: k, v: v, kh: s.kh, vh: s.vh,
                                                 kvType: cache.type.kernelType, rowBytes: cache.rowBytes,
                                                 qNorm: c.qkNorm ? qnp.baseAddress : nil, kNorm: c.qkNorm ? knp.baseAddress : nil))
             }

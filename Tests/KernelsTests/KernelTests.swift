@@ -242,6 +242,11 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
         zk_rope(&three, 3, 300, 256, 37, 10000, neox)
         for h in 0..<3 { singles.withUnsafeMutableBufferPointer { zk_rope($0.baseAddress! + h * 300, 1, 300, 256, 37, 10000, neox) } }
         #expect(three == singles)
+        // The per-step table (angles once per base, every layer applies them) gives the same bits.
+        var table = [Float](repeating: 0, count: 256), applied = x
+        zk_rope_table(37, 10000, 256, &table)
+        zk_rope_apply(&applied, 1, 256, 256, table, neox)
+        #expect(applied == r)
         for i in 0..<128 {
             let theta = 37 * pow(10000.0, -2 * Double(i) / 256)
             let (a, b) = neox == 1 ? (i, i + 128) : (2 * i, 2 * i + 1)

@@ -97,6 +97,10 @@ void zk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps);
 /// Rotary embedding in place of `n_heads` heads `head_stride` floats apart, all at position `pos`
 /// (each angle computed once for every head). neox: pairs (i, i+d/2); otherwise adjacent (2i, 2i+1).
 void zk_rope(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, int64_t pos, float base, int neox);
+/// The same in two steps, so a position's angles serve every layer with that base: cs[2i], cs[2i+1] =
+/// cos, sin of pos * base^(-2i / n_rot) for i < n_rot / 2 (n_rot floats), then the rotation.
+void zk_rope_table(int64_t pos, float base, int64_t n_rot, float *cs);
+void zk_rope_apply(float *x, int64_t n_heads, int64_t head_stride, int64_t n_rot, const float *cs, int neox);
 
 /// y = gelu_tanh(g) * u, elementwise.
 void zk_gelu_mul(const float *g, const float *u, float *y, int64_t n);

@@ -210,9 +210,7 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
     QM_BEGIN
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + b * 24;
-        uint32_t qh; memcpy(&qh, blk + 4, 4);
-        const __m256i hi = _mm256_and_si256(QF(bits_to_bytes)(qh), _mm256_set1_epi8(0x10));
-        const __m256i u = _mm256_or_si256(QF(nibbles)(blk + 8), hi);
+        const __m256i u = _mm256_or_si256(QF(nibbles)(blk + 8), QF(high_bits)(blk + 4));
         const float dw = half_to_float(blk), mw = half_to_float(blk + 2);
         QM_UNSIGNED_BLOCK(u, dw, mw, b)
     }

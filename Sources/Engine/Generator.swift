@@ -3,9 +3,6 @@
 import Kernels
 import Model
 import Tokenizer
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum FinishReason: String, Sendable { case stop, length }
 

@@ -32,6 +32,8 @@ public final class Scheduler: @unchecked Sendable {
         var promptScores: [SampledToken] = []
         /// Members of this sequence's group still waiting for its prompt (forked when it is done).
         var followers: [Sequence] = []
+        /// Prompt tokens taken from the prefix cache (the group's leader's, for every member).
+        var cachedTokens = 0
         init(id: Int, request: GenerationRequest, sink: @escaping GenerationSink, now: Double) {
             self.id = id; self.request = request; self.sink = sink; submitted = now
             sampler = Sampler(params: request.params, prompt: request.prompt)
@@ -60,7 +62,10 @@ public final class Scheduler: @unchecked Sendable {
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
-        cache = model.makeCache(budgetBytes: config.kvBudgetBytes, type: config.kvCacheType)
+        precondition(config.chunkTokens % config.kvBlockTokens == 0,
+                     "prompt chunks end on KV block boundaries (a cached prefix then continues exactly as a cold run)")
+        cache = model.makeCache(budgetBytes: config.kvBudgetBytes, blockTokens: config.kvBlockTokens,
+                                type: config.kvCacheType, prefixCaching: config.prefixCaching)
         pthread_mutex_init(&m, nil)
         pthread_cond_init(&cv, nil)
         let box = Unmanaged.passRetained(self)
@@ -91,7 +96,7 @@ public final class Scheduler: @unchecked Sendable {
             guard request.prompt.count + request.maxTokens <= ctx else {
                 throw .exceedsContext(promptTokens: request.prompt.count, maxTokens: request.maxTokens, context: ctx)
             }
-            need += cache.bytesAllocated(tokens: request.prompt.count + request.maxTokens)
+            need += cache.bytesReserved(tokens: request.prompt.count + request.maxTokens, step: config.chunkTokens)
         }
         guard need <= config.kvBudgetBytes else { throw .exceedsKVBudget(needed: need, budget: config.kvBudgetBytes) }
         pthread_mutex_lock(&m)
@@ -174,10 +179,13 @@ public final class Scheduler: @unchecked Sendable {
             let members = [s] + s.followers
             // A group larger than maxRunning still runs, alone.
             guard running.isEmpty || running.count + members.count <= config.maxRunning else { break }
+            // The leader takes the longest cached prefix of the prompt; the other members fork from it
+            // when its prompt is done. Prompt scoring needs every position's logits: no hit, not cached.
             var kvs: [SequenceKV] = []
-            for mbr in members {
-                let kv = cache.newSequence()
-                guard cache.reserve(kv, length: mbr.request.prompt.count + mbr.request.maxTokens) else {
+            for (i, mbr) in members.enumerated() {
+                let kv = cache.newSequence(salt: mbr.request.cacheSalt, cacheable: mbr.request.promptLogprobs == nil)
+                guard cache.admit(kv, prompt: i == 0 ? mbr.request.prompt : [],
+                                  maxLength: mbr.request.prompt.count + mbr.request.maxTokens, step: config.chunkTokens) else {
                     cache.release(kv)
                     break
                 }
@@ -188,6 +196,8 @@ public final class Scheduler: @unchecked Sendable {
                 break   // head-of-line waits for memory (FIFO keeps it fair)
             }
             for (mbr, kv) in zip(members, kvs) { mbr.kv = kv }
+            s.prefilled = s.kv!.length
+            s.cachedTokens = s.prefilled
             waiting.removeFirst()
             running.append(s)
         }
@@ -253,9 +263,10 @@ public final class Scheduler: @unchecked Sendable {
             // The prompt is done: the group's other members take a copy of its KV and these logits.
             let members = [s] + s.followers
             for f in s.followers {
-                cache.copy(from: s.kv!, to: f.kv!)
+                cache.fork(from: s.kv!, to: f.kv!)
                 f.prefilled = f.request.prompt.count
                 f.promptScores = s.promptScores
+                f.cachedTokens = s.cachedTokens
             }
             s.followers = []
             for mbr in members where !startGenerating(mbr, r, now: now) {
@@ -280,7 +291,7 @@ public final class Scheduler: @unchecked Sendable {
     private func startGenerating(_ s: Sequence, _ row: UnsafeBufferPointer<Float>, now: Double) -> Bool {
         if s.request.promptLogprobs != nil, !s.sink(.promptLogprobs(s.promptScores)) { release(s); return true }
         if s.request.maxTokens == 0 {
-            _ = s.sink(.finished(.length, promptTokens: s.request.prompt.count, completionTokens: 0))
+            _ = s.sink(.finished(.length, promptTokens: s.request.prompt.count, completionTokens: 0, cachedTokens: s.cachedTokens))
             stats.requestsFinished += 1
             release(s)
             return true
@@ -311,7 +322,8 @@ public final class Scheduler: @unchecked Sendable {
 
     private func finish(_ s: Sequence, _ reason: FinishReason, last: (SampledToken, String)) -> Bool {
         if s.sink(.token(last.0, text: last.1)) {
-            _ = s.sink(.finished(reason, promptTokens: s.request.prompt.count, completionTokens: s.generated))
+            _ = s.sink(.finished(reason, promptTokens: s.request.prompt.count, completionTokens: s.generated,
+                                 cachedTokens: s.cachedTokens))
         }
         stats.requestsFinished += 1
         release(s)
@@ -336,6 +348,11 @@ public final class Scheduler: @unchecked Sendable {
         stats.waiting = waiting.count
         stats.kvInUse = cache.bytesInUse
         stats.kvAllocated = cache.allocatedBytes
+        stats.kvCached = cache.cachedBytes
+        stats.prefix = cache.prefixStats
+        stats.kvBlockTokens = cache.blockTokens
+        stats.kvCacheType = cache.type.rawValue
+        stats.prefixCaching = cache.prefixCaching
         stats.kvBudget = config.kvBudgetBytes
         pthread_mutex_lock(&m)
         statsShared = stats

@@ -20,6 +20,10 @@ public struct SchedulerConfig: Sendable {
     public var kvBudgetBytes = 4 << 30
     /// How the KV cache stores keys and values.
     public var kvCacheType = KVCacheType.f16
+    /// Positions per KV block: the prefix cache's granularity (`chunkTokens` must be a multiple).
+    public var kvBlockTokens = 64
+    /// Whether finished and dropped blocks are kept for later requests with the same prefix.
+    public var prefixCaching = true
     public init() {}
 }
 
@@ -33,17 +37,21 @@ public struct GenerationRequest: Sendable {
     /// top alternatives (0-5), delivered as one `.promptLogprobs` event before any token. nil: no.
     /// `maxTokens` may then be 0 (score only).
     public var promptLogprobs: Int?
+    /// Requests share cached prefixes only with requests of the same salt (vLLM's `cache_salt`).
+    public var cacheSalt: String?
     public init(prompt: [Int32], maxTokens: Int, params: SamplingParams, stop: [String] = [], ignoreEOS: Bool = false,
-                promptLogprobs: Int? = nil) {
+                promptLogprobs: Int? = nil, cacheSalt: String? = nil) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.params = params; self.stop = stop; self.ignoreEOS = ignoreEOS
         self.promptLogprobs = promptLogprobs
+        self.cacheSalt = cacheSalt
     }
 }
 
 public enum GenerationEvent: Sendable {
     /// A sampled token and the text that became safe to send (complete UTF-8, no stop-string prefix).
     case token(SampledToken, text: String)
-    case finished(FinishReason, promptTokens: Int, completionTokens: Int)
+    /// `cachedTokens`: prompt tokens taken from the prefix cache instead of computed.
+    case finished(FinishReason, promptTokens: Int, completionTokens: Int, cachedTokens: Int)
     case failed(String)
     /// A prompt chunk was processed (no token yet): `done` of `total` prompt tokens.
     case prefilling(done: Int, total: Int)
@@ -80,6 +88,13 @@ public struct SchedulerStats: Sendable {
     public var promptTokens = 0, generatedTokens = 0, requestsFinished = 0
     public var kvInUse = KVBytes(sliding: 0, global: 0)
     public var kvAllocated = 0, kvBudget = 0
+    /// Bytes of blocks kept only for reuse (evictable), and the prefix cache's counters.
+    public var kvCached = 0
+    /// Bytes of blocks held by live sequences.
+    public var kvLive: Int { kvAllocated - kvCached }
+    public var prefix = PrefixCacheStats()
+    /// The cache's configuration (for /metrics).
+    public var kvBlockTokens = 0, kvCacheType = "", prefixCaching = false
     public var timeToFirstToken = Histogram(bounds: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
     public var interTokenLatency = Histogram(bounds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
     public var batchSize = Histogram(bounds: [1, 2, 4, 8, 16, 32, 64, 128])

@@ -67,14 +67,42 @@ public final class Transformer: @unchecked Sendable {
         out.removeAll(keepingCapacity: true)
         var t = 0
         for n in counts where n > 0 {
-            if n >= blasMinRows {
-                out.append((t..<t + n, .auto))
-            } else if let last = out.last, last.route == .rows, last.rows.upperBound == t {
-                out[out.count - 1] = (last.rows.lowerBound..<t + n, .rows)
+            add(&out, t..<t + n, long: n >= blasMinRows)
+            t += n
+        }
+    }
+
+    /// The step's groups when every item is `(first position, rows)`: a long item is cut at positions
+    /// that are multiples of `align` (the KV block size) and each piece is one call, alone when it is
+    /// long itself. A position's results then depend only on the piece it is in, which is the same
+    /// whatever the chunk it came in started from: a sequence continued from a cached prefix (a multiple
+    /// of `align`) computes what a cold run computes, bit for bit.
+    static func matmulGroups(_ spans: some Sequence<(start: Int, count: Int)>, blasMinRows: Int, align: Int,
+                             into out: inout [(rows: Range<Int>, route: MatmulRoute)]) {
+        out.removeAll(keepingCapacity: true)
+        var t = 0
+        for (p0, n) in spans where n > 0 {
+            if n < blasMinRows {
+                add(&out, t..<t + n, long: false)
             } else {
-                out.append((t..<t + n, .rows))
+                var p = p0
+                while p < p0 + n {
+                    let e = min(p0 + n, (p / align + 1) * align)
+                    add(&out, t + (p - p0) ..< t + (e - p0), long: e - p >= blasMinRows)
+                    p = e
+                }
             }
             t += n
+        }
+    }
+
+    private static func add(_ out: inout [(rows: Range<Int>, route: MatmulRoute)], _ r: Range<Int>, long: Bool) {
+        if long {
+            out.append((r, .auto))
+        } else if let last = out.last, last.route == .rows, last.rows.upperBound == r.lowerBound {
+            out[out.count - 1] = (last.rows.lowerBound..<r.upperBound, .rows)
+        } else {
+            out.append((r, .rows))
         }
     }
 
@@ -108,9 +136,10 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// A KV cache shaped for this model (check `type.unsupportedReason(headDim:)` first for q8_0).
-    public func makeCache(budgetBytes: Int = Int.max, blockTokens: Int = 256, type: KVCacheType = .f16) -> KVCache {
+    public func makeCache(budgetBytes: Int = Int.max, blockTokens: Int = 64, type: KVCacheType = .f16,
+                          prefixCaching: Bool = false) -> KVCache {
         KVCache(layers: config.layers, kvHeads: config.nKVHeads, headDim: config.headDim, type: type,
-                blockTokens: blockTokens, budgetBytes: budgetBytes)
+                blockTokens: blockTokens, budgetBytes: budgetBytes, prefixCaching: prefixCaching)
     }
 
     /// Runs one step. Appends every item's tokens to its sequence's cache and returns the wanted logits.
@@ -140,7 +169,8 @@ public final class Transformer: @unchecked Sendable {
                 t += 1
             }
         }
-        Self.matmulGroups(items.lazy.map(\.tokens.count), blasMinRows: matmul.blasMinRows, into: &groups)
+        Self.matmulGroups(items.lazy.map { (start: $0.seq.length, count: $0.tokens.count) }, blasMinRows: matmul.blasMinRows,
+                          align: cache.blockTokens, into: &groups)
         let t0 = phases == nil ? 0 : monotonicSeconds(), a0 = phases?.attention ?? 0
         let rope = s.rope.reserve(ropeBases.count * nt * c.nRot)
         for (b, base) in ropeBases.enumerated() {
@@ -148,7 +178,7 @@ public final class Transformer: @unchecked Sendable {
         }
         embed(nt)
         for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache, rope: rope + ropeIndex[l] * nt * c.nRot) }
-        for it in items { it.seq.length += it.tokens.count }
+        for it in items { cache.append(it.seq, it.tokens) }
         guard phases != nil else { return output(items: items, nOut: nOut) }
         let t1 = monotonicSeconds()
         let logits = output(items: items, nOut: nOut)
@@ -199,11 +229,11 @@ public final class Transformer: @unchecked Sendable {
             if spec.kind.window == nil { phases!.globalAttention += dt } else { phases!.slidingAttention += dt }
         }
 
-        // Store this step's keys/values (a sliding layer keeps only the last W of them).
+        // Store this step's keys/values (every row: a sliding layer's blocks out of the window are dropped
+        // after the step, and kept for reuse while the prefix cache holds them).
         for (i, it) in items.enumerated() {
             let n = it.tokens.count, p0 = it.seq.length
-            let first = spec.kind.window.map { max(0, n - $0) } ?? 0
-            for j in first..<n {
+            for j in 0..<n {
                 let dst = cache.rows(it.seq, layer: l, pos: p0 + j)
                 let src = s.itemStart[i] + j
                 dst.k.copyMemory(from: s.kh + src * cache.rowBytes, byteCount: cache.rowBytes)

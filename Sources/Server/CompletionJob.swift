@@ -13,6 +13,7 @@ final class CompletionJob: @unchecked Sendable {
         var finish: FinishReason?
         var completionTokens = 0
         var promptTokens = 0
+        var cachedTokens = 0
         var echo = ""
         /// echo with logprobs: the prompt's ids and the scores of ids 1... (set before the first token).
         var promptIDs: [Int32] = []
@@ -99,7 +100,7 @@ final class CompletionJob: @unchecked Sendable {
                 let k = i * body.n + j
                 let r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
                                           stop: body.stop, ignoreEOS: body.ignoreEOS,
-                                          promptLogprobs: scoresPrompt ? body.logprobs : nil)
+                                          promptLogprobs: scoresPrompt ? body.logprobs : nil, cacheSalt: body.cacheSalt)
                 // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
                 return (r, { ev in self.handle(k, ev) })
             }
@@ -155,10 +156,11 @@ final class CompletionJob: @unchecked Sendable {
                 return sendDelta(k, text: text, token: t)
             }
             return true
-        case let .finished(reason, _, completion):
+        case let .finished(reason, _, completion, cached):
             let last: Bool = lock.withLock {
                 choices[k].finish = reason
                 choices[k].completionTokens = completion
+                choices[k].cachedTokens = cached
                 remaining -= 1
                 return remaining == 0
             }
@@ -211,13 +213,16 @@ final class CompletionJob: @unchecked Sendable {
         return ["tokens": strs, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offs]
     }
 
-    private func usage() -> [String: Int] {
+    /// OpenAI's usage object; `prompt_tokens_details.cached_tokens`: prompt tokens taken from the prefix
+    /// cache instead of computed.
+    private func usage() -> [String: Any] {
         lock.withLock {
             // Prompt tokens count once per prompt, not once per n.
-            var p = 0
-            for (i, c) in choices.enumerated() where i % body.n == 0 { p += c.promptTokens }
+            var p = 0, cached = 0
+            for (i, c) in choices.enumerated() where i % body.n == 0 { p += c.promptTokens; cached += c.cachedTokens }
             let c = choices.reduce(0) { $0 + $1.completionTokens }
-            return ["prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c]
+            return ["prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+                    "prompt_tokens_details": ["cached_tokens": cached]]
         }
     }
 
@@ -237,11 +242,11 @@ final class CompletionJob: @unchecked Sendable {
                                 "choices": arr, "usage": u]
         writer.respond(.json(200, encode(o)))
         let ttft = lock.withLock { firstTokenAt.map { $0 - started } }
-        server.logRequest(request, status: 200, started: started, id: String(id), promptTokens: u["prompt_tokens"],
-                          completionTokens: u["completion_tokens"], ttft: ttft)
+        server.logRequest(request, status: 200, started: started, id: String(id), promptTokens: u["prompt_tokens"] as? Int,
+                          completionTokens: u["completion_tokens"] as? Int, ttft: ttft)
     }
 
-    private func chunk(_ choices: [Any], usage: [String: Int]? = nil) -> String {
+    private func chunk(_ choices: [Any], usage: [String: Any]? = nil) -> String {
         var o: [String: Any] = ["id": String(id), "object": "text_completion", "created": created, "model": server.config.modelName, "choices": choices]
         if let u = usage { o["usage"] = u }
         return encode(o)
@@ -280,7 +285,7 @@ final class CompletionJob: @unchecked Sendable {
         writer.sendEvent("[DONE]")
         writer.finish()
         let ttft = lock.withLock { firstTokenAt.map { $0 - started } }
-        server.logRequest(request, status: 200, started: started, id: String(id), promptTokens: u["prompt_tokens"],
-                          completionTokens: u["completion_tokens"], ttft: ttft)
+        server.logRequest(request, status: 200, started: started, id: String(id), promptTokens: u["prompt_tokens"] as? Int,
+                          completionTokens: u["completion_tokens"] as? Int, ttft: ttft)
     }
 }

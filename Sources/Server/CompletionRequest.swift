@@ -22,6 +22,8 @@ public struct CompletionRequest: Sendable {
     public var logitBias: [Int32: Float] = [:]
     public var seed: UInt64?
     public var user: String?
+    /// Prefix-cache isolation: requests share cached prompt prefixes only with requests of the same salt.
+    public var cacheSalt: String?
     public var topK = 0
     public var minP: Double = 0
     public var repetitionPenalty: Double = 1
@@ -102,6 +104,8 @@ public struct CompletionRequest: Sendable {
         }
         if let v = try r.int("seed") { seed = UInt64(bitPattern: Int64(v)) }
         user = try r.string("user")
+        cacheSalt = try r.string("cache_salt")
+        if let c = cacheSalt, c.isEmpty || c.utf8.count > 256 { throw .invalid("cache_salt", "'cache_salt' must be a non-empty string of at most 256 bytes") }
         if let v = try r.int("top_k") {
             guard v >= -1 else { throw .invalid("top_k", "'top_k' must be >= 0 (0 or -1 disables)") }
             topK = max(0, v)

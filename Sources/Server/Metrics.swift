@@ -26,6 +26,20 @@ enum Metrics {
                [("{kind=\"sliding\"}", Double(s.kvInUse.sliding)), ("{kind=\"global\"}", Double(s.kvInUse.global))])
         metric("zebra_kv_cache_allocated_bytes", "gauge", "KV cache bytes allocated (whole rings and blocks).", [("", Double(s.kvAllocated))])
         metric("zebra_kv_cache_capacity_bytes", "gauge", "KV cache budget.", [("", Double(s.kvBudget))])
+        metric("zebra_kv_cache_cached_bytes", "gauge", "KV blocks kept only for reuse by later prompts (evicted when live sequences need the room).",
+               [("", Double(s.kvCached))])
+        metric("zebra_prefix_cache_queries_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.", [("", Double(s.prefix.queryTokens))])
+        metric("zebra_prefix_cache_hits_tokens_total", "counter", "Prompt tokens found in the prefix cache (not computed).", [("", Double(s.prefix.hitTokens))])
+        metric("zebra_prefix_cache_evictions_total", "counter", "Cached KV blocks evicted.", [("", Double(s.prefix.evictions))])
+        // The names the Gateway API Inference Extension's endpoint picker reads (vLLM's).
+        metric("vllm:num_requests_running", "gauge", "Requests in the running batch.", [("", Double(s.running))])
+        metric("vllm:num_requests_waiting", "gauge", "Requests waiting for admission.", [("", Double(s.waiting))])
+        metric("vllm:kv_cache_usage_perc", "gauge", "Fraction of the KV budget held by live requests (0..1; cached blocks are free to evict).",
+               [("", s.kvBudget > 0 ? Double(s.kvAllocated - s.kvCached) / Double(s.kvBudget) : 0)])
+        metric("vllm:prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", [("", Double(s.prefix.queryTokens))])
+        metric("vllm:prefix_cache_hits_total", "counter", "Prompt tokens found in the prefix cache.", [("", Double(s.prefix.hitTokens))])
+        metric("vllm:cache_config_info", "gauge", "KV cache configuration.",
+               [("{block_size=\"\(s.kvBlockTokens)\",cache_dtype=\"\(s.kvCacheType)\",enable_prefix_caching=\"\(s.prefixCaching)\"}", 1)])
         metric("zebra_http_requests_total", "counter", "HTTP responses by status code.",
                http.snapshot().sorted { $0.key < $1.key }.map { ("{status=\"\($0.key)\"}", Double($0.value)) })
         return out

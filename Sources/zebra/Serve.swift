@@ -19,6 +19,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("model-name"), help: "Model id served in the API, $ZEBRA_MODEL_NAME (default: the GGUF file name without .gguf).") var modelName: String?
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1/* and /tokenize, /detokenize, $ZEBRA_API_KEY (default: none).") var apiKey: String?
     @Option(name: .customLong("kv-budget"), help: "KV cache bytes for all sequences, e.g. 2G or 512M, $ZEBRA_KV_BUDGET (default: half of available memory).") var kvBudget: String?
+    @Option(name: .customLong("prefix-cache"), help: "'on' keeps finished requests' KV blocks to reuse for later prompts with the same prefix, 'off' frees them, $ZEBRA_PREFIX_CACHE (default: on).") var prefixCache: String?
     @Option(name: .customLong("max-queue"), help: "Requests waiting for admission before 429, $ZEBRA_MAX_QUEUE (default: 256).") var maxQueue: Int?
     @Option(name: .customLong("max-running"), help: "Sequences decoding at once, $ZEBRA_MAX_RUNNING (default: 64).") var maxRunning: Int?
     @Option(name: .customLong("max-batch-tokens"), help: "Tokens per forward step, $ZEBRA_MAX_BATCH_TOKENS (default: 512).") var maxBatchTokens: Int?
@@ -106,12 +107,18 @@ struct Serve: ParsableCommand {
         } else {
             sc.kvBudgetBytes = max(256 << 20, Self.availableMemory() / 2)
         }
+        switch prefixCache ?? env("PREFIX_CACHE") ?? "on" {
+        case "on": sc.prefixCaching = true
+        case "off": sc.prefixCaching = false
+        case let v: fail("error: --prefix-cache '\(v)' must be 'on' or 'off'")
+        }
         let scheduler = Scheduler(model: m.model, tokenizer: m.tokenizer, config: sc)
         api.setModel(LoadedModel(scheduler: scheduler, tokenizer: m.tokenizer))
         let c = m.model.config
         logger.info("model loaded", metadata: [
             "model": "\(name)", "path": "\(path)", "layers": "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global",
-            "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "kv_cache": "\(sc.kvCacheType.rawValue)", "threads": "\(m.model.pool.threadCount)",
+            "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "kv_cache": "\(sc.kvCacheType.rawValue)",
+            "prefix_cache": "\(sc.prefixCaching ? "on" : "off") (blocks of \(sc.kvBlockTokens) tokens)", "threads": "\(m.model.pool.threadCount)",
             "kernels": "\(kernelPath)", "blas_core": "\(BLASCore.name)"])
         http.wait()
         scheduler.stop()

@@ -24,7 +24,7 @@ final class Collector: @unchecked Sendable {
                 self.tokens[key, default: []].append(t.token)
                 self.texts[key, default: ""] += text
                 if self.tokens[key]!.count >= stopAfter { self.done.signal(); return false }
-            case let .finished(r, _, _): self.finished[key] = r; self.done.signal()
+            case let .finished(r, _, _, _): self.finished[key] = r; self.done.signal()
             case .failed: self.done.signal()
             case .prefilling: break
             case let .promptLogprobs(sc):
@@ -44,6 +44,7 @@ func makeScheduler(_ configure: (inout SchedulerConfig) -> Void = { _ in }) thro
     model.matmul.blasMinRows = 8
     var c = SchedulerConfig()
     c.chunkTokens = 16
+    c.kvBlockTokens = 8
     c.maxBatchTokens = 40
     configure(&c)
     return Scheduler(model: model, tokenizer: try Tokenizer(file: model.weights.file), config: c)
@@ -67,8 +68,8 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
     #expect(alone.result(0).0.count == 24)
     #expect(crowd.result(0).0 == alone.result(0).0)
     var waited = 0
-    while s.snapshot.kvAllocated != 0 && waited < 200 { usleep(5000); waited += 1 }
-    #expect(s.snapshot.kvAllocated == 0)
+    while s.snapshot.kvLive != 0 && waited < 200 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvLive == 0)
 }
 
 @Test func cancellationFreesKV() throws {
@@ -77,15 +78,15 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
     try s.submit(GenerationRequest(prompt: prompt(1, length: 20), maxTokens: 200, params: .greedy, ignoreEOS: true), sink: c.sink(0, stopAfter: 3))
     c.done.wait()
     var waited = 0
-    while s.snapshot.kvAllocated != 0 && waited < 200 { usleep(5000); waited += 1 }
-    #expect(s.snapshot.kvAllocated == 0 && s.snapshot.running == 0)
+    while s.snapshot.kvLive != 0 && waited < 200 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvLive == 0 && s.snapshot.running == 0)
     #expect(c.result(0).0.count == 3)
 }
 
 @Test func admissionWaitsForKVMemory() throws {
     // Budget for about two sequences of 40 positions: the others wait, then all finish.
     let probe = try makeScheduler()
-    let per = probe.cache.bytesAllocated(tokens: 40)
+    let per = probe.cache.bytesReserved(tokens: 40, step: probe.config.chunkTokens)
     probe.stop()
     let s = try makeScheduler { $0.kvBudgetBytes = per * 2 + per / 2 }
     defer { s.stop() }
@@ -141,9 +142,12 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
 }
 
 /// n > 1: a group runs its prompt once (prompt tokens counted once), and each member's output equals
-/// the same request run alone, for a prompt longer than one chunk and the sliding window.
-@Test func groupSharesOnePromptPassAndMatchesSeparateRuns() throws {
-    let s = try makeScheduler(); defer { s.stop() }
+/// the same request run alone, for a prompt longer than one chunk and the sliding window. With the
+/// prefix cache on, the group's prompt continues from the 32 tokens the lone runs left cached, and the
+/// outputs are still the same.
+@Test(arguments: [false, true])
+func groupSharesOnePromptPassAndMatchesSeparateRuns(prefixCaching: Bool) throws {
+    let s = try makeScheduler { $0.prefixCaching = prefixCaching }; defer { s.stop() }
     let p = prompt(3, length: 37)
     let params = (0..<3).map { SamplingParams(temperature: 0.8, seed: UInt64(100 + $0)) } + [SamplingParams.greedy]
     let requests = params.map { GenerationRequest(prompt: p, maxTokens: 12, params: $0, ignoreEOS: true) }
@@ -161,10 +165,10 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
         #expect(group.result(i).0.count == 12)
         #expect(group.result(i).0 == alone.result(i).0, "member \(i)")
     }
-    #expect(s.snapshot.promptTokens - before == p.count)
+    #expect(s.snapshot.promptTokens - before == (prefixCaching ? p.count - 32 : p.count))
     var waited = 0
-    while s.snapshot.kvAllocated != 0 && waited < 200 { usleep(5000); waited += 1 }
-    #expect(s.snapshot.kvAllocated == 0)
+    while s.snapshot.kvLive != 0 && waited < 200 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvLive == 0)
 }
 
 /// Cancelling a group before its prompt is done frees every member's KV.
@@ -175,8 +179,8 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
     let ids = try s.submit(group: (0..<4).map { (r, c.sink($0)) })
     for id in ids { s.cancel(id) }
     var waited = 0
-    while (s.snapshot.kvAllocated != 0 || s.snapshot.running != 0) && waited < 400 { usleep(5000); waited += 1 }
-    #expect(s.snapshot.kvAllocated == 0)
+    while (s.snapshot.kvLive != 0 || s.snapshot.running != 0) && waited < 400 { usleep(5000); waited += 1 }
+    #expect(s.snapshot.kvLive == 0)
     #expect(s.snapshot.running == 0)
 }
 

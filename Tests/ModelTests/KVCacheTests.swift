@@ -31,11 +31,16 @@ import Testing
     let layers = [LayerSpec(kind: .sliding(window: 8), ropeBase: 1), LayerSpec(kind: .global, ropeBase: 1)]
     let cache = KVCache(layers: layers, kvDim: 4, blockTokens: 4)
     let s = cache.newSequence()
-    #expect(cache.reserve(s, length: 8))
-    let ring = 8 * 4 * 2 * 2
-    #expect(cache.allocatedBytes == ring + 4 * 16 * 2)
-    #expect(cache.reserve(s, length: 100))
-    #expect(cache.allocatedBytes == ring + 25 * 4 * 16)   // ring unchanged, 25 global blocks
+    let page = 4 * 2 * 8   // 4 positions x (K, V) x 8 bytes
+    for n in 1...100 {
+        #expect(cache.reserve(s, length: n))
+        cache.append(s, [Int32(n)])
+        // The sliding layer keeps the blocks its window still sees (positions n-7 ..< n: at most 3 blocks).
+        let sliding = s.tables[0].filter { $0 >= 0 }.count
+        #expect(sliding <= SlidingWindowPolicy(window: 8).peakBlocks(length: n, step: 1, blockTokens: 4))
+        #expect(sliding <= 3 && s.tables[1].count == (n + 3) / 4)
+        #expect(cache.allocatedBytes == (sliding + s.tables[1].count) * page)
+    }
 }
 
 @Test func layerPatternParsing() throws {

@@ -172,7 +172,7 @@ func events(_ r: TestClient.Response?) -> [String] {
         }
         var running = 1
         for _ in 0..<200 where running > 0 { usleep(10_000); running = s.scheduler!.snapshot.running }
-        #expect(running == 0 && s.scheduler!.snapshot.kvAllocated == 0)
+        #expect(running == 0 && s.scheduler!.snapshot.kvLive == 0)
     }
 
     @Test func errorStatuses() throws {

@@ -8,8 +8,10 @@
 //   - OpenBLAS sgemm (`.blas`) on dequantized weight tiles and the dequantized 8-bit activations:
 //     the same products, summed in another order (differences ~1e-6 relative).
 // Float weights (F32/F16/BF16) use f32 activations: dequantize-row + fixed-order dot, or sgemm.
-// Every row's result depends only on its own activation row on the `.rows` route; `.blas` results
-// depend on T (OpenBLAS's blocking), so callers give each long item its own call (Transformer).
+// Every row's result depends only on its own activation row on the `.rows` route; `.blas` and GEMM
+// results may depend on T (OpenBLAS's blocking), so callers give each long item its own call, or one
+// call cut into `pieces` computed as separate products (Transformer cuts prompts at KV block
+// boundaries): a thread takes each weight tile once, dequantized or in cache, for every piece.
 import CKernels
 import COpenBLAS
 
@@ -37,9 +39,11 @@ public final class Matmul: @unchecked Sendable {
     private var xd = GrowingBuffer<Float>()    // the same, dequantized (sgemm route)
     private var xe = GrowingBuffer<Float>()    // Q8_1: each block's s - d * sum(q) (sgemm route)
     private var xs = GrowingBuffer<Int32>()    // each block's integer sum (int8 GEMM route)
+    private let onePiece = UnsafeMutablePointer<Int>.allocate(capacity: 2)  // [0, nt]: a call's one piece
 
     public init(pool: KernelPool) {
         self.pool = pool
+        onePiece[0] = 0
         openblas_set_num_threads(1)  // we parallelise ourselves; two spinning pools fight (PLATFORM.md)
     }
 
@@ -49,6 +53,7 @@ public final class Matmul: @unchecked Sendable {
         xd.deallocate()
         xe.deallocate()
         xs.deallocate()
+        onePiece.deallocate()
     }
 
     private func ensureScratch(_ floats: Int) {
@@ -58,12 +63,23 @@ public final class Matmul: @unchecked Sendable {
         scratch = (0..<pool.threadCount).map { _ in .allocate(capacity: scratchCount) }
     }
 
-    /// y[t * ldy + n] for t < nt, n < w.rows. `x` is [nt, w.cols] row-major.
+    /// y[t * ldy + n] for t < nt, n < w.rows. `x` is [nt, w.cols] row-major. `pieces`: boundaries
+    /// 0 < b1 < ... < nt of rows whose products are computed as if each were its own call (the same
+    /// bits), nil for one piece.
     public func callAsFunction(_ w: WeightMatrix, _ x: UnsafePointer<Float>, rows nt: Int,
-                               into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, route: MatmulRoute = .auto) {
+                               into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, route: MatmulRoute = .auto,
+                               pieces: UnsafeBufferPointer<Int>? = nil) {
         let ldy = ldy ?? w.rows
         precondition(ldy >= w.rows)
         guard nt > 0 else { return }
+        onePiece[1] = nt
+        let p = pieces ?? UnsafeBufferPointer(start: onePiece, count: 2)
+        precondition(p.first == 0 && p.last == nt, "pieces cover the rows")
+        product(w, x, rows: nt, into: y, ldy: ldy, route: route, pieces: p)
+    }
+
+    private func product(_ w: WeightMatrix, _ x: UnsafePointer<Float>, rows nt: Int, into y: UnsafeMutablePointer<Float>,
+                         ldy: Int, route: MatmulRoute, pieces: UnsafeBufferPointer<Int>) {
         let quantized = int8Activations && zk_has_int8_kernel(w.type) != 0
         let useBlas = route == .blas || route == .gemm || (route == .auto && nt >= blasMinRows && (blasForQuantized || !quantized))
         var input = x
@@ -93,7 +109,7 @@ public final class Matmul: @unchecked Sendable {
             // Per thread: a tile of dequantized rows, then (Q4_1/Q5_1) the tile's block minimums.
             ensureScratch(tileRows * w.cols + tileRows * (w.cols / 32))
             pool.parallelFor(w.rows, granularity: 16,
-                             SgemmTiles(w: w, x: input, excess: excess, nt: nt, y: y, ldy: ldy, tile: tileRows, scratch: scratch))
+                             SgemmTiles(w: w, x: input, excess: excess, pieces: pieces, y: y, ldy: ldy, tile: tileRows, scratch: scratch))
         } else {
             ensureScratch(w.cols)
             pool.parallelFor(w.rows, granularity: 16, FloatRows(w: w, x: x, nt: nt, y: y, ldy: ldy, scratch: scratch))
@@ -129,7 +145,9 @@ private struct BlockSums: RangeJob {
     }
 }
 
-/// The int8 panel GEMM over a range of weight rows (a multiple of 16 but for the last).
+/// The int8 panel GEMM over a range of weight rows (a multiple of 16 but for the last). Every activation
+/// row has its own accumulators, summed in the same order whatever the rows beside it (tested:
+/// int8GemmIsBatchInvariant), so pieces need no separate calls: all rows go at once.
 private struct Int8Panels: RangeJob {
     let w: WeightMatrix, q: UnsafePointer<zk_q8a>, sums: UnsafePointer<Int32>
     let nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int
@@ -157,7 +175,7 @@ private struct DequantizeActivations: RangeJob {
 /// y[t, r] += sum_b m[r, b] * excess[t, b].
 private struct SgemmTiles: RangeJob {
     let w: WeightMatrix, x: UnsafePointer<Float>, excess: UnsafePointer<Float>?
-    let nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int, tile: Int
+    let pieces: UnsafeBufferPointer<Int>, y: UnsafeMutablePointer<Float>, ldy: Int, tile: Int
     let scratch: [UnsafeMutablePointer<Float>]
     func run(_ range: Range<Int>, thread: Int) {
         let s = scratch[thread], mins = s + tile * w.cols, nb = w.cols / 32
@@ -165,11 +183,15 @@ private struct SgemmTiles: RangeJob {
         while r0 < range.upperBound {
             let r1 = min(range.upperBound, r0 + tile)
             zk_dequantize_rows(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(r0), Int64(r1), s)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nt), Int32(r1 - r0), Int32(w.cols),
-                        1, x, Int32(w.cols), s, Int32(w.cols), 0, y + r0, Int32(ldy))
-            if let excess, zk_block_mins(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(r0), Int64(r1), mins) != 0 {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nt), Int32(r1 - r0), Int32(nb),
-                            1, excess, Int32(nb), mins, Int32(nb), 1, y + r0, Int32(ldy))
+            let hasMins = excess != nil && zk_block_mins(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(r0), Int64(r1), mins) != 0
+            for i in 0..<pieces.count - 1 {
+                let t0 = pieces[i], n = Int32(pieces[i + 1] - t0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Int32(r1 - r0), Int32(w.cols),
+                            1, x + t0 * w.cols, Int32(w.cols), s, Int32(w.cols), 0, y + t0 * ldy + r0, Int32(ldy))
+                if hasMins, let excess {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Int32(r1 - r0), Int32(nb),
+                                1, excess + t0 * nb, Int32(nb), mins, Int32(nb), 1, y + t0 * ldy + r0, Int32(ldy))
+                }
             }
             r0 = r1
         }

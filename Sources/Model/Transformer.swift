@@ -44,8 +44,9 @@ public final class Transformer: @unchecked Sendable {
     var s = Scratch()
     /// Per-phase timing of `forward` when non-nil (see StepPhases); set and read by the caller's thread.
     public var phases: StepPhases?
-    /// Row ranges of this step and their matmul route (see the file comment).
-    var groups: [(rows: Range<Int>, route: MatmulRoute)] = []
+    /// Row ranges of this step, their matmul route and pieces (see the file comment and `matmulGroups`).
+    var groups: [MatmulGroup] = []
+    var pieceBounds: [Int] = []
     /// The same for the output rows (logits).
     var outGroups: [(rows: Range<Int>, route: MatmulRoute)] = []
     /// The layers' distinct RoPE bases (Gemma 3: local and global), and each layer's index into them:
@@ -72,27 +73,52 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
+    /// A matmul call of a step: its rows, route, and (long prompt pieces) the range of `pieceBounds`
+    /// holding its piece boundaries relative to its first row (empty: one piece).
+    struct MatmulGroup: Equatable {
+        var rows: Range<Int>, route: MatmulRoute, bounds: Range<Int> = 0..<0
+    }
+
     /// The step's groups when every item is `(first position, rows)`: a long item is cut at positions
-    /// that are multiples of `align` (the KV block size) and each piece is one call, alone when it is
-    /// long itself. A position's results then depend only on the piece it is in, which is the same
-    /// whatever the chunk it came in started from: a sequence continued from a cached prefix (a multiple
-    /// of `align`) computes what a cold run computes, bit for bit.
+    /// that are multiples of `align` (the KV block size) and each piece is a product of its own, on the
+    /// GEMM route when it is long itself. A position's results then depend only on the piece it is in,
+    /// which is the same whatever the chunk it came in started from: a sequence continued from a cached
+    /// prefix (a multiple of `align`) computes what a cold run computes, bit for bit. An item's
+    /// consecutive long pieces are one call (`Matmul`'s pieces: each weight tile read once for all).
     static func matmulGroups(_ spans: some Sequence<(start: Int, count: Int)>, blasMinRows: Int, align: Int,
-                             into out: inout [(rows: Range<Int>, route: MatmulRoute)]) {
+                             into out: inout [MatmulGroup], bounds: inout [Int]) {
         out.removeAll(keepingCapacity: true)
+        bounds.removeAll(keepingCapacity: true)
+        func addRows(_ r: Range<Int>) {
+            if let last = out.last, last.route == .rows, last.rows.upperBound == r.lowerBound {
+                out[out.count - 1].rows = last.rows.lowerBound..<r.upperBound
+            } else {
+                out.append(MatmulGroup(rows: r, route: .rows))
+            }
+        }
         var t = 0
         for (p0, n) in spans where n > 0 {
-            if n < blasMinRows {
-                add(&out, t..<t + n, long: false)
-            } else {
-                var p = p0
-                while p < p0 + n {
-                    let e = min(p0 + n, (p / align + 1) * align)
-                    add(&out, t + (p - p0) ..< t + (e - p0), long: e - p >= blasMinRows)
-                    p = e
+            defer { t += n }
+            guard n >= blasMinRows else { addRows(t..<t + n); continue }
+            var p = p0, open = false   // open: the last group is this item's, on the GEMM route
+            while p < p0 + n {
+                let e = min(p0 + n, (p / align + 1) * align)
+                let r = t + (p - p0) ..< t + (e - p0)
+                if e - p < blasMinRows {
+                    addRows(r)
+                    open = false
+                } else if open {
+                    let g = out.count - 1
+                    out[g].rows = out[g].rows.lowerBound..<r.upperBound
+                    bounds.append(r.upperBound - out[g].rows.lowerBound)
+                    out[g].bounds = out[g].bounds.lowerBound..<bounds.count
+                } else {
+                    bounds.append(0); bounds.append(r.count)
+                    out.append(MatmulGroup(rows: r, route: .auto, bounds: bounds.count - 2..<bounds.count))
+                    open = true
                 }
+                p = e
             }
-            t += n
         }
     }
 
@@ -108,8 +134,11 @@ public final class Transformer: @unchecked Sendable {
 
     /// y = x . W^T over this step's rows, one matmul call per group.
     private func mm(_ w: WeightMatrix, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-        for g in groups {
-            matmul(w, x + g.rows.lowerBound * w.cols, rows: g.rows.count, into: y + g.rows.lowerBound * w.rows, route: g.route)
+        pieceBounds.withUnsafeBufferPointer { b in
+            for g in groups {
+                matmul(w, x + g.rows.lowerBound * w.cols, rows: g.rows.count, into: y + g.rows.lowerBound * w.rows, route: g.route,
+                       pieces: g.bounds.isEmpty ? nil : UnsafeBufferPointer(rebasing: b[g.bounds]))
+            }
         }
     }
 
@@ -170,7 +199,7 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         Self.matmulGroups(items.lazy.map { (start: $0.seq.length, count: $0.tokens.count) }, blasMinRows: matmul.blasMinRows,
-                          align: cache.blockTokens, into: &groups)
+                          align: cache.blockTokens, into: &groups, bounds: &pieceBounds)
         let t0 = phases == nil ? 0 : monotonicSeconds(), a0 = phases?.attention ?? 0
         let rope = s.rope.reserve(ropeBases.count * nt * c.nRot)
         for (b, base) in ropeBases.enumerated() {

@@ -427,3 +427,31 @@ func attentionOverQ8SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
     #expect(zk_logsumexp([-Float.infinity, -.infinity], 2) == -.infinity)
     #expect(abs(zk_logsumexp([-200, 0, -1000], 3)) < 1e-6)  // very negative inputs underflow to 0, not NaN
 }
+
+/// A call cut into pieces computes each piece as its own call would, bit for bit, on every route
+/// (the Transformer cuts prompts at KV block boundaries so a cached prefix continues exactly).
+@Test(arguments: [Int32(12), 3, 14, 8])   // Q4_K, Q4_1 (Q8_1 activations: the minimum-term product too), Q6_K, Q8_0
+func matmulPiecesEqualSeparateCalls(type: Int32) {
+    var rng = Rng(s: UInt64(type) + 900)
+    let rows = 300, cols = 256, nt = 29
+    let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
+    let x = (0..<nt * cols).map { _ in rng.float() }
+    let mm = Matmul(pool: KernelPool(threads: 2))
+    let bounds = [0, 8, 13, 29]
+    for route in [MatmulRoute.blas, .gemm, .rows] {
+        var whole = [Float](repeating: .nan, count: nt * rows), apart = whole
+        bytes.withUnsafeBytes { wb in
+            let w = WeightMatrix(type: type, data: wb.baseAddress!, rows: rows, cols: cols)
+            bounds.withUnsafeBufferPointer { b in mm(w, x, rows: nt, into: &whole, route: route, pieces: b) }
+            apart.withUnsafeMutableBufferPointer { ap in
+                x.withUnsafeBufferPointer { xp in
+                    for i in 0..<bounds.count - 1 {
+                        mm(w, xp.baseAddress! + bounds[i] * cols, rows: bounds[i + 1] - bounds[i],
+                           into: ap.baseAddress! + bounds[i] * rows, route: route)
+                    }
+                }
+            }
+        }
+        #expect(whole == apart, "type \(type) route \(route): a piece's result depends on the rows beside it")
+    }
+}

@@ -233,15 +233,17 @@ func hitsComputeWhatAColdRunComputes(kv: KVCacheType, route: Int) throws {
 }
 
 @Test func alignedMatmulGroupsCutLongItemsAtBlockBoundaries() {
-    var g: [(rows: Range<Int>, route: MatmulRoute)] = []
+    var g: [Transformer.MatmulGroup] = [], b: [Int] = []
     // Items (first position, rows): a chunk from 8 to 24, a decode token, a chunk from 4 to 6.
-    Transformer.matmulGroups([(start: 8, count: 16), (start: 100, count: 1), (start: 4, count: 2)], blasMinRows: 4, align: 4, into: &g)
-    #expect(g.map(\.rows) == [0..<4, 4..<8, 8..<12, 12..<16, 16..<19])
-    #expect(g.map(\.route) == [.auto, .auto, .auto, .auto, .rows])
-    // A chunk starting inside a block: its first piece ends at the boundary (short: the row kernels).
-    Transformer.matmulGroups([(start: 6, count: 10)], blasMinRows: 4, align: 4, into: &g)
-    #expect(g.map(\.rows) == [0..<2, 2..<6, 6..<10])
-    #expect(g.map(\.route) == [.rows, .auto, .auto])
+    Transformer.matmulGroups([(start: 8, count: 16), (start: 100, count: 1), (start: 4, count: 2)], blasMinRows: 4, align: 4,
+                             into: &g, bounds: &b)
+    #expect(g.map(\.rows) == [0..<16, 16..<19] && g.map(\.route) == [.auto, .rows])
+    #expect(Array(b[g[0].bounds]) == [0, 4, 8, 12, 16] && g[1].bounds.isEmpty)
+    // A chunk starting inside a block: its first piece ends at the boundary (short: the row kernels),
+    // and a short last piece joins the next item's row-kernel rows.
+    Transformer.matmulGroups([(start: 6, count: 11), (start: 50, count: 1)], blasMinRows: 4, align: 4, into: &g, bounds: &b)
+    #expect(g.map(\.rows) == [0..<2, 2..<10, 10..<12] && g.map(\.route) == [.rows, .auto, .rows])
+    #expect(Array(b[g[1].bounds]) == [0, 4, 8])
 }
 
 /// The same on Gemma 3, whose real sizes separate the routes (the synthetic model's tiny rows sum to

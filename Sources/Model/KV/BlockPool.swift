@@ -31,6 +31,17 @@ final class BlockPool {
         var freeHandles: [Int32] = []
         var map: [UInt64: Int32] = [:]
         init(layers: Int) { self.layers = layers }
+
+        /// Room for `n` handles, grown to twice that when short: called before a multi-block step, so
+        /// the arrays grow while prompts are processed and a decode step's one new block finds room
+        /// (a steady decode step allocates nothing).
+        func ensureHandles(_ n: Int, blockTokens: Int) {
+            guard ref.capacity < n else { return }
+            let c = 2 * n
+            pages.reserveCapacity(c * layers); ref.reserveCapacity(c); hashed.reserveCapacity(c); hash.reserveCapacity(c)
+            parent.reserveCapacity(c); tick.reserveCapacity(c); prev.reserveCapacity(c); next.reserveCapacity(c)
+            freeHandles.reserveCapacity(c); tokens.reserveCapacity(c * blockTokens)
+        }
     }
 
     let pageBytes: Int
@@ -69,6 +80,13 @@ final class BlockPool {
     func uncommit(_ n: Int) {
         precondition(n <= committedPages)
         committedPages -= n
+    }
+
+    /// Room for `n` more blocks of group `g` without growing its arrays (see `Group.ensureHandles`).
+    func prepare(group g: Int, blocks n: Int) {
+        let gr = groups[g]
+        gr.ensureHandles(gr.ref.count - gr.freeHandles.count + n, blockTokens: blockTokens)
+        if freePages.capacity < materialized + n * gr.layers { freePages.reserveCapacity(2 * (materialized + n * gr.layers)) }
     }
 
     /// A new block of group `g` with one reference, for a sequence within its commitment.

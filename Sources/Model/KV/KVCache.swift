@@ -29,7 +29,7 @@ public final class SequenceKV: @unchecked Sendable {
     public internal(set) var length = 0
     /// Prompt tokens this sequence took from the prefix cache when admitted.
     public internal(set) var cachedTokens = 0
-    /// Token ids of positions [0, length) (their blocks' names).
+    /// Token ids of the positions after the last full block (a cacheable sequence's next block name).
     var tokens: [Int32] = []
     /// Per layer group: block handles by block index (-1: dropped, out of a sliding window).
     var tables: [[Int32]]
@@ -238,9 +238,9 @@ public final class KVCache: @unchecked Sendable {
             seq.held += needed.count * grp.layers.count
             seq.dropped[g] = needed.lowerBound
         }
-        seq.tokens.reserveCapacity(maxLength)
-        seq.tokens = Array(prompt[0..<P])
+        seq.tokens.reserveCapacity(blockTokens)
         seq.hashes = hit.hashes
+        seq.hashes.reserveCapacity(maxLength / blockTokens + 1)
         seq.length = P
         seq.cachedTokens = P
         return true
@@ -285,7 +285,10 @@ public final class KVCache: @unchecked Sendable {
             pages += (nb - seq.tables[g].count) * grp.layers.count
         }
         guard grow(seq, holding: seq.held + pages) else { return false }
-        for g in groups.indices {
+        for g in groups.indices where seq.tables[g].count < nb {
+            // Tables and the pool's arrays grow (to twice the need) in prompt steps, not in decode steps.
+            if seq.tables[g].capacity < nb { seq.tables[g].reserveCapacity(2 * nb) }
+            pool.prepare(group: g, blocks: nb - seq.tables[g].count)
             while seq.tables[g].count < nb {
                 seq.tables[g].append(pool.allocate(group: g))
                 seq.held += groups[g].layers.count
@@ -307,19 +310,21 @@ public final class KVCache: @unchecked Sendable {
     /// blocks get their prefix names, and blocks no query can see any more are dropped (kept in the cache
     /// when named; the sequence's commitment stays, for the blocks it will take next).
     func append(_ seq: SequenceKV, _ tokens: [Int32]) {
-        seq.tokens.append(contentsOf: tokens)
-        seq.length += tokens.count
         if seq.cacheable {
-            while (seq.hashes.count + 1) * blockTokens <= seq.length {
+            // Name each block this step completes (seq.tokens: the positions after the last named one).
+            for t in tokens {
+                seq.tokens.append(t)
+                guard seq.tokens.count == blockTokens else { continue }
                 let i = seq.hashes.count, parent = seq.hashes.last ?? seq.salt
-                let toks = seq.tokens[i * blockTokens ..< (i + 1) * blockTokens]
-                let h = Self.chain(parent, toks)
+                let h = Self.chain(parent, seq.tokens[...])
                 seq.hashes.append(h)
                 for g in groups.indices where seq.tables[g][i] >= 0 {
-                    pool.register(group: g, block: seq.tables[g][i], hash: h, parent: parent, tokens: toks)
+                    pool.register(group: g, block: seq.tables[g][i], hash: h, parent: parent, tokens: seq.tokens[...])
                 }
+                seq.tokens.removeAll(keepingCapacity: true)
             }
         }
+        seq.length += tokens.count
         for (g, grp) in groups.enumerated() {
             let keep = min(grp.policy.firstKept(next: seq.length) / blockTokens, seq.tables[g].count)
             while seq.dropped[g] < keep {
@@ -359,8 +364,12 @@ public final class KVCache: @unchecked Sendable {
             }
             dst.dropped[g] = src.dropped[g]
         }
-        dst.tokens = src.tokens
-        dst.hashes = dst.cacheable ? src.hashes : []
+        if dst.cacheable {
+            dst.tokens = src.tokens
+            dst.tokens.reserveCapacity(blockTokens)
+            dst.hashes = src.hashes
+            dst.hashes.reserveCapacity(src.hashes.capacity)
+        }
         dst.length = src.length
     }
 

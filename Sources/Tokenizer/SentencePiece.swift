@@ -23,16 +23,15 @@ struct SentencePieceModel: Sendable {
         let n = vocab.count
         let ranges = bytes.withUnsafeBufferPointer { bp in
             SymbolMerger.merge(bytes) { start, ll, rl in
-                guard let id = vocab.ids[Array(bp[start..<start + ll + rl])], Int(id) < n else { return nil }
+                guard let id = vocab.id(bytes: UnsafeBufferPointer(rebasing: bp[start..<start + ll + rl])), Int(id) < n else { return nil }
                 return vocab.scores[Int(id)]
             }
         }
         for r in ranges {
-            let piece = Array(bytes[r])
-            if let id = vocab.ids[piece] {
+            if let id = bytes.withUnsafeBufferPointer({ vocab.id(bytes: UnsafeBufferPointer(rebasing: $0[r])) }) {
                 out.append(id)
             } else {
-                for b in piece { if let t = byteTokens[Int(b)] ?? vocab.unk { out.append(t) } }
+                for b in bytes[r] { if let t = byteTokens[Int(b)] ?? vocab.unk { out.append(t) } }
             }
         }
     }

@@ -1,5 +1,8 @@
 // The vocabulary as stored in GGUF metadata (tokenizer.ggml.*): texts, scores, types, special ids.
 import GGUF
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// llama.cpp token types (llama.h `enum llama_token_type`).
 public enum TokenType: Int, Sendable {
@@ -36,8 +39,16 @@ public struct Vocabulary: Sendable {
     public let endOfGeneration: Set<Int32>
     public var count: Int { tokens.count }
 
+    /// The same map as an open-addressing table looked up from a byte slice without building a key
+    /// (the SentencePiece merge loop asks for every adjacent pair of a 35k-character prompt).
+    let table: ByteTable
+
     /// The id of a token text, compared byte for byte.
     public func id(_ text: String) -> Int32? { ids[Array(text.utf8)] }
+
+    /// The id of the token whose text is exactly these bytes.
+    @inline(__always)
+    public func id(bytes: UnsafeBufferPointer<UInt8>) -> Int32? { table.lookup(bytes) }
 
     public init(tokens: [String], scores: [Float]?, types: [TokenType]?, bos: Int32?, eos: Int32?, unk: Int32?,
                 addBOS: Bool, addEOS: Bool) {
@@ -48,6 +59,7 @@ public struct Vocabulary: Sendable {
         ids.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() { ids[Array(t.utf8)] = Int32(i) }
         self.ids = ids
+        table = ByteTable(ids)
         self.bos = bos; self.eos = eos; self.unk = unk
         self.addBOS = addBOS; self.addEOS = addEOS
         var eog: Set<Int32> = []
@@ -82,6 +94,54 @@ public struct Vocabulary: Sendable {
             throw e
         } catch {
             throw .missingMetadata("\(error)")
+        }
+    }
+}
+
+/// Token texts -> ids, open addressing with linear probing over FNV-1a hashes; each slot holds an id
+/// whose bytes are compared on a hit.
+struct ByteTable: Sendable {
+    private let slots: [Int32]          // -1: empty
+    private let bytes: [UInt8]          // every key's bytes, back to back
+    private let offsets: [Int]          // key of id i: bytes[offsets[i] ..< offsets[i + 1]]
+    private let mask: Int
+
+    init(_ map: [[UInt8]: Int32]) {
+        let n = (map.values.max().map { Int($0) } ?? -1) + 1
+        var keys = [[UInt8]](repeating: [], count: n)
+        for (k, v) in map { keys[Int(v)] = k }
+        var offsets = [0], bytes: [UInt8] = []
+        for k in keys { bytes += k; offsets.append(bytes.count) }
+        var cap = 16
+        while cap < 2 * map.count { cap <<= 1 }
+        var slots = [Int32](repeating: -1, count: cap)
+        for (k, v) in map {
+            var i = k.withUnsafeBufferPointer { Self.hash($0) } & (cap - 1)
+            while slots[i] >= 0 { i = (i + 1) & (cap - 1) }
+            slots[i] = v
+        }
+        self.slots = slots; self.bytes = bytes; self.offsets = offsets; mask = cap - 1
+    }
+
+    @inline(__always)
+    static func hash(_ b: UnsafeBufferPointer<UInt8>) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
+    }
+
+    func lookup(_ key: UnsafeBufferPointer<UInt8>) -> Int32? {
+        var i = Self.hash(key) & mask
+        return slots.withUnsafeBufferPointer { sl in
+            bytes.withUnsafeBufferPointer { by in
+                while true {
+                    let id = sl[i]
+                    if id < 0 { return nil }
+                    let a = offsets[Int(id)], e = offsets[Int(id) + 1]
+                    if e - a == key.count && (key.count == 0 || memcmp(by.baseAddress! + a, key.baseAddress!, key.count) == 0) { return id }
+                    i = (i + 1) & mask
+                }
+            }
         }
     }
 }

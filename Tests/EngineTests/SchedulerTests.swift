@@ -15,6 +15,8 @@ final class Collector: @unchecked Sendable {
     private var texts: [Int: String] = [:]
     private var finished: [Int: FinishReason] = [:]
     private var scores: [Int: [SampledToken]] = [:]
+    private var cached: [Int: Int] = [:]
+    private var failures: [Int: String] = [:]
     let done = DispatchSemaphore(value: 0)
     func sink(_ key: Int, stopAfter: Int = Int.max) -> GenerationSink {
         { ev in
@@ -24,8 +26,8 @@ final class Collector: @unchecked Sendable {
                 self.tokens[key, default: []].append(t.token)
                 self.texts[key, default: ""] += text
                 if self.tokens[key]!.count >= stopAfter { self.done.signal(); return false }
-            case let .finished(r, _, _, _): self.finished[key] = r; self.done.signal()
-            case .failed: self.done.signal()
+            case let .finished(r, _, _, c): self.finished[key] = r; self.cached[key] = c; self.done.signal()
+            case let .failed(m): self.failures[key] = m; self.done.signal()
             case .prefilling: break
             case let .promptLogprobs(sc):
                 #expect(self.tokens[key] == nil, "prompt scores come before any token")
@@ -36,6 +38,12 @@ final class Collector: @unchecked Sendable {
     }
     func result(_ k: Int) -> ([Int32], String, FinishReason?) { lock.lock(); defer { lock.unlock() }; return (tokens[k] ?? [], texts[k] ?? "", finished[k]) }
     func promptScores(_ k: Int) -> [SampledToken]? { lock.lock(); defer { lock.unlock() }; return scores[k] }
+    func cachedTokens(_ k: Int) -> Int? { lock.lock(); defer { lock.unlock() }; return cached[k] }
+    func failure(_ k: Int) -> String? { lock.lock(); defer { lock.unlock() }; return failures[k] }
+    /// Waits for one finish (or failure), failing the test instead of hanging.
+    func wait(_ what: String = "a request", seconds: Double = 60) {
+        if done.wait(timeout: .now() + seconds) == .timedOut { Issue.record("\(what) did not finish within \(seconds) s") }
+    }
 }
 
 func makeScheduler(_ configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Scheduler {

@@ -231,6 +231,47 @@ func events(_ r: TestClient.Response?) -> [String] {
         #expect(m.contains("zebra_generated_tokens_total 3"))
     }
 
+    /// A follow-up on the same long prompt reports the tokens it took from the prefix cache (OpenAI's
+    /// usage.prompt_tokens_details.cached_tokens, streamed or not), /metrics counts them under our names
+    /// and vLLM's, and cache_salt keeps requests apart.
+    @Test func prefixCacheHitsAreReported() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let doc = String(repeating: "the a ", count: 40)
+        func usage(_ prompt: String, stream: Bool = false, salt: String? = nil) -> [String: Any] {
+            var body: [String: Any] = ["prompt": prompt, "max_tokens": 2, "temperature": 0, "ignore_eos": true, "stream": stream]
+            if stream { body["stream_options"] = ["include_usage": true] }
+            if let salt { body["cache_salt"] = salt }
+            let json = String(decoding: try! JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+            let r = c.request("POST", "/v1/completions", json: json)
+            #expect(r?.status == 200, "\(r?.text ?? "")")
+            if !stream { return object(r)["usage"] as? [String: Any] ?? [:] }
+            let last = events(r).dropLast().last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return last?["usage"] as? [String: Any] ?? [:]
+        }
+        func cached(_ u: [String: Any]) -> Int? { (u["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int }
+        let first = usage(doc + "question one")
+        #expect(cached(first) == 0)
+        let promptTokens = first["prompt_tokens"] as? Int ?? 0
+        let second = usage(doc + "question two", stream: true)
+        let hit = cached(second) ?? 0
+        #expect(hit > 0 && hit % 64 == 0 && hit < promptTokens, "cached \(hit) of \(promptTokens)")
+        #expect(cached(usage(doc + "question two", salt: "tenant")) == 0)
+        #expect(c.request("POST", "/v1/completions", json: #"{"prompt":"x","cache_salt":""}"#)?.status == 400)
+        var m = ""
+        for _ in 0..<100 {
+            m = c.request("GET", "/metrics")?.text ?? ""
+            if m.contains("zebra_prefix_cache_hits_tokens_total \(hit)") { break }
+            usleep(10_000)
+        }
+        #expect(m.contains("zebra_prefix_cache_hits_tokens_total \(hit)") && m.contains("vllm:prefix_cache_hits_total \(hit)"))
+        for name in ["zebra_prefix_cache_queries_tokens_total", "zebra_prefix_cache_evictions_total", "zebra_kv_cache_cached_bytes",
+                     "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+                     "vllm:cache_config_info{block_size=\"64\",cache_dtype=\"f16\",enable_prefix_caching=\"true\"} 1"] {
+            #expect(m.contains(name), "\(name)")
+        }
+    }
+
     @Test func healthIs503UntilTheModelLoads() throws {
         let s = try startAPI(loaded: false); defer { s.stop() }
         let c = try TestClient(port: s.port)

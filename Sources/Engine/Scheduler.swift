@@ -55,6 +55,7 @@ public final class Scheduler: @unchecked Sendable {
     // Engine thread only.
     private var waiting: [Sequence] = []
     private var running: [Sequence] = []
+    private var prefillOrder: [Sequence] = []
     private var stats = SchedulerStats()
     private var thread: pthread_t?
 
@@ -213,14 +214,23 @@ public final class Scheduler: @unchecked Sendable {
             budget -= 1
         }
         var scoredRows = 0
-        for s in running where s.prefilled < s.request.prompt.count {
+        // Prompt chunks: the longest-waiting prompt first (it always progresses), then the others by
+        // the tokens they have left, fewest first, so a request whose prompt is mostly cached (a
+        // follow-up, a conversation's next turn) starts within a step or two instead of queueing
+        // behind long cold prompts. Chunk boundaries are positions, so the order never changes results.
+        prefillOrder.removeAll(keepingCapacity: true)
+        for s in running where s.prefilled < s.request.prompt.count { prefillOrder.append(s) }
+        if prefillOrder.count > 2 {
+            prefillOrder[1...].sort { ($0.request.prompt.count - $0.prefilled, $0.id) < ($1.request.prompt.count - $1.prefilled, $1.id) }
+        }
+        for s in prefillOrder {
             let p = s.request.prompt
             let scored = s.request.promptLogprobs != nil
             let chunk = scored ? config.scoredChunkTokens : config.chunkTokens
             let end = min(p.count, (s.prefilled / chunk + 1) * chunk)
             let n = end - s.prefilled
             if scored && scoredRows + n > config.maxScoredRows && !items.isEmpty { continue }
-            if n > budget && !items.isEmpty { break }
+            if n > budget && !items.isEmpty { continue }
             let logits: BatchItem.LogitsWanted = scored ? .all : end == p.count ? .last : .none
             items.append(BatchItem(seq: s.kv!, tokens: Array(p[s.prefilled..<end]), logits: logits))
             owners.append(s)

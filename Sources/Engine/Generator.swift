@@ -61,8 +61,7 @@ public final class Generator {
         stats.promptTokens = prompt.count
         let seq = cache.newSequence()
         defer { cache.release(seq) }
-        var sampler = Sampler(params: params, prompt: prompt)
-        var decoder = StreamingDecoder()
+        var output = RequestOutput(GenerationRequest(prompt: prompt, maxTokens: maxTokens, params: params, ignoreEOS: ignoreEOS))
         do {
             let t0 = monotonicSeconds()
             var i = 0
@@ -76,19 +75,21 @@ public final class Generator {
             stats.prefillSeconds = monotonicSeconds() - t0
             let t1 = monotonicSeconds()
             var row = logits!.row(0)
-            while stats.generatedTokens < maxTokens {
-                let s = sampler.sample(row)
-                stats.generatedTokens += 1
-                if !ignoreEOS && tokenizer.isEndOfGeneration(s.token) {
-                    stats.finishReason = .stop
-                    _ = onToken(s, decoder.flush())
-                    break
+            // The finish rules are the server's (RequestOutput); onToken returning false stops here.
+            generation: while maxTokens > 0 {
+                let (t, events) = output.next(row, tokenizer: tokenizer)
+                stats.generatedTokens = output.generated
+                for ev in events {
+                    switch ev {
+                    case let .token(_, text):
+                        if !onToken(t, text) { stats.finishReason = .stop; break generation }
+                    case let .finished(reason, _, _, _):
+                        stats.finishReason = reason
+                        break generation
+                    default: break
+                    }
                 }
-                let text = decoder.append(tokenizer.pieceBytes(s.token))
-                let done = stats.generatedTokens == maxTokens
-                if !onToken(s, done ? text + decoder.flush() : text) { stats.finishReason = .stop; break }
-                if done { break }
-                row = try model.forward([BatchItem(seq: seq, tokens: [s.token], logits: .last)], cache: cache).row(0)
+                row = try model.forward([BatchItem(seq: seq, tokens: [t.token], logits: .last)], cache: cache).row(0)
             }
             stats.decodeSeconds = monotonicSeconds() - t1
         } catch {

@@ -1,12 +1,7 @@
-// Continuous batching (vLLM v1's model): every step, each running sequence gets its next decode token
-// and prefilling sequences get whole prompt chunks within a per-step token budget, so long prompts
-// never stall running streams. Requests join and leave between steps. Admission is by KV memory: a
-// request waits while its full KV need (prompt + max tokens) does not fit the budget; the waiting
-// queue is bounded. Prompt chunks end at fixed positions (multiples of `chunkTokens`), so a
-// sequence's arithmetic never depends on what else is running (see Transformer).
-// A group of requests with one prompt (n > 1 choices) runs the prompt once: the other members wait
-// attached to the leader, and when its last prompt chunk is done they get a copy of its KV cache and
-// sample their first token from the same logits. Each member's output is what it would be alone.
+// The engine loop: one thread that owns the scheduler's state (`SchedulerCore`), the KV cache, the model
+// and every request's output processor (`RequestOutput`), and turns plan -> forward -> outputs -> update
+// each step. Requests join and leave between steps; `submit` validates and queues from any thread, and
+// a request's events go to its sink on the engine thread (a sink returning false cancels it).
 import Kernels
 import Model
 import Tokenizer
@@ -15,30 +10,12 @@ import Glibc
 #endif
 
 public final class Scheduler: @unchecked Sendable {
-    final class Sequence {
-        let id: Int
-        let request: GenerationRequest
+    /// A request's engine-side state beside the scheduler's: where its events go and its output.
+    struct Client {
         let sink: GenerationSink
-        var kv: SequenceKV?
-        var prefilled = 0
-        var pending: Int32?
-        var generated = 0
-        var sampler: Sampler
-        var decoder = StreamingDecoder()
-        var stopper: StopMatcher
+        var output: RequestOutput
         let submitted: Double
         var lastTokenAt = 0.0
-        /// Prompt token scores so far (requests with `promptLogprobs`).
-        var promptScores: [SampledToken] = []
-        /// Members of this sequence's group still waiting for its prompt (forked when it is done).
-        var followers: [Sequence] = []
-        /// Prompt tokens taken from the prefix cache (the group's leader's, for every member).
-        var cachedTokens = 0
-        init(id: Int, request: GenerationRequest, sink: @escaping GenerationSink, now: Double) {
-            self.id = id; self.request = request; self.sink = sink; submitted = now
-            sampler = Sampler(params: request.params, prompt: request.prompt)
-            stopper = StopMatcher(request.stop)
-        }
     }
 
     public let model: Transformer
@@ -47,15 +24,14 @@ public final class Scheduler: @unchecked Sendable {
     public let cache: KVCache
     private var m = pthread_mutex_t(), cv = pthread_cond_t()
     // Guarded by m.
-    private var incoming: [Sequence] = []
+    private var incoming: [[(id: Int, request: GenerationRequest, sink: GenerationSink, at: Double)]] = []
     private var cancelled = Set<Int>()
     private var stopping = false
     private var nextID = 1
     private var statsShared = SchedulerStats()
     // Engine thread only.
-    private var waiting: [Sequence] = []
-    private var running: [Sequence] = []
-    private var prefillOrder: [Sequence] = []
+    private var core: SchedulerCore
+    private var clients: [Int: Client] = [:]
     private var stats = SchedulerStats()
     private var thread: pthread_t?
 
@@ -63,8 +39,7 @@ public final class Scheduler: @unchecked Sendable {
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
-        precondition(config.chunkTokens % config.kvBlockTokens == 0,
-                     "prompt chunks end on KV block boundaries (a cached prefix then continues exactly as a cold run)")
+        core = SchedulerCore(config: config)
         cache = model.makeCache(budgetBytes: config.kvBudgetBytes, blockTokens: config.kvBlockTokens,
                                 type: config.kvCacheType, prefixCaching: config.prefixCaching)
         pthread_mutex_init(&m, nil)
@@ -107,12 +82,10 @@ public final class Scheduler: @unchecked Sendable {
         guard queued < config.maxQueue else { throw .queueFull(waiting: queued) }
         let now = monotonicSeconds()
         let members = group.map { (request, sink) in
-            let s = Sequence(id: nextID, request: request, sink: sink, now: now)
-            nextID += 1
-            return s
+            defer { nextID += 1 }
+            return (id: nextID, request: request, sink: sink, at: now)
         }
-        members[0].followers = Array(members.dropFirst())
-        incoming.append(members[0])
+        incoming.append(members)
         pthread_cond_signal(&cv)
         return members.map(\.id)
     }
@@ -147,215 +120,97 @@ public final class Scheduler: @unchecked Sendable {
     private func loop() {
         while true {
             pthread_mutex_lock(&m)
-            while incoming.isEmpty && waiting.isEmpty && running.isEmpty && !stopping && cancelled.isEmpty {
+            while incoming.isEmpty && core.isIdle && !stopping && cancelled.isEmpty {
                 pthread_cond_wait(&cv, &m)
             }
             let new = incoming, gone = cancelled, stop = stopping
             incoming = []; cancelled = []
             pthread_mutex_unlock(&m)
-            waiting += new
+            for group in new {
+                for r in group { clients[r.id] = Client(sink: r.sink, output: RequestOutput(r.request), submitted: r.at) }
+                core.add(group: group.map { ($0.id, $0.request) })
+            }
             if stop {
-                for s in waiting + running { fail(s, SchedulerError.stopped.description) }
-                waiting = []; running = []
+                fail(Set(core.ids), SchedulerError.stopped.description)
                 publish()
                 return
             }
-            if !gone.isEmpty {
-                for s in waiting + running {
-                    for f in s.followers where gone.contains(f.id) { release(f) }
-                    s.followers.removeAll { gone.contains($0.id) }
-                }
-                for s in running where gone.contains(s.id) { release(s) }
-                running.removeAll { gone.contains($0.id) }
-                waiting.removeAll { gone.contains($0.id) }
-            }
-            admit()
-            if !running.isEmpty { step() }
+            if !gone.isEmpty { for id in core.remove(gone, cache: cache) { clients[id] = nil } }
+            let items = core.schedule(cache: cache)
+            if !items.isEmpty { step(items) }
             publish()
         }
     }
 
-    private func admit() {
-        while let s = waiting.first {
-            let members = [s] + s.followers
-            // A group larger than maxRunning still runs, alone.
-            guard running.isEmpty || running.count + members.count <= config.maxRunning else { break }
-            // The leader takes the longest cached prefix of the prompt; the other members fork from it
-            // when its prompt is done. Prompt scoring needs every position's logits: no hit, not cached.
-            var kvs: [SequenceKV] = []
-            for (i, mbr) in members.enumerated() {
-                let kv = cache.newSequence(salt: mbr.request.cacheSalt, cacheable: mbr.request.promptLogprobs == nil)
-                guard cache.admit(kv, prompt: i == 0 ? mbr.request.prompt : [],
-                                  maxLength: mbr.request.prompt.count + mbr.request.maxTokens, step: config.chunkTokens) else {
-                    cache.release(kv)
-                    break
-                }
-                kvs.append(kv)
-            }
-            guard kvs.count == members.count else {
-                for kv in kvs { cache.release(kv) }
-                break   // head-of-line waits for memory (FIFO keeps it fair)
-            }
-            for (mbr, kv) in zip(members, kvs) { mbr.kv = kv }
-            s.prefilled = s.kv!.length
-            s.cachedTokens = s.prefilled
-            waiting.removeFirst()
-            running.append(s)
-        }
-    }
-
-    private func step() {
-        var items: [BatchItem] = []
-        var owners: [Sequence] = []
-        var budget = config.maxBatchTokens
-        for s in running where s.pending != nil {
-            items.append(BatchItem(seq: s.kv!, tokens: [s.pending!], logits: .last))
-            owners.append(s)
-            budget -= 1
-        }
-        var scoredRows = 0
-        // Prompt chunks: the longest-waiting prompt first (it always progresses), then the others by
-        // the tokens they have left, fewest first, so a request whose prompt is mostly cached (a
-        // follow-up, a conversation's next turn) starts within a step or two instead of queueing
-        // behind long cold prompts. Chunk boundaries are positions, so the order never changes results.
-        prefillOrder.removeAll(keepingCapacity: true)
-        for s in running where s.prefilled < s.request.prompt.count { prefillOrder.append(s) }
-        if prefillOrder.count > 2 {
-            prefillOrder[1...].sort { ($0.request.prompt.count - $0.prefilled, $0.id) < ($1.request.prompt.count - $1.prefilled, $1.id) }
-        }
-        for s in prefillOrder {
-            let p = s.request.prompt
-            let scored = s.request.promptLogprobs != nil
-            let chunk = scored ? config.scoredChunkTokens : config.chunkTokens
-            let end = min(p.count, (s.prefilled / chunk + 1) * chunk)
-            let n = end - s.prefilled
-            if scored && scoredRows + n > config.maxScoredRows && !items.isEmpty { continue }
-            if n > budget && !items.isEmpty { continue }
-            let logits: BatchItem.LogitsWanted = scored ? .all : end == p.count ? .last : .none
-            items.append(BatchItem(seq: s.kv!, tokens: Array(p[s.prefilled..<end]), logits: logits))
-            owners.append(s)
-            budget -= n
-            if scored { scoredRows += n }
-            if budget <= 0 { break }
-        }
+    /// Runs a planned step and applies its outputs.
+    private func step(_ items: [SchedulerCore.Item]) {
         stats.batchSize.observe(Double(items.count))
         let logits: Logits
         do {
-            logits = try model.forward(items, cache: cache)
+            logits = try model.forward(items.map(\.batch), cache: cache)
         } catch {
-            for s in owners { fail(s, "\(error)") }
-            let ids = Set(owners.map(\.id))
-            running.removeAll { ids.contains($0.id) }
+            fail(Set(items.map(\.id)), "\(error)")
             return
         }
         let now = monotonicSeconds()
+        var outcomes: [Int: SchedulerCore.Outcome] = [:]
         var row = 0
-        var done = Set<Int>()
-        for (item, s) in zip(items, owners) {
-            let rows = item.logits == .all ? item.tokens.count : item.logits == .last ? 1 : 0
+        for item in items {
+            let b = item.batch, rows = b.logits == .all ? b.tokens.count : b.logits == .last ? 1 : 0
             let first = row
             row += rows
-            let decoding = s.pending != nil
-            if decoding { s.pending = nil } else {
-                if let top = s.request.promptLogprobs { score(s, logits: logits, firstRow: first, count: item.tokens.count, top: top) }
-                s.prefilled += item.tokens.count
-                stats.promptTokens += item.tokens.count
-            }
-            guard decoding || s.prefilled == s.request.prompt.count else {
-                if !s.sink(.prefilling(done: s.prefilled, total: s.request.prompt.count)) { release(s); done.insert(s.id) }
-                continue
+            if !item.decoding {
+                if b.logits == .all { clients[item.id]?.output.score(logits, firstRow: first, start: item.start, count: b.tokens.count) }
+                stats.promptTokens += b.tokens.count
+                guard !item.members.isEmpty else {
+                    let total = clients[item.id]?.output.request.prompt.count ?? 0
+                    if !send(item.id, .prefilling(done: item.start + b.tokens.count, total: total)) { outcomes[item.id] = .finished }
+                    continue
+                }
             }
             let r = logits.row(first + rows - 1)
-            if decoding {
-                if sample(s, r, now: now) { done.insert(s.id) }
-                continue
-            }
-            // The prompt is done: the group's other members take a copy of its KV and these logits.
-            let members = [s] + s.followers
-            for f in s.followers {
-                cache.fork(from: s.kv!, to: f.kv!)
-                f.prefilled = f.request.prompt.count
-                f.promptScores = s.promptScores
-                f.cachedTokens = s.cachedTokens
-            }
-            s.followers = []
-            for mbr in members where !startGenerating(mbr, r, now: now) {
-                if mbr !== s { running.append(mbr) }
-            }
-            if s.kv == nil { done.insert(s.id) }
+            for mbr in item.members { outcomes[mbr] = next(mbr, r, leader: item.id, first: !item.decoding, now: now) }
         }
-        if !done.isEmpty { running.removeAll { done.contains($0.id) } }
+        for id in core.update(items, outcomes: outcomes, cache: cache) { clients[id] = nil }
     }
 
-    /// Scores the prompt tokens that follow a chunk of `count` tokens at `s.prefilled` (row j of the
-    /// chunk predicts the token after its position).
-    private func score(_ s: Sequence, logits: Logits, firstRow: Int, count: Int, top: Int) {
-        let p = s.request.prompt
-        for j in 0..<count where s.prefilled + j + 1 < p.count {
-            s.promptScores.append(Sampler.score(logits.row(firstRow + j), token: p[s.prefilled + j + 1], top: top))
+    /// A member's next token from `row` (at the end of its prompt: after the prompt's events, and
+    /// with its leader's prompt scores and cached tokens). Returns the request's outcome.
+    private func next(_ id: Int, _ row: UnsafeBufferPointer<Float>, leader: Int, first: Bool, now: Double) -> SchedulerCore.Outcome {
+        guard var c = clients[id] else { return .finished }
+        if first {
+            c.output.cachedTokens = core.cachedTokens(leader)
+            if id != leader, let l = clients[leader] { c.output.adoptPromptScores(from: l.output) }
+            for ev in c.output.promptDone() {
+                guard c.sink(ev) else { return .finished }
+                if case .finished = ev { stats.requestsFinished += 1; return .finished }
+            }
         }
-    }
-
-    /// After the prompt: sends the prompt scores (if asked), then samples the first token, or ends a
-    /// score-only request (max tokens 0). Returns true when the sequence is finished.
-    private func startGenerating(_ s: Sequence, _ row: UnsafeBufferPointer<Float>, now: Double) -> Bool {
-        if s.request.promptLogprobs != nil, !s.sink(.promptLogprobs(s.promptScores)) { release(s); return true }
-        if s.request.maxTokens == 0 {
-            _ = s.sink(.finished(.length, promptTokens: s.request.prompt.count, completionTokens: 0, cachedTokens: s.cachedTokens))
-            stats.requestsFinished += 1
-            release(s)
-            return true
-        }
-        return sample(s, row, now: now)
-    }
-
-    /// Samples the next token of `s` and emits it. Returns true when the sequence is finished.
-    private func sample(_ s: Sequence, _ row: UnsafeBufferPointer<Float>, now: Double) -> Bool {
-        let t = s.sampler.sample(row)
-        s.generated += 1
+        let (t, events) = c.output.next(row, tokenizer: tokenizer)
         stats.generatedTokens += 1
-        if s.generated == 1 { stats.timeToFirstToken.observe(now - s.submitted) } else { stats.interTokenLatency.observe(now - s.lastTokenAt) }
-        s.lastTokenAt = now
-        if !s.request.ignoreEOS && tokenizer.isEndOfGeneration(t.token) {
-            let rest = s.stopper.push(s.decoder.flush()).emit + s.stopper.flush()
-            return finish(s, .stop, last: (t, rest))
+        if c.output.generated == 1 { stats.timeToFirstToken.observe(now - c.submitted) } else { stats.interTokenLatency.observe(now - c.lastTokenAt) }
+        c.lastTokenAt = now
+        clients[id] = c
+        for ev in events {
+            guard c.sink(ev) else { return .finished }
+            if case .finished = ev { stats.requestsFinished += 1; return .finished }
         }
-        let (text, stopped) = s.stopper.push(s.decoder.append(tokenizer.pieceBytes(t.token)))
-        if stopped { return finish(s, .stop, last: (t, text)) }
-        if s.generated >= s.request.maxTokens {
-            return finish(s, .length, last: (t, text + s.stopper.push(s.decoder.flush()).emit + s.stopper.flush()))
-        }
-        if !s.sink(.token(t, text: text)) { release(s); return true }
-        s.pending = t.token
-        return false
+        return .next(t.token)
     }
 
-    private func finish(_ s: Sequence, _ reason: FinishReason, last: (SampledToken, String)) -> Bool {
-        if s.sink(.token(last.0, text: last.1)) {
-            _ = s.sink(.finished(reason, promptTokens: s.request.prompt.count, completionTokens: s.generated,
-                                 cachedTokens: s.cachedTokens))
+    private func send(_ id: Int, _ ev: GenerationEvent) -> Bool { clients[id]?.sink(ev) ?? false }
+
+    /// Reports a failure to requests (and the group members waiting on them) and frees their KV.
+    private func fail(_ ids: Set<Int>, _ message: String) {
+        for id in core.remove(ids, cache: cache) {
+            _ = clients[id]?.sink(.failed(message))
+            clients[id] = nil
         }
-        stats.requestsFinished += 1
-        release(s)
-        return true
-    }
-
-    /// Frees a sequence's KV, and that of group members still waiting for its prompt.
-    private func release(_ s: Sequence) {
-        if let kv = s.kv { cache.release(kv); s.kv = nil }
-        for f in s.followers { release(f) }
-    }
-
-    /// Reports a failure to a sequence and the group members waiting on it, and frees their KV.
-    private func fail(_ s: Sequence, _ message: String) {
-        for f in s.followers { _ = f.sink(.failed(message)) }
-        _ = s.sink(.failed(message))
-        release(s)
     }
 
     private func publish() {
-        stats.running = running.count
-        stats.waiting = waiting.count
+        stats.running = core.runningCount
+        stats.waiting = core.waitingCount
         stats.kvInUse = cache.bytesInUse
         stats.kvAllocated = cache.allocatedBytes
         stats.kvCached = cache.cachedBytes

@@ -306,10 +306,11 @@ public final class KVCache: @unchecked Sendable {
         return true
     }
 
-    /// Records `tokens` as computed at positions [length, length + count) (their rows are stored): full
+    /// Records `tokens` as computed at positions [length, length + count) (the forward pass stored their
+    /// rows; a model-free test of the scheduler calls it in the model's place): full
     /// blocks get their prefix names, and blocks no query can see any more are dropped (kept in the cache
     /// when named; the sequence's commitment stays, for the blocks it will take next).
-    func append(_ seq: SequenceKV, _ tokens: [Int32]) {
+    public func append(_ seq: SequenceKV, _ tokens: [Int32]) {
         if seq.cacheable {
             // Name each block this step completes (seq.tokens: the positions after the last named one).
             for t in tokens {

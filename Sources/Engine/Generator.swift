@@ -1,5 +1,5 @@
 // Single-sequence generation: prompt in chunks, then one token per step until a stop condition.
-// The CLI and the bench use it; the server's scheduler drives the same Transformer and Sampler.
+// The CLI uses it; the finish rules are the server's (RequestOutput), on the same Transformer.
 import Kernels
 import Model
 import Tokenizer

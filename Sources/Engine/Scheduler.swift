@@ -147,7 +147,7 @@ public final class Scheduler: @unchecked Sendable {
         stats.batchSize.observe(Double(items.count))
         let logits: Logits
         do {
-            logits = try model.forward(items.map(\.batch), cache: cache)
+            logits = try model.forward(items.compactMap(\.batch), cache: cache)
         } catch {
             fail(Set(items.map(\.id)), "\(error)")
             return
@@ -156,7 +156,15 @@ public final class Scheduler: @unchecked Sendable {
         var outcomes: [Int: SchedulerCore.Outcome] = [:]
         var row = 0
         for item in items {
-            let b = item.batch, rows = b.logits == .all ? b.tokens.count : b.logits == .last ? 1 : 0
+            guard let b = item.batch else {
+                // A prompt that came whole from the cache: its members sample from the stored row.
+                let stored = takeCachedLogits(item)
+                stored.withUnsafeBufferPointer { r in
+                    for mbr in item.members { outcomes[mbr] = next(mbr, r, leader: item.id, first: true, now: now) }
+                }
+                continue
+            }
+            let rows = b.logits == .all ? b.tokens.count : b.logits == .last ? 1 : 0
             let first = row
             row += rows
             if !item.decoding {
@@ -169,9 +177,19 @@ public final class Scheduler: @unchecked Sendable {
                 }
             }
             let r = logits.row(first + rows - 1)
+            if !item.decoding, let prompt = clients[item.id]?.output.request.prompt {
+                cache.snapshotTail(b.seq, prompt: prompt, logits: r)   // an exact repeat will compute nothing
+            }
             for mbr in item.members { outcomes[mbr] = next(mbr, r, leader: item.id, first: !item.decoding, now: now) }
         }
         for id in core.update(items, outcomes: outcomes, cache: cache) { clients[id] = nil }
+    }
+
+    /// The stored last-row logits of a prompt that came whole from the cache (taken once).
+    private func takeCachedLogits(_ item: SchedulerCore.Item) -> [Float] {
+        guard let kv = core.kv(item.id), let l = kv.cachedLogits else { preconditionFailure("a cached prompt without its logits") }
+        kv.cachedLogits = nil
+        return l
     }
 
     /// A member's next token from `row` (at the end of its prompt: after the prompt's events, and

@@ -23,12 +23,16 @@ public struct SchedulerCore {
         var pending: Int32?
         /// Members of this leader's group waiting for its prompt.
         var followers: [Int] = []
+        /// The whole prompt came from the cache with its last row's logits: sample without a forward.
+        var ready = false
     }
 
     /// One sequence's share of a step.
     public struct Item {
         public let id: Int
-        public let batch: BatchItem
+        /// The forward pass's work; nil for a prompt that came whole from the cache (its members sample
+        /// from `SequenceKV.cachedLogits`).
+        public let batch: BatchItem?
         /// First position of the item's tokens.
         public let start: Int
         /// Whether the item is a decode token (else a prompt chunk).
@@ -65,6 +69,8 @@ public struct SchedulerCore {
     public var waitingCount: Int { waiting.count }
     public var isIdle: Bool { waiting.isEmpty && running.isEmpty }
     public var ids: [Int] { Array(states.keys) }
+    /// The KV sequence of an admitted request.
+    public func kv(_ id: Int) -> SequenceKV? { states[id]?.kv }
     /// Prompt tokens of `id` taken from the prefix cache (0 before admission).
     public func cachedTokens(_ id: Int) -> Int { states[id]?.kv?.cachedTokens ?? 0 }
 
@@ -128,6 +134,7 @@ public struct SchedulerCore {
             }
             for (id, kv) in zip(members, kvs) { states[id]!.kv = kv }
             states[lead]!.prefilled = kvs[0].length
+            states[lead]!.ready = kvs[0].cachedLogits != nil
             waiting.removeFirst()
             running.append(lead)
         }
@@ -136,6 +143,10 @@ public struct SchedulerCore {
     private mutating func plan() -> [Item] {
         var items: [Item] = []
         var budget = config.maxBatchTokens
+        for id in running where states[id]!.ready {
+            let s = states[id]!
+            items.append(Item(id: id, batch: nil, start: s.prefilled, decoding: false, members: [id] + s.followers))
+        }
         for id in running {
             guard let s = states[id], let t = s.pending else { continue }
             items.append(Item(id: id, batch: BatchItem(seq: s.kv!, tokens: [t], logits: .last), start: s.kv!.length,
@@ -181,7 +192,8 @@ public struct SchedulerCore {
             if item.decoding {
                 s.pending = nil
             } else {
-                s.prefilled += item.batch.tokens.count
+                s.prefilled += item.batch?.tokens.count ?? 0
+                s.ready = false
                 if s.prefilled == s.request.prompt.count {
                     for f in s.followers {
                         cache.fork(from: s.kv!, to: states[f]!.kv!)

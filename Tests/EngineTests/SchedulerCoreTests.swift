@@ -29,8 +29,8 @@ func request(_ n: Int, seed: Int = 0, maxTokens: Int = 3) -> GenerationRequest {
 func simulate(_ core: inout SchedulerCore, _ cache: KVCache, _ items: [SchedulerCore.Item],
               _ outcome: (Int) -> SchedulerCore.Outcome? = { _ in .next(5) }) -> [Int] {
     for it in items {
-        #expect(cache.reserve(it.batch.seq, length: it.batch.seq.length + it.batch.tokens.count), "KV for item \(it.id)")
-        cache.append(it.batch.seq, it.batch.tokens)
+        #expect(cache.reserve(it.batch!.seq, length: it.batch!.seq.length + it.batch!.tokens.count), "KV for item \(it.id)")
+        cache.append(it.batch!.seq, it.batch!.tokens)
     }
     var outs: [Int: SchedulerCore.Outcome] = [:]
     for it in items { for m in it.members { outs[m] = outcome(m) } }
@@ -42,7 +42,7 @@ func simulate(_ core: inout SchedulerCore, _ cache: KVCache, _ items: [Scheduler
     var core = SchedulerCore(config: tinyConfig())
     core.add(group: [(1, request(11))])
     var items = core.schedule(cache: cache)
-    #expect(items.map(\.start) == [0] && items[0].batch.tokens.count == 8 && items[0].members.isEmpty)
+    #expect(items.map(\.start) == [0] && items[0].batch!.tokens.count == 8 && items[0].members.isEmpty)
     simulate(&core, cache, items)
     core.add(group: [(2, request(5, seed: 1))])
     items = core.schedule(cache: cache)
@@ -50,7 +50,7 @@ func simulate(_ core: inout SchedulerCore, _ cache: KVCache, _ items: [Scheduler
     #expect(items.map(\.id) == [1, 2] && items.map(\.start) == [8, 0] && items.map(\.members) == [[1], [2]])
     simulate(&core, cache, items)
     items = core.schedule(cache: cache)
-    #expect(items.allSatisfy(\.decoding) && items.map(\.id) == [1, 2] && items.map { $0.batch.tokens } == [[5], [5]])
+    #expect(items.allSatisfy(\.decoding) && items.map(\.id) == [1, 2] && items.map { $0.batch!.tokens } == [[5], [5]])
 }
 
 @Test func aMostlyCachedPromptGoesBeforeLongerOnes() {
@@ -94,7 +94,7 @@ func simulate(_ core: inout SchedulerCore, _ cache: KVCache, _ items: [Scheduler
     core.add(group: [(2, r)])
     let items = core.schedule(cache: cache)
     #expect(core.cachedTokens(2) == 16)
-    #expect(items.map(\.start) == [16] && items[0].batch.tokens == Array(r.prompt[16...]) && items[0].members == [2])
+    #expect(items.map(\.start) == [16] && items[0].batch!.tokens == Array(r.prompt[16...]) && items[0].members == [2])
 }
 
 @Test func aGroupForksAtTheEndOfItsPromptAndCancellingFreesEverything() {
@@ -109,7 +109,7 @@ func simulate(_ core: inout SchedulerCore, _ cache: KVCache, _ items: [Scheduler
     #expect(items.map(\.members) == [[1, 2, 3]])
     simulate(&core, cache, items) { $0 == 3 ? .finished : .next(7) }
     items = core.schedule(cache: cache)
-    #expect(items.map(\.id) == [1, 2] && items.allSatisfy { $0.decoding && $0.batch.seq.length == 13 })
+    #expect(items.map(\.id) == [1, 2] && items.allSatisfy { $0.decoding && $0.batch!.seq.length == 13 })
     #expect(Set(core.remove([1, 2], cache: cache)) == [1, 2])
     #expect(core.isIdle && cache.allocatedBytes == 0 && cache.committedBytes == 0)
 }

@@ -192,10 +192,14 @@ func run(_ t: Transformer, _ cache: KVCache, _ prompt: [Int32], decode: [Int32],
     defer { cache.release(seq) }
     var out: [[Float]] = []
     var i = seq.length
+    if let stored = seq.cachedLogits { out.append(stored) }   // an exact repeat: nothing to compute
     while i < prompt.count {
         let end = min(prompt.count, (i / chunk + 1) * chunk)
         let l = try t.forward([BatchItem(seq: seq, tokens: Array(prompt[i..<end]), logits: end == prompt.count ? .last : .none)], cache: cache)
-        if end == prompt.count { out.append(Array(l.row(0))) }
+        if end == prompt.count {
+            out.append(Array(l.row(0)))
+            cache.snapshotTail(seq, prompt: prompt, logits: l.row(0))
+        }
         i = end
     }
     for tok in decode { out.append(Array(try t.forward([BatchItem(seq: seq, tokens: [tok], logits: .last)], cache: cache).row(0))) }
@@ -244,6 +248,29 @@ func hitsComputeWhatAColdRunComputes(kv: KVCacheType, route: Int) throws {
     Transformer.matmulGroups([(start: 6, count: 11), (start: 50, count: 1)], blasMinRows: 4, align: 4, into: &g, bounds: &b)
     #expect(g.map(\.rows) == [0..<2, 2..<10, 10..<12] && g.map(\.route) == [.rows, .auto, .rows])
     #expect(Array(b[g[1].bounds]) == [0, 4, 8])
+}
+
+/// An exact repeat of a cached prompt takes all of it, and its last row's logits, and computes nothing;
+/// what it samples and every step after are what a cold run gives, for tails of every length 1...4 (a
+/// whole block among them), with both cache types. A tail is kept only for its exact prompt and salt.
+@Test(arguments: KVCacheType.allCases)
+func exactRepeatsComputeNothingAndContinueAsAColdRun(kv: KVCacheType) throws {
+    let (t, _) = try synthetic(try LayerPattern(parsing: "zebra:group=3,window=11,global=last"), kv: kv)
+    t.matmul.blasMinRows = 4
+    let hot = t.makeCache(blockTokens: 4, type: kv, prefixCaching: true)
+    let decode: [Int32] = [42, 7, 261, 5]
+    for n in 17...20 {
+        let prompt = Array(promptA[0..<n])
+        let cold = try run(t, t.makeCache(blockTokens: 4, type: kv), prompt, decode: decode, chunk: 8)
+        _ = try run(t, hot, prompt, decode: [], chunk: 8)
+        let again = try run(t, hot, prompt, decode: decode, chunk: 8)
+        #expect(again.cached == n, "prompt of \(n)")
+        let same = again.logits == cold.logits
+        #expect(same, "prompt of \(n): an exact repeat differs from a cold run")
+        #expect(hot.computedPrefix(prompt, salt: "other") == 0)
+    }
+    // A prompt one token longer than a cached one takes its full blocks only.
+    #expect(try run(t, hot, Array(promptA[0..<20]) + [5], decode: [], chunk: 8).cached == 20)
 }
 
 /// The same on Gemma 3, whose real sizes separate the routes (the synthetic model's tiny rows sum to

@@ -25,6 +25,7 @@ final class BlockPool {
         var hash: [UInt64] = []
         var parent: [UInt64] = []
         var tokens: [Int32] = []                 // [handle * blockTokens + i]: verifies a hit exactly
+        var count: [Int32] = []                  // tokens named (blockTokens; fewer for a prompt's tail)
         var tick: [UInt64] = []                  // when the block was last released (LRU order)
         var prev: [Int32] = [], next: [Int32] = []
         var head: Int32 = -1, tail: Int32 = -1   // evictable blocks, least recently used first
@@ -40,6 +41,7 @@ final class BlockPool {
             let c = 2 * n
             pages.reserveCapacity(c * layers); ref.reserveCapacity(c); hashed.reserveCapacity(c); hash.reserveCapacity(c)
             parent.reserveCapacity(c); tick.reserveCapacity(c); prev.reserveCapacity(c); next.reserveCapacity(c)
+            count.reserveCapacity(c)
             freeHandles.reserveCapacity(c); tokens.reserveCapacity(c * blockTokens)
         }
     }
@@ -97,7 +99,7 @@ final class BlockPool {
             h = Int32(gr.ref.count)
             gr.pages.append(contentsOf: repeatElement(nil, count: n))
             gr.ref.append(0); gr.hashed.append(false); gr.hash.append(0); gr.parent.append(0); gr.tick.append(0)
-            gr.prev.append(-1); gr.next.append(-1)
+            gr.prev.append(-1); gr.next.append(-1); gr.count.append(0)
             gr.tokens.append(contentsOf: repeatElement(0, count: blockTokens))
         }
         for j in 0..<n { gr.pages[Int(h) * n + j] = page() }
@@ -105,6 +107,14 @@ final class BlockPool {
         gr.hashed[Int(h)] = false
         livePages += n
         return h
+    }
+
+    /// A block for a snapshot that goes to the cache at once (no sequence's commitment covers it), when
+    /// its pages can be had without touching live ones: free, new or evicted. nil otherwise.
+    func allocateTransient(group g: Int) -> Int32? {
+        let n = groups[g].layers
+        guard freePages.count + (capacityPages - materialized) + cachedPages >= n else { return nil }
+        return allocate(group: g)
     }
 
     /// One page: a free one, new storage while the capacity allows, else the least recently used cached
@@ -177,6 +187,7 @@ final class BlockPool {
         gr.hashed[i] = true
         gr.hash[i] = hash
         gr.parent[i] = parent
+        gr.count[i] = Int32(tokens.count)
         var k = i * blockTokens
         for t in tokens { gr.tokens[k] = t; k += 1 }
     }
@@ -186,7 +197,8 @@ final class BlockPool {
         let gr = groups[g]
         guard let h = gr.map[hash] else { return nil }
         let i = Int(h)
-        guard gr.parent[i] == parent, gr.tokens[i * blockTokens ..< (i + 1) * blockTokens].elementsEqual(tokens) else { return nil }
+        let n = Int(gr.count[i])
+        guard n == tokens.count, gr.parent[i] == parent, gr.tokens[i * blockTokens ..< i * blockTokens + n].elementsEqual(tokens) else { return nil }
         return h
     }
 

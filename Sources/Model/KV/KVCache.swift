@@ -29,6 +29,9 @@ public final class SequenceKV: @unchecked Sendable {
     public internal(set) var length = 0
     /// Prompt tokens this sequence took from the prefix cache when admitted.
     public internal(set) var cachedTokens = 0
+    /// For an exact repeat of a cached prompt: the logits of its last position (the whole prompt came
+    /// from the cache, so nothing computes them); taken once by the engine.
+    public var cachedLogits: [Float]?
     /// Token ids of the positions after the last full block (a cacheable sequence's next block name).
     var tokens: [Int32] = []
     /// Per layer group: block handles by block index (-1: dropped, out of a sliding window).
@@ -107,6 +110,12 @@ public final class KVCache: @unchecked Sendable {
     private var nextID = 0
     public private(set) var liveSequences: [Int: SequenceKV] = [:]
     private var stats = PrefixCacheStats()
+    /// Prompt tails: the last-row logits of recent prompts, by tail name (their KV rows are snapshot
+    /// blocks in the pool under the same name), oldest first in `tailOrder`.
+    private var tailLogits: [UInt64: [Float]] = [:]
+    private var tailOrder: [UInt64] = []
+    /// Prompt tails kept (each holds a vocabulary-sized row of logits: 1 MiB on Gemma 3).
+    public static let maxTails = 16
 
     public init(layers: [LayerSpec], kvHeads: Int, headDim: Int, type: KVCacheType = .f16,
                 blockTokens: Int = 64, budgetBytes: Int = Int.max, prefixCaching: Bool = false) {
@@ -221,9 +230,10 @@ public final class KVCache: @unchecked Sendable {
         seq.claim += claim
         let hit = seq.cacheable ? longestHit(prompt, salt: seq.salt) : (prefix: 0, blocks: [], hashes: [])
         let P = hit.prefix, nb = P / blockTokens
+        let tail = seq.cacheable ? exactTail(prompt, hit: P, hashes: hit.hashes, salt: seq.salt) : nil
         if prefixCaching {
             stats.queryTokens += prompt.count
-            stats.hitTokens += P
+            stats.hitTokens += tail == nil ? P : prompt.count
         }
         for (g, grp) in groups.enumerated() {
             let needed = nb > 0 ? grp.policy.neededBlocks(prefix: P, blockTokens: blockTokens) : 0..<0
@@ -243,7 +253,99 @@ public final class KVCache: @unchecked Sendable {
         seq.hashes.reserveCapacity(maxLength / blockTokens + 1)
         seq.length = P
         seq.cachedTokens = P
+        if let tail {
+            // The whole prompt is cached: the tail's rows go to a block of the sequence's own (it writes
+            // the positions after them), and its logits come along. The rows are read out first: taking
+            // the new blocks may evict the snapshot (it is cached, not held).
+            let rows = prompt.count - P, bytes = rows * rowBytes
+            var saved: [[UInt8]] = []
+            for g in groups.indices {
+                for j in 0..<groups[g].layers.count {
+                    let src = pool.page(group: g, block: tail.blocks[g], layer: j)
+                    saved.append(Array(UnsafeRawBufferPointer(start: src, count: bytes)) +
+                                 Array(UnsafeRawBufferPointer(start: src + blockTokens * rowBytes, count: bytes)))
+                }
+            }
+            var k = 0
+            for g in groups.indices {
+                let c = pool.allocate(group: g)
+                for j in 0..<groups[g].layers.count {
+                    let dst = pool.page(group: g, block: c, layer: j)
+                    saved[k].withUnsafeBytes { sb in
+                        dst.copyMemory(from: sb.baseAddress!, byteCount: bytes)
+                        (dst + blockTokens * rowBytes).copyMemory(from: sb.baseAddress! + bytes, byteCount: bytes)
+                    }
+                    k += 1
+                }
+                seq.tables[g].append(c)
+                seq.held += groups[g].layers.count
+            }
+            precondition(seq.held <= seq.claim)
+            append(seq, Array(prompt[P...]))
+            seq.cachedTokens = prompt.count
+            seq.cachedLogits = tail.logits
+        }
         return true
+    }
+
+    /// The cached tail of exactly this prompt after a hit at `P`: its snapshot blocks and logits.
+    private func exactTail(_ prompt: [Int32], hit P: Int, hashes: [UInt64], salt: UInt64) -> (blocks: [Int32], logits: [Float])? {
+        guard !prompt.isEmpty, P == (prompt.count - 1) / blockTokens * blockTokens else { return nil }
+        let parent = P == 0 ? salt : hashes[P / blockTokens - 1], toks = prompt[P...]
+        let key = Self.tailName(parent, toks)
+        guard let logits = tailLogits[key] else { return nil }
+        var blocks: [Int32] = []
+        for g in groups.indices {
+            guard let b = pool.lookup(group: g, hash: key, parent: parent, tokens: toks) else { return nil }
+            blocks.append(b)
+        }
+        return (blocks, logits)
+    }
+
+    /// Keeps the tail of a cacheable sequence's just-finished prompt (the positions after its last full
+    /// block, up to 64, copied to snapshot blocks that go straight to the cache) and the logits of its
+    /// last position: an exact repeat of the prompt then computes nothing (a retry, a regenerated
+    /// answer). The logits are the ones the prompt pass computed, so the repeat samples from exactly
+    /// what a cold run would. Skipped when the pool has no page to spare without touching live ones.
+    public func snapshotTail(_ seq: SequenceKV, prompt: [Int32], logits row: UnsafeBufferPointer<Float>) {
+        let L = prompt.count
+        guard seq.cacheable, L > 0, seq.length == L else { return }
+        let P = (L - 1) / blockTokens * blockTokens
+        guard seq.hashes.count >= P / blockTokens else { return }
+        let parent = P == 0 ? seq.salt : seq.hashes[P / blockTokens - 1], toks = prompt[P...]
+        let key = Self.tailName(parent, toks)
+        if tailLogits[key] != nil {
+            tailOrder.removeAll { $0 == key }
+            tailOrder.append(key)
+            return
+        }
+        var made: [Int32] = []
+        for g in groups.indices {
+            guard seq.tables[g].count > P / blockTokens, seq.tables[g][P / blockTokens] >= 0,
+                  let c = pool.allocateTransient(group: g) else { break }
+            copyRows(group: g, from: seq.tables[g][P / blockTokens], to: c, rows: L - P)
+            pool.register(group: g, block: c, hash: key, parent: parent, tokens: toks)
+            made.append(c)
+        }
+        for (g, c) in made.enumerated() { pool.release(group: g, block: c) }   // named: cached; unnamed: freed
+        guard made.count == groups.count else { return }
+        tailLogits[key] = Array(row)
+        tailOrder.append(key)
+        if tailOrder.count > Self.maxTails { tailLogits[tailOrder.removeFirst()] = nil }
+    }
+
+    /// A prompt tail's name: its tokens chained after the prefix's, kept apart from a full block's name.
+    static func tailName(_ parent: UInt64, _ tokens: ArraySlice<Int32>) -> UInt64 {
+        chain(parent, tokens) &+ 0x7461_696c_0000_0001
+    }
+
+    /// Copies the first `rows` positions of a block's K and V planes, every layer of the group.
+    private func copyRows(group g: Int, from a: Int32, to b: Int32, rows: Int) {
+        for j in 0..<groups[g].layers.count {
+            let src = pool.page(group: g, block: a, layer: j), dst = pool.page(group: g, block: b, layer: j)
+            dst.copyMemory(from: src, byteCount: rows * rowBytes)
+            (dst + blockTokens * rowBytes).copyMemory(from: src + blockTokens * rowBytes, byteCount: rows * rowBytes)
+        }
     }
 
     /// The longest block-aligned prefix of `prompt` (short of its last token) whose blocks every group
@@ -354,13 +456,8 @@ public final class KVCache: @unchecked Sendable {
                     dst.tables[g].append(h)
                     continue
                 }
-                let n = groups[g].layers.count, c = pool.allocate(group: g)
-                let rows = max(0, src.length - i * blockTokens)
-                for j in 0..<n {
-                    let a = pool.page(group: g, block: h, layer: j), b = pool.page(group: g, block: c, layer: j)
-                    b.copyMemory(from: a, byteCount: rows * rowBytes)
-                    (b + blockTokens * rowBytes).copyMemory(from: a + blockTokens * rowBytes, byteCount: rows * rowBytes)
-                }
+                let c = pool.allocate(group: g)
+                copyRows(group: g, from: h, to: c, rows: max(0, src.length - i * blockTokens))
                 dst.tables[g].append(c)
             }
             dst.dropped[g] = src.dropped[g]

@@ -139,6 +139,30 @@ func cached(_ prompts: [[Int32]], budget: Int = Int.max, salt: String? = nil) ->
     small.release(s)
 }
 
+/// Prompt tails are kept for the 16 most recent prompts: an older one's logits and snapshot blocks go
+/// (nothing could hit them), its full blocks stay.
+@Test func promptTailsAreBoundedAndTheirBlocksGoWithThem() {
+    let cache = KVCache(layers: zebraLayers(), kvDim: 4, blockTokens: 4, prefixCaching: true)
+    let logits = [Float](repeating: 0.5, count: 8)
+    let prompts = (0..<20).map { tokens(6, seed: 50 + $0) }
+    for p in prompts {
+        let s = cache.newSequence()
+        #expect(cache.admit(s, prompt: p, maxLength: 8, step: 4))
+        grow(cache, s, p, step: 4)
+        logits.withUnsafeBufferPointer { cache.snapshotTail(s, prompt: p, logits: $0) }
+        cache.release(s)
+    }
+    // Per prompt: its full block (positions 0..<4) and, for the last 16, a tail snapshot (4..<6); a
+    // block is 3 pages (2 sliding layers, 1 global) of 64 bytes.
+    #expect(cache.cachedBytes == (20 + KVCache.maxTails) * 3 * 64)
+    for (i, p) in [(0, prompts[0]), (19, prompts[19])] {
+        let s = cache.newSequence()
+        #expect(cache.admit(s, prompt: p, maxLength: 8, step: 4))
+        #expect(s.cachedTokens == (i == 19 ? 6 : 4) && (s.cachedLogits != nil) == (i == 19), "prompt \(i)")
+        cache.release(s)
+    }
+}
+
 /// Random admits, steps, forks and releases: live pages stay within the commitments and those within the
 /// budget, every sequence holds what it counts, and every block's reference count is the number of
 /// sequences holding it.

@@ -218,6 +218,16 @@ final class BlockPool {
         evictions += 1
     }
 
+    /// Frees the cached block named `hash` in group `g`, if no one holds it (a prompt tail whose logits
+    /// were let go: nothing can hit it any more).
+    func forget(group g: Int, hash: UInt64) {
+        let gr = groups[g]
+        guard let h = gr.map[hash], gr.ref[Int(h)] == 0 else { return }
+        unlink(gr, h)
+        cachedPages -= gr.layers
+        drop(gr, h)
+    }
+
     /// Evicts every cached block (tests; `--prefix-cache` off at runtime).
     func evictAll() {
         for gr in groups {

@@ -284,12 +284,14 @@ public final class KVCache: @unchecked Sendable {
             append(seq, Array(prompt[P...]))
             seq.cachedTokens = prompt.count
             seq.cachedLogits = tail.logits
+            tailOrder.removeAll { $0 == tail.key }   // most recently used last
+            tailOrder.append(tail.key)
         }
         return true
     }
 
     /// The cached tail of exactly this prompt after a hit at `P`: its snapshot blocks and logits.
-    private func exactTail(_ prompt: [Int32], hit P: Int, hashes: [UInt64], salt: UInt64) -> (blocks: [Int32], logits: [Float])? {
+    private func exactTail(_ prompt: [Int32], hit P: Int, hashes: [UInt64], salt: UInt64) -> (blocks: [Int32], logits: [Float], key: UInt64)? {
         guard !prompt.isEmpty, P == (prompt.count - 1) / blockTokens * blockTokens else { return nil }
         let parent = P == 0 ? salt : hashes[P / blockTokens - 1], toks = prompt[P...]
         let key = Self.tailName(parent, toks)
@@ -299,7 +301,7 @@ public final class KVCache: @unchecked Sendable {
             guard let b = pool.lookup(group: g, hash: key, parent: parent, tokens: toks) else { return nil }
             blocks.append(b)
         }
-        return (blocks, logits)
+        return (blocks, logits, key)
     }
 
     /// Keeps the tail of a cacheable sequence's just-finished prompt (the positions after its last full
@@ -331,7 +333,11 @@ public final class KVCache: @unchecked Sendable {
         guard made.count == groups.count else { return }
         tailLogits[key] = Array(row)
         tailOrder.append(key)
-        if tailOrder.count > Self.maxTails { tailLogits[tailOrder.removeFirst()] = nil }
+        if tailOrder.count > Self.maxTails {
+            let old = tailOrder.removeFirst()
+            tailLogits[old] = nil
+            for g in groups.indices { pool.forget(group: g, hash: old) }
+        }
     }
 
     /// A prompt tail's name: its tokens chained after the prefix's, kept apart from a full block's name.

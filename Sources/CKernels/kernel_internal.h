@@ -8,6 +8,9 @@
 
 // qmatmul.c: whether the AVX-512 kernels are in use (zk_kernel_path; tests may force either path).
 int zk_path_is_avx512(void);
+// qmatmul.c: whether the row kernels prefetch weights into L2 (1) or with the non-temporal hint (0);
+// set with the kernel path (zk_weight_prefetch).
+extern int zk_weight_prefetch_l2;
 
 // An f16 value stored at p (GGML block scales), as f32.
 static inline float half_to_float(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }

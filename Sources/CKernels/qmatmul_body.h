@@ -389,9 +389,14 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 // the caches. Measured on Gemma 3 270M: decode ~10% faster at depth 0 and at depth 16384, and 16
 // parallel sequences 385 -> 420 tokens/s; a plain (T0) prefetch gained nothing.
 #define QM_PREFETCH_ROW                                                                        \
-    if (r + 16 < r1)                                                                           \
-        for (int64_t off = 0; off < row_bytes; off += 64)                                      \
-            _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_NTA);
+    if (r + 16 < r1) {                                                                         \
+        if (zk_weight_prefetch_l2)                                                             \
+            for (int64_t off = 0; off < row_bytes; off += 64)                                  \
+                _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_T1);         \
+        else                                                                                   \
+            for (int64_t off = 0; off < row_bytes; off += 64)                                  \
+                _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_NTA);        \
+    }
 
 // Rows [r0, r1) against nt activation rows: tiles of QM_TILE activation rows, then one of 4, then
 // single rows (identical results whichever tile a row lands in).

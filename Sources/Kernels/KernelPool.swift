@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// The SIMD path the kernels run on this CPU (AVX-512 where present, else the AVX2 baseline).
-public var kernelPath: String { String(cString: zk_kernel_path()) }
+public var kernelPath: String { String(cString: zk_kernel_path()) + " (weight prefetch " + String(cString: zk_weight_prefetch()) + ")" }
 
 /// A unit of data-parallel work for `KernelPool.run`: a struct of pointers and sizes (no closures), so
 /// a dispatch allocates nothing. The pool reads the job through a pointer to the caller's copy.

@@ -83,6 +83,8 @@ void zk_q8a_sums(const zk_q8a *src, int32_t *dst, int64_t n);
 int zk_has_int8_gemm(int type);
 /// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2".
 const char *zk_kernel_path(void);
+/// The row kernels' weight prefetch on this CPU: "l2" (Intel) or "nta" (others); ZEBRA_WEIGHT_PREFETCH overrides.
+const char *zk_weight_prefetch(void);
 /// Tests only: force a path (1: AVX-512 VNNI, 0: AVX2) for the calling thread's kernel calls (other
 /// threads, the kernel pool's included, keep the CPU's). Returns 0 if this CPU lacks VNNI.
 int zk_force_kernel_path(int vnni);

@@ -125,6 +125,7 @@ public final class Scheduler: @unchecked Sendable {
             }
             let new = incoming, gone = cancelled, stop = stopping
             incoming = []; cancelled = []
+            statsShared.waiting += new.count   // still queued until admitted: the queue bound counts them
             pthread_mutex_unlock(&m)
             for group in new {
                 for r in group { clients[r.id] = Client(sink: r.sink, output: RequestOutput(r.request), submitted: r.at) }

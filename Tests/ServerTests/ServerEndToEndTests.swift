@@ -174,6 +174,9 @@ func events(_ r: TestClient.Response?) -> [String] {
         var running = 1
         for _ in 0..<200 where running > 0 { usleep(10_000); running = s.scheduler!.snapshot.running }
         #expect(running == 0 && s.scheduler!.snapshot.kvLive == 0)
+        // Stopped by the disconnect, not by reaching max_tokens (400) on its own within the wait.
+        let generated = s.scheduler!.snapshot.generatedTokens
+        #expect(generated < 200, "\(generated) tokens generated after the client went away")
     }
 
     @Test func errorStatuses() throws {

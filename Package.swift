@@ -41,6 +41,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels", "COpenBLAS"], swiftSettings: optimized),
         .target(name: "GGUF", dependencies: ["CKernels"], swiftSettings: optimized),
         .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),
+        // A Jinja2 interpreter for chat templates (a leaf: no engine types).
+        .target(name: "Jinja", swiftSettings: optimized),
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
         .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels"], swiftSettings: optimized),
         // The OpenAI API and operations endpoints: maps HTTP requests to the engine.
@@ -62,6 +64,7 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "GGUF", "Kernels", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "Kernels", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -46,12 +46,12 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
         .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels"], swiftSettings: optimized),
         // The OpenAI API and operations endpoints: maps HTTP requests to the engine.
-        .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer", "Kernels",
+        .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer", "Kernels", "Jinja",
                                                .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "zebra",
             dependencies: [
-                "Server", "HTTP", "Engine", "Model", "Tokenizer", "GGUF", "Kernels", "CMallocCounter",
+                "Server", "HTTP", "Engine", "Model", "Tokenizer", "GGUF", "Kernels", "Jinja", "CMallocCounter",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -59,7 +59,7 @@ let package = Package(
         // Test helpers: model paths, a synthetic tiny GGUF writer.
         .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport", "CSystemShims"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "HTTP", "Engine", "Model", "Tokenizer", "Kernels", "TestSupport"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "HTTP", "Engine", "Model", "Tokenizer", "Kernels", "Jinja", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF", "TestSupport"], resources: [.copy("Fixtures")]),

@@ -1,9 +1,12 @@
-// One /v1/completions request: validation, one scheduler sequence per (prompt, n) choice, and the
-// answer as one JSON body or as server-sent events. Sinks run on the engine thread; every write is
+// One /v1/completions or /v1/chat/completions request: validation, one scheduler sequence per (prompt,
+// n) choice, and the answer as one JSON body or as server-sent events in the endpoint's wire format
+// (text_completion, or chat.completion with the chat logprobs shape). A chat request's prompt is the
+// model's chat template rendered over its messages. Sinks run on the engine thread; every write is
 // non-blocking, and a client that goes away cancels its sequences.
 import Engine
 import Foundation
 import HTTP
+import Jinja
 import Tokenizer
 
 final class CompletionJob: @unchecked Sendable {
@@ -27,7 +30,9 @@ final class CompletionJob: @unchecked Sendable {
     let request: HTTPRequest
     let writer: HTTPResponseWriter
     let body: CompletionRequest
-    let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+    /// The chat wire format (else the legacy completions one).
+    let chat: Bool
+    let id: String
     let created = Int(Date().timeIntervalSince1970)
     let started: Double
     private let lock = Mutex()
@@ -38,42 +43,60 @@ final class CompletionJob: @unchecked Sendable {
     private var failed = false
 
     private init(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter,
-                 body: CompletionRequest, count: Int, started: Double) {
+                 body: CompletionRequest, count: Int, started: Double, chat: Bool) {
         self.server = server; self.model = model; self.request = request; self.writer = writer
-        self.body = body; self.started = started
+        self.body = body; self.started = started; self.chat = chat
+        id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         choices = Array(repeating: Choice(), count: count)
         remaining = count
     }
 
-    static func start(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter, started: Double) {
+    /// A chat request's prompt: the chat template over its messages; a template error (the template's own
+    /// raise_exception, or a failure) is the client's 400, with the template's message.
+    static func render(_ body: CompletionRequest, _ model: LoadedModel) throws(APIError) -> String {
+        do {
+            return try model.chatTemplate.render(messages: body.messages ?? .array([]), tools: body.tools)
+        } catch {
+            throw APIError(400, "chat template (\(model.chatTemplate.origin)): \(error.message)", param: "messages", code: "chat_template_error")
+        }
+    }
+
+    static func start(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter, started: Double,
+                      chat: Bool = false) {
         var limits = server.config.requestLimits
         limits.vocabSize = model.tokenizer.vocab.count
-        let body: CompletionRequest
-        do { body = try CompletionRequest(json: request.body, limits: limits) }
+        var body: CompletionRequest
+        do { body = try CompletionRequest(json: request.body, limits: limits, chat: chat) }
         catch { server.respond(writer, request, error.response, started: started); return }
         if let m = body.model, m != server.config.modelName {
             server.respond(writer, request, APIError(404, "the model '\(m)' does not exist; this server serves '\(server.config.modelName)'",
                                                      type: "invalid_request_error", param: "model", code: "model_not_found").response, started: started)
             return
         }
-        let prompts: [[Int32]] = body.prompts.map {
+        var prompts: [[Int32]] = body.prompts.map {
             switch $0 {
             case let .text(s): model.tokenizer.encode(s, addSpecial: true, parseSpecial: true)
             case let .tokens(t): t
             }
         }
         let ctx = model.contextLength
+        if chat {
+            do { prompts = [model.chatTemplate.tokens(try render(body, model), tokenizer: model.tokenizer)] }
+            catch { server.respond(writer, request, error.response, started: started); return }
+            // Without max_tokens a chat answer may run to the end of the context.
+            if !body.maxTokensGiven { body.maxTokens = max(1, min(limits.maxTokens, ctx - prompts[0].count)) }
+        }
         for p in prompts {
             if p.isEmpty { server.respond(writer, request, APIError.invalid("prompt", "the prompt is empty (no tokens)").response, started: started); return }
             if p.count + body.maxTokens > ctx {
-                let e = APIError(400, "This model's maximum context length is \(ctx) tokens. However, you requested \(p.count + body.maxTokens) tokens (\(p.count) in the prompt, \(body.maxTokens) in max_tokens). Please reduce the prompt or max_tokens.",
-                                 param: "max_tokens", code: "context_length_exceeded")
+                let e = APIError(400, "This model's maximum context length is \(ctx) tokens. However, you requested \(p.count + body.maxTokens) tokens (\(p.count) in the \(chat ? "messages" : "prompt"), \(body.maxTokens) in max_tokens). Please reduce the \(chat ? "messages" : "prompt") or max_tokens.",
+                                 param: chat && !body.maxTokensGiven ? "messages" : "max_tokens", code: "context_length_exceeded")
                 server.respond(writer, request, e.response, started: started)
                 return
             }
         }
         let job = CompletionJob(server: server, model: model, request: request, writer: writer, body: body,
-                                count: prompts.count * body.n, started: started)
+                                count: prompts.count * body.n, started: started, chat: chat)
         job.run(prompts)
     }
 
@@ -230,15 +253,36 @@ final class CompletionJob: @unchecked Sendable {
         String(decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
     }
 
+    /// Chat's logprobs: {content: [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
+    private func chatLogprobs(_ tokens: [SampledToken]) -> Any {
+        guard body.logprobs != nil else { return NSNull() }
+        func entry(_ id: Int32, _ lp: Float) -> [String: Any] {
+            let b = model.tokenizer.pieceBytes(id)
+            return ["token": String(decoding: b, as: UTF8.self), "logprob": Double(lp), "bytes": b.map(Int.init)]
+        }
+        return ["content": tokens.map { t -> [String: Any] in
+            var e = entry(t.token, t.logprob)
+            e["top_logprobs"] = t.top.map { entry($0.token, $0.logprob) }
+            return e
+        }]
+    }
+
+    private var object: String { chat ? "chat.completion" : "text_completion" }
+
     private func sendFull() {
         let snapshot = lock.withLock { choices }
         var arr: [Any] = []
         for (k, c) in snapshot.enumerated() {
-            arr.append(["text": c.echo + c.text, "index": k, "logprobs": logprobsJSON(k, choice: c, generated: c.tokens),
-                        "finish_reason": c.finish?.rawValue ?? "length"] as [String: Any])
+            if chat {
+                arr.append(["index": k, "message": ["role": "assistant", "content": c.text] as [String: Any],
+                            "logprobs": chatLogprobs(c.tokens), "finish_reason": c.finish?.rawValue ?? "length"] as [String: Any])
+            } else {
+                arr.append(["text": c.echo + c.text, "index": k, "logprobs": logprobsJSON(k, choice: c, generated: c.tokens),
+                            "finish_reason": c.finish?.rawValue ?? "length"] as [String: Any])
+            }
         }
         let u = usage()
-        let o: [String: Any] = ["id": String(id), "object": "text_completion", "created": created, "model": server.config.modelName,
+        let o: [String: Any] = ["id": String(id), "object": object, "created": created, "model": server.config.modelName,
                                 "choices": arr, "usage": u]
         writer.respond(.json(200, encode(o)))
         let ttft = lock.withLock { firstTokenAt.map { $0 - started } }
@@ -247,13 +291,21 @@ final class CompletionJob: @unchecked Sendable {
     }
 
     private func chunk(_ choices: [Any], usage: [String: Any]? = nil) -> String {
-        var o: [String: Any] = ["id": String(id), "object": "text_completion", "created": created, "model": server.config.modelName, "choices": choices]
+        var o: [String: Any] = ["id": String(id), "object": chat ? "chat.completion.chunk" : "text_completion", "created": created,
+                                "model": server.config.modelName, "choices": choices]
         if let u = usage { o["usage"] = u }
         return encode(o)
     }
 
     private func startStream() {
         writer.startEventStream()
+        if chat {   // each choice opens with the assistant's role
+            for k in 0..<lock.withLock({ choices.count }) {
+                writer.sendEvent(chunk([["index": k, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(),
+                                         "finish_reason": NSNull()] as [String: Any]]))
+            }
+            return
+        }
         if body.echo && !scoresPrompt {  // (with logprobs, the echo goes out with the prompt's scores)
             for (k, c) in lock.withLock({ choices }).enumerated() where !c.echo.isEmpty {
                 writer.sendEvent(chunk([["text": c.echo, "index": k, "logprobs": NSNull(), "finish_reason": NSNull()] as [String: Any]]))
@@ -262,6 +314,10 @@ final class CompletionJob: @unchecked Sendable {
     }
 
     private func sendDelta(_ k: Int, text: String, token: SampledToken) -> Bool {
+        if chat {
+            return writer.sendEvent(chunk([["index": k, "delta": ["content": text], "logprobs": chatLogprobs([token]),
+                                            "finish_reason": NSNull()] as [String: Any]]))
+        }
         var lp: Any = NSNull()
         if body.logprobs != nil {
             let off = lock.withLock { () -> Int in
@@ -276,6 +332,10 @@ final class CompletionJob: @unchecked Sendable {
 
     private func sendFinish(_ k: Int) {
         let reason = lock.withLock { choices[k].finish?.rawValue ?? "length" }
+        if chat {
+            writer.sendEvent(chunk([["index": k, "delta": [String: Any](), "logprobs": NSNull(), "finish_reason": reason] as [String: Any]]))
+            return
+        }
         writer.sendEvent(chunk([["text": "", "index": k, "logprobs": NSNull(), "finish_reason": reason] as [String: Any]]))
     }
 

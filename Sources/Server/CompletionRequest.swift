@@ -1,8 +1,11 @@
-// POST /v1/completions request body: parsed and validated field by field, so every error names the
-// field. Defaults are OpenAI's (max_tokens 16, temperature 1, top_p 1, n 1); extensions as in llama.cpp
-// and vLLM (top_k, min_p, repetition_penalty, ignore_eos).
+// POST /v1/completions and /v1/chat/completions request bodies: parsed and validated field by field, so
+// every error names the field. Defaults are OpenAI's (completions: max_tokens 16; chat: up to the
+// context; temperature 1, top_p 1, n 1); extensions as in llama.cpp and vLLM (top_k, min_p,
+// repetition_penalty, ignore_eos, cache_salt). Chat messages keep their JSON key order (a template's
+// `tojson` shows it).
 import Engine
 import Foundation
+import Jinja
 
 public struct CompletionRequest: Sendable {
     public enum Prompt: Sendable, Equatable { case text(String), tokens([Int32]) }
@@ -28,6 +31,11 @@ public struct CompletionRequest: Sendable {
     public var minP: Double = 0
     public var repetitionPenalty: Double = 1
     public var ignoreEOS = false
+    /// Chat: the conversation (validated, content parts joined to strings, `developer` as `system`), the
+    /// tools the template may describe, and whether `max_tokens` was given (else: up to the context).
+    public var messages: Value?
+    public var tools: Value?
+    public var maxTokensGiven = true
 
     /// Limits applied while validating.
     public struct Limits: Sendable {
@@ -36,22 +44,31 @@ public struct CompletionRequest: Sendable {
         /// Largest `max_tokens` a request may ask for (the operator's cap; the context still applies).
         public var maxTokens = Int.max
         public var vocabSize = Int(Int32.max)
+        public var maxMessages = 4096
         public init() {}
     }
 
-    public init(json body: [UInt8], limits: Limits = Limits()) throws(APIError) {
+    public init(json body: [UInt8], limits: Limits = Limits(), chat: Bool = false) throws(APIError) {
         let obj: Any
         do { obj = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) }
         catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
         guard let o = obj as? [String: Any] else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
         let r = Reader(o)
         model = try r.string("model")
-        guard let p = o["prompt"], !(p is NSNull) else { throw APIError.invalid("prompt", "'prompt' is required") }
-        prompts = try Self.parsePrompt(p, limits: limits)
-        if let v = try r.int("max_tokens") {
-            guard v >= 0 else { throw .invalid("max_tokens", "'max_tokens' must be >= 0") }
-            guard v <= limits.maxTokens else { throw .invalid("max_tokens", "'max_tokens' must be at most \(limits.maxTokens) on this server") }
+        if chat {
+            prompts = []
+            try parseChat(body, o, limits: limits)
+        } else {
+            guard let p = o["prompt"], !(p is NSNull) else { throw APIError.invalid("prompt", "'prompt' is required") }
+            prompts = try Self.parsePrompt(p, limits: limits)
+        }
+        let maxField = chat && r.present("max_completion_tokens") != nil ? "max_completion_tokens" : "max_tokens"
+        if let v = try r.int(maxField) {
+            guard v >= (chat ? 1 : 0) else { throw .invalid(maxField, "'\(maxField)' must be >= \(chat ? 1 : 0)") }
+            guard v <= limits.maxTokens else { throw .invalid(maxField, "'\(maxField)' must be at most \(limits.maxTokens) on this server") }
             maxTokens = v
+        } else if chat {
+            maxTokensGiven = false
         }
         if let v = try r.number("temperature") {
             guard v >= 0 && v <= 2 else { throw .invalid("temperature", "'temperature' must be between 0 and 2") }
@@ -71,11 +88,22 @@ public struct CompletionRequest: Sendable {
             guard stream else { throw .invalid("stream_options", "'stream_options' is only allowed when 'stream' is true") }
             includeUsage = try Reader(d, prefix: "stream_options.").bool("include_usage") ?? false
         }
-        if let v = try r.int("logprobs") {
-            guard v >= 0 && v <= 5 else { throw .invalid("logprobs", "'logprobs' must be between 0 and 5") }
-            logprobs = v
+        if chat {
+            // Chat's shape: logprobs a boolean, top_logprobs 0-20 alternatives.
+            if try r.bool("logprobs") == true {
+                let top = try r.int("top_logprobs") ?? 0
+                guard top >= 0 && top <= 20 else { throw .invalid("top_logprobs", "'top_logprobs' must be between 0 and 20") }
+                logprobs = top
+            } else if try r.int("top_logprobs") != nil {
+                throw .invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true")
+            }
+        } else {
+            if let v = try r.int("logprobs") {
+                guard v >= 0 && v <= 5 else { throw .invalid("logprobs", "'logprobs' must be between 0 and 5") }
+                logprobs = v
+            }
+            echo = try r.bool("echo") ?? false
         }
-        echo = try r.bool("echo") ?? false
         if let s = o["stop"], !(s is NSNull) {
             if let one = s as? String { stop = [one] }
             else if let many = s as? [Any], many.allSatisfy({ $0 is String }) {
@@ -121,6 +149,68 @@ public struct CompletionRequest: Sendable {
         ignoreEOS = try r.bool("ignore_eos") ?? false
         if let s = o["suffix"], !(s is NSNull) { throw .invalid("suffix", "'suffix' is not supported by this server") }
         if let b = try r.int("best_of"), b != n { throw .invalid("best_of", "'best_of' other than n is not supported") }
+    }
+
+    /// Chat fields: `messages` (and `tools`) from an order-keeping parse of the body, validated.
+    private mutating func parseChat(_ body: [UInt8], _ o: [String: Any], limits: Limits) throws(APIError) {
+        guard o["messages"] != nil else { throw .invalid("messages", "'messages' is required") }
+        let parsed: Value
+        do { parsed = try Value.parseJSON(String(decoding: body, as: UTF8.self)) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+        guard case let .dict(root) = parsed else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
+        guard case let .list(list)? = root["messages"], !list.items.isEmpty else {
+            throw .invalid("messages", "'messages' must be a non-empty array of messages")
+        }
+        guard list.items.count <= limits.maxMessages else { throw .invalid("messages", "at most \(limits.maxMessages) messages per request") }
+        var out: [Value] = []
+        for (i, m) in list.items.enumerated() {
+            let at = "messages[\(i)]"
+            guard case let .dict(d) = m else { throw .invalid(at, "'\(at)' must be an object") }
+            guard case let .string(role)? = d["role"] else { throw .invalid(at + ".role", "'\(at).role' is required and must be a string") }
+            guard ["system", "developer", "user", "assistant", "tool"].contains(role) else {
+                throw .invalid(at + ".role", "'\(at).role' must be one of system, developer, user, assistant, tool (got '\(role)')")
+            }
+            let copy = JinjaDict(d.pairs)
+            if role == "developer" { copy["role"] = .string("system") }
+            switch d["content"] {
+            case .string?: break
+            case nil, .none?:
+                guard role == "assistant" || role == "tool" else { throw .invalid(at + ".content", "'\(at).content' is required") }
+                if d["content"] == nil { copy["content"] = .none }
+            case let .list(parts)?:
+                var texts: [String] = []
+                for (j, part) in parts.items.enumerated() {
+                    guard case let .dict(p) = part, case .string("text")? = p["type"], case let .string(t)? = p["text"] else {
+                        throw .invalid("\(at).content[\(j)]", "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported")
+                    }
+                    texts.append(t)
+                }
+                copy["content"] = .string(texts.joined(separator: "\n"))
+            default: throw .invalid(at + ".content", "'\(at).content' must be a string or an array of text parts")
+            }
+            out.append(.dict(copy))
+        }
+        messages = .array(out)
+        switch root["tools"] {
+        case nil, .none?: break
+        case let .list(l)?:
+            for (i, t) in l.items.enumerated() {
+                guard case let .dict(d) = t, case .string("function")? = d["type"], case let .dict(f)? = d["function"], case .string? = f["name"] else {
+                    throw .invalid("tools[\(i)]", "'tools[\(i)]' must be {\"type\": \"function\", \"function\": {\"name\": ..., ...}}")
+                }
+            }
+            tools = l.items.isEmpty ? nil : .list(l)
+        default: throw .invalid("tools", "'tools' must be an array")
+        }
+        if let tc = o["tool_choice"], !(tc is NSNull) {
+            guard let s = tc as? String, s == "auto" || s == "none" else {
+                throw .invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\" on this server (forcing a call needs constrained decoding)")
+            }
+        }
+        if let v = o["response_format"], !(v is NSNull) {
+            guard let d = v as? [String: Any], d["type"] as? String == "text" else {
+                throw .invalid("response_format", "'response_format' other than {\"type\": \"text\"} is not supported yet (structured outputs)")
+            }
+        }
     }
 
     static func parsePrompt(_ p: Any, limits: Limits) throws(APIError) -> [Prompt] {

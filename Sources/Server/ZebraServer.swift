@@ -3,6 +3,7 @@
 import Engine
 import Foundation
 import HTTP
+import Jinja
 import Kernels
 import Logging
 import Model
@@ -21,8 +22,33 @@ public struct ServerConfig: Sendable {
 public struct LoadedModel: Sendable {
     public let scheduler: Scheduler
     public let tokenizer: Tokenizer
+    public let chatTemplate: ChatTemplate
     public var contextLength: Int { scheduler.model.config.contextLength }
-    public init(scheduler: Scheduler, tokenizer: Tokenizer) { self.scheduler = scheduler; self.tokenizer = tokenizer }
+    /// `chatTemplate` nil: the model's own (GGUF `tokenizer.chat_template`), else the built-in for its
+    /// architecture (also when the model's does not parse: `defaultChatTemplate` says why).
+    public init(scheduler: Scheduler, tokenizer: Tokenizer, chatTemplate: ChatTemplate? = nil) {
+        self.scheduler = scheduler
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate ?? Self.defaultChatTemplate(scheduler: scheduler, tokenizer: tokenizer).template
+    }
+
+    /// The model's own chat template, or the built-in for its architecture, and a note on any fallback.
+    public static func defaultChatTemplate(scheduler: Scheduler, tokenizer: Tokenizer) -> (template: ChatTemplate, note: String?) {
+        let file = scheduler.model.weights.file
+        let arch = (try? file.string("general.architecture")) ?? ""
+        let builtin = ChatTemplate.builtinName(architecture: arch)
+        func fallback() -> ChatTemplate {
+            try! ChatTemplate(source: ChatTemplate.builtins[builtin]!, origin: "built-in '\(builtin)' (for architecture '\(arch)')", tokenizer: tokenizer)
+        }
+        guard let source = try? file.string("tokenizer.chat_template") else {
+            return (fallback(), "the model has no chat template: using the built-in '\(builtin)' for architecture '\(arch)'")
+        }
+        do throws(JinjaError) {
+            return (try ChatTemplate(source: source, origin: "the model's tokenizer.chat_template", tokenizer: tokenizer), nil)
+        } catch {
+            return (fallback(), "the model's chat template does not parse (\(error)): using the built-in '\(builtin)'")
+        }
+    }
 }
 
 public final class ZebraServer: @unchecked Sendable {
@@ -64,13 +90,22 @@ public final class ZebraServer: @unchecked Sendable {
         r.add("POST", "/detokenize") { [self] req, w in
             guarded(req, w) { m throws(APIError) in try detokenize(req, m) }
         }
-        r.add("POST", "/v1/completions") { [self] req, w in
-            let t0 = now()
-            if let e = authError(req) ?? (loaded == nil ? APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]) : nil) {
-                respond(w, req, e.response, started: t0)
-                return
+        for (path, chat) in [("/v1/completions", false), ("/v1/chat/completions", true)] {
+            r.add("POST", path) { [self] req, w in
+                let t0 = now()
+                if let e = authError(req) ?? (loaded == nil ? APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]) : nil) {
+                    respond(w, req, e.response, started: t0)
+                    return
+                }
+                CompletionJob.start(server: self, model: loaded!, request: req, writer: w, started: t0, chat: chat)
             }
-            CompletionJob.start(server: self, model: loaded!, request: req, writer: w, started: t0)
+        }
+        r.add("POST", "/apply-template") { [self] req, w in
+            guarded(req, w) { m throws(APIError) in
+                let body = try CompletionRequest(json: req.body, limits: config.requestLimits, chat: true)
+                let text = try CompletionJob.render(body, m)
+                return .json(200, "{\"prompt\":\(jsonString(text))}")
+            }
         }
         return r
     }

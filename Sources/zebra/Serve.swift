@@ -20,6 +20,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1/* and /tokenize, /detokenize, $ZEBRA_API_KEY (default: none).") var apiKey: String?
     @Option(name: .customLong("kv-budget"), help: "KV cache bytes for all sequences, e.g. 2G or 512M, $ZEBRA_KV_BUDGET (default: half of available memory).") var kvBudget: String?
     @Option(name: .customLong("prefix-cache"), help: "'on' keeps finished requests' KV blocks to reuse for later prompts with the same prefix, 'off' frees them, $ZEBRA_PREFIX_CACHE (default: on).") var prefixCache: String?
+    @Option(name: .customLong("chat-template"), help: "Chat template for /v1/chat/completions: a Jinja file, or a built-in (gemma, chatml, llama3), $ZEBRA_CHAT_TEMPLATE (default: the model's own, else the built-in for its architecture).") var chatTemplate: String?
     @Option(name: .customLong("max-queue"), help: "Requests waiting for admission before 429, $ZEBRA_MAX_QUEUE (default: 256).") var maxQueue: Int?
     @Option(name: .customLong("max-running"), help: "Sequences decoding at once, $ZEBRA_MAX_RUNNING (default: 64).") var maxRunning: Int?
     @Option(name: .customLong("max-batch-tokens"), help: "Tokens per forward step, $ZEBRA_MAX_BATCH_TOKENS (default: 512).") var maxBatchTokens: Int?
@@ -113,11 +114,31 @@ struct Serve: ParsableCommand {
         case let v: fail("error: --prefix-cache '\(v)' must be 'on' or 'off'")
         }
         let scheduler = Scheduler(model: m.model, tokenizer: m.tokenizer, config: sc)
-        api.setModel(LoadedModel(scheduler: scheduler, tokenizer: m.tokenizer))
+        let template: ChatTemplate
+        if let t = chatTemplate ?? env("CHAT_TEMPLATE") {
+            do {
+                if let builtin = ChatTemplate.builtins[t] {
+                    template = try ChatTemplate(source: builtin, origin: "built-in '\(t)'", tokenizer: m.tokenizer)
+                } else {
+                    guard let source = try? String(contentsOfFile: t, encoding: .utf8) else {
+                        fail("error: --chat-template '\(t)' is neither a readable file nor a built-in (\(ChatTemplate.builtins.keys.sorted().joined(separator: ", ")))")
+                    }
+                    template = try ChatTemplate(source: source, origin: "file \(t)", tokenizer: m.tokenizer)
+                }
+            } catch {
+                fail("error: --chat-template '\(t)': \(error)")
+            }
+        } else {
+            let (t, note) = LoadedModel.defaultChatTemplate(scheduler: scheduler, tokenizer: m.tokenizer)
+            if let note { logger.info("chat template", metadata: ["note": "\(note)"]) }
+            template = t
+        }
+        api.setModel(LoadedModel(scheduler: scheduler, tokenizer: m.tokenizer, chatTemplate: template))
         let c = m.model.config
         logger.info("model loaded", metadata: [
             "model": "\(name)", "path": "\(path)", "layers": "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global",
             "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "kv_cache": "\(sc.kvCacheType.rawValue)",
+            "chat_template": "\(template.origin)",
             "prefix_cache": "\(sc.prefixCaching ? "on" : "off") (blocks of \(sc.kvBlockTokens) tokens)", "threads": "\(m.model.pool.threadCount)",
             "kernels": "\(kernelPath)", "blas_core": "\(BLASCore.name)"])
         http.wait()

@@ -5,7 +5,9 @@ transformers' apply_chat_template renders them, for Zebra's Jinja interpreter to
     python3 scripts/make_template_fixtures.py [TEMPLATES_DIR]
 
 TEMPLATES_DIR defaults to llama.cpp's models/templates/ inside the llama-cpp-python source that
-scripts/build_llamacpp.sh unpacks (.build-llamacpp/src/llama_cpp_python-VERSION/vendor/llama.cpp).
+scripts/build_llamacpp.sh unpacks (.build-llamacpp/src/llama_cpp_python-VERSION/vendor/llama.cpp); the
+templates in the GGUF files under models/ (tokenizer.chat_template, read with that source's gguf-py)
+are added as "gguf:FILE".
 Writes Tests/JinjaTests/Fixtures/templates.json: every template's source, the conversations, and per
 (template, conversation) the expected text or the error jinja2 raised. Needs jinja2 (pip install jinja2).
 """
@@ -85,11 +87,20 @@ def main():
             sys.exit("no templates: run scripts/build_llamacpp.sh first, or pass a directory")
         src = found[-1]
     env = environment()
+    sources = [(os.path.basename(p)[:-6], open(p, encoding="utf-8").read()) for p in sorted(glob.glob(os.path.join(src, "*.jinja")))]
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(src)), "gguf-py"))
+    try:
+        import gguf
+        for path in sorted(glob.glob(os.path.join(ROOT, "models", "*.gguf"))):
+            field = gguf.GGUFReader(path).fields.get("tokenizer.chat_template")
+            if field is not None:
+                sources.append(("gguf:" + os.path.basename(path), bytes(field.parts[field.data[0]]).decode("utf-8")))
+    except ImportError:
+        print("gguf-py not found: GGUF templates skipped", file=sys.stderr)
     templates, cases = [], []
-    for path in sorted(glob.glob(os.path.join(src, "*.jinja"))):
-        source = open(path, encoding="utf-8").read()
+    for name, source in sources:
         t_index = len(templates)
-        templates.append({"name": os.path.basename(path)[:-6], "source": source})
+        templates.append({"name": name, "source": source})
         try:
             template = env.from_string(source)
         except Exception as e:  # a template jinja2 cannot parse: we must refuse it too

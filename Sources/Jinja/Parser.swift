@@ -249,6 +249,9 @@ struct Parser {
     private var toks: [Tok] = []
     private var t = 0
     private var line = 0
+    /// Nesting of blocks and expressions: bounded, so a hostile template cannot overflow the stack.
+    private var depth = 0
+    static let maxDepth = 200
 
     static func parse(_ source: String) throws(JinjaError) -> [Node] {
         var p = Parser(items: try Lexer.lex(source))
@@ -261,6 +264,9 @@ struct Parser {
 
     /// Nodes until a statement tag starting with one of `until` (returned, its tokens current) or the end.
     private mutating func block(until: Set<String>) throws(JinjaError) -> ([Node], String?) {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw err("blocks nest deeper than \(Self.maxDepth)") }
         var nodes: [Node] = []
         while pos < items.count {
             let item = items[pos]
@@ -430,7 +436,12 @@ struct Parser {
     }
 
     private mutating func notExpr() throws(JinjaError) -> Expr {
-        if accept(.name("not")) { return .not(try notExpr()) }
+        if accept(.name("not")) {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxDepth else { throw err("expression nests deeper than \(Self.maxDepth)") }
+            return .not(try notExpr())
+        }
         return try compare()
     }
 
@@ -469,6 +480,9 @@ struct Parser {
     }
 
     private mutating func unary(filters: Bool) throws(JinjaError) -> Expr {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw err("expression nests deeper than \(Self.maxDepth)") }
         var e: Expr
         if accept(.op("-")) { e = .neg(try unary(filters: false)) }
         else if accept(.op("+")) { e = .pos(try unary(filters: false)) }

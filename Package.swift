@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "zebra", targets: ["zebra"]),
         // For the fuzz package in Fuzz/ (and any embedder of the HTTP layer).
         .library(name: "ZebraHTTP", targets: ["HTTP"]),
+        // For the fuzz package (the chat-template interpreter).
+        .library(name: "ZebraJinja", targets: ["Jinja"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

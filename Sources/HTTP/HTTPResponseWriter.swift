@@ -91,8 +91,8 @@ public final class HTTPResponseWriter: @unchecked Sendable {
 
     /// One server-sent event: `data: <line>` for each line of `data`, then a blank line.
     @discardableResult
-    public func sendEvent(_ data: String) -> Bool {
-        var s = ""
+    public func sendEvent(_ data: String, name: String? = nil) -> Bool {
+        var s = name.map { "event: \($0)\n" } ?? ""
         for line in data.split(separator: "\n", omittingEmptySubsequences: false) { s += "data: \(line)\n" }
         return write(Array((s + "\n").utf8))
     }

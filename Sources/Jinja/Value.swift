@@ -105,6 +105,9 @@ public enum Value: @unchecked Sendable {
 
     var isUndefined: Bool { if case .undefined = self { true } else { false } }
 
+    /// What Python's str() gives (a template printing the value).
+    public var text: String { PyText.str(self) }
+
     /// Markup as the plain string it is, for every operation but `+`.
     var unmarked: Value { if case let .markup(s) = self { .string(s) } else { self } }
 

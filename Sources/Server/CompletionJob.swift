@@ -30,23 +30,30 @@ final class CompletionJob: @unchecked Sendable {
     let request: HTTPRequest
     let writer: HTTPResponseWriter
     let body: CompletionRequest
-    /// The chat wire format (else the legacy completions one).
-    let chat: Bool
+    /// The endpoint, and so the wire format.
+    enum Wire { case completions, chat, responses }
+    let wire: Wire
+    /// Chat and Responses requests are conversations rendered by the chat template.
+    var chat: Bool { wire != .completions }
     let id: String
+    /// Responses: the output message's id, and the stream's event counter.
+    let messageID = "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+    var sequence = 0
     let created = Int(Date().timeIntervalSince1970)
     let started: Double
-    private let lock = Mutex()
-    private var choices: [Choice]
+    let lock = Mutex()
+    var choices: [Choice]
     private var sequenceIDs: [Int] = []
     private var remaining: Int
-    private var firstTokenAt: Double?
+    var firstTokenAt: Double?
     private var failed = false
 
     private init(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter,
-                 body: CompletionRequest, count: Int, started: Double, chat: Bool) {
+                 body: CompletionRequest, count: Int, started: Double, wire: Wire) {
         self.server = server; self.model = model; self.request = request; self.writer = writer
-        self.body = body; self.started = started; self.chat = chat
-        id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        self.body = body; self.started = started; self.wire = wire
+        let prefix = wire == .completions ? "cmpl-" : wire == .chat ? "chatcmpl-" : "resp_"
+        id = prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         choices = Array(repeating: Choice(), count: count)
         remaining = count
     }
@@ -62,12 +69,15 @@ final class CompletionJob: @unchecked Sendable {
     }
 
     static func start(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter, started: Double,
-                      chat: Bool = false) {
+                      wire: Wire = .completions) {
         var limits = server.config.requestLimits
         limits.vocabSize = model.tokenizer.vocab.count
+        let chat = wire != .completions
         var body: CompletionRequest
-        do { body = try CompletionRequest(json: request.body, limits: limits, chat: chat) }
-        catch { server.respond(writer, request, error.response, started: started); return }
+        do {
+            body = wire == .responses ? try CompletionRequest(responses: request.body, limits: limits)
+                                      : try CompletionRequest(json: request.body, limits: limits, chat: chat)
+        } catch { server.respond(writer, request, error.response, started: started); return }
         if let m = body.model, m != server.config.modelName {
             server.respond(writer, request, APIError(404, "the model '\(m)' does not exist; this server serves '\(server.config.modelName)'",
                                                      type: "invalid_request_error", param: "model", code: "model_not_found").response, started: started)
@@ -96,7 +106,7 @@ final class CompletionJob: @unchecked Sendable {
             }
         }
         let job = CompletionJob(server: server, model: model, request: request, writer: writer, body: body,
-                                count: prompts.count * body.n, started: started, chat: chat)
+                                count: prompts.count * body.n, started: started, wire: wire)
         job.run(prompts)
     }
 
@@ -238,7 +248,7 @@ final class CompletionJob: @unchecked Sendable {
 
     /// OpenAI's usage object; `prompt_tokens_details.cached_tokens`: prompt tokens taken from the prefix
     /// cache instead of computed.
-    private func usage() -> [String: Any] {
+    func usage() -> [String: Any] {
         lock.withLock {
             // Prompt tokens count once per prompt, not once per n.
             var p = 0, cached = 0
@@ -249,7 +259,7 @@ final class CompletionJob: @unchecked Sendable {
         }
     }
 
-    private func encode(_ o: Any) -> String {
+    func encode(_ o: Any) -> String {
         String(decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
     }
 
@@ -270,6 +280,7 @@ final class CompletionJob: @unchecked Sendable {
     private var object: String { chat ? "chat.completion" : "text_completion" }
 
     private func sendFull() {
+        if wire == .responses { return sendResponse() }
         let snapshot = lock.withLock { choices }
         var arr: [Any] = []
         for (k, c) in snapshot.enumerated() {
@@ -299,6 +310,7 @@ final class CompletionJob: @unchecked Sendable {
 
     private func startStream() {
         writer.startEventStream()
+        if wire == .responses { return startResponseStream() }
         if chat {   // each choice opens with the assistant's role
             for k in 0..<lock.withLock({ choices.count }) {
                 writer.sendEvent(chunk([["index": k, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(),
@@ -314,6 +326,7 @@ final class CompletionJob: @unchecked Sendable {
     }
 
     private func sendDelta(_ k: Int, text: String, token: SampledToken) -> Bool {
+        if wire == .responses { return sendResponseDelta(text) }
         if chat {
             return writer.sendEvent(chunk([["index": k, "delta": ["content": text], "logprobs": chatLogprobs([token]),
                                             "finish_reason": NSNull()] as [String: Any]]))
@@ -332,6 +345,7 @@ final class CompletionJob: @unchecked Sendable {
 
     private func sendFinish(_ k: Int) {
         let reason = lock.withLock { choices[k].finish?.rawValue ?? "length" }
+        if wire == .responses { return }   // the output item closes in endStream
         if chat {
             writer.sendEvent(chunk([["index": k, "delta": [String: Any](), "logprobs": NSNull(), "finish_reason": reason] as [String: Any]]))
             return
@@ -340,6 +354,7 @@ final class CompletionJob: @unchecked Sendable {
     }
 
     private func endStream() {
+        if wire == .responses { endResponseStream(); logDone(); return }
         let u = usage()
         if body.includeUsage { writer.sendEvent(chunk([], usage: u)) }
         writer.sendEvent("[DONE]")

@@ -36,6 +36,12 @@ public struct CompletionRequest: Sendable {
     public var messages: Value?
     public var tools: Value?
     public var maxTokensGiven = true
+    /// Responses: the instructions (also the conversation's system message) and the tools as given, to
+    /// echo in the response object.
+    public var instructions: String?
+    var responseTools: [Value] = []
+
+    init() { prompts = [] }
 
     /// Limits applied while validating.
     public struct Limits: Sendable {

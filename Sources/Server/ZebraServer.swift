@@ -90,14 +90,14 @@ public final class ZebraServer: @unchecked Sendable {
         r.add("POST", "/detokenize") { [self] req, w in
             guarded(req, w) { m throws(APIError) in try detokenize(req, m) }
         }
-        for (path, chat) in [("/v1/completions", false), ("/v1/chat/completions", true)] {
+        for (path, wire) in [("/v1/completions", CompletionJob.Wire.completions), ("/v1/chat/completions", .chat), ("/v1/responses", .responses)] {
             r.add("POST", path) { [self] req, w in
                 let t0 = now()
                 if let e = authError(req) ?? (loaded == nil ? APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]) : nil) {
                     respond(w, req, e.response, started: t0)
                     return
                 }
-                CompletionJob.start(server: self, model: loaded!, request: req, writer: w, started: t0, chat: chat)
+                CompletionJob.start(server: self, model: loaded!, request: req, writer: w, started: t0, wire: wire)
             }
         }
         r.add("POST", "/apply-template") { [self] req, w in

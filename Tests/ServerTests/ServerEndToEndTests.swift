@@ -322,6 +322,39 @@ func events(_ r: TestClient.Response?) -> [String] {
         }
     }
 
+    /// /v1/responses (stateless): the chat path under the Responses wire format, plain and as named
+    /// events; what it cannot honour is a 400 naming the field.
+    @Test func responsesShapesAndRefusals() throws {
+        let s = try startAPI(); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let input = #""input":[{"role":"user","content":[{"type":"input_text","text":"the a"}]}],"instructions":"Be brief.""#
+        let chat = object(c.request("POST", "/v1/chat/completions", json: #"{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"the a"}],"max_tokens":5,"temperature":0,"ignore_eos":true}"#))
+        let chatText = (((chat["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String) ?? "<missing>"
+        let o = object(c.request("POST", "/v1/responses", json: "{\(input),\"max_output_tokens\":5,\"temperature\":0}"))
+        #expect((o["id"] as? String)?.hasPrefix("resp_") == true && o["object"] as? String == "response")
+        let item = (o["output"] as? [[String: Any]])?.first ?? [:]
+        let part = (item["content"] as? [[String: Any]])?.first ?? [:]
+        #expect(item["type"] as? String == "message" && item["role"] as? String == "assistant" && part["type"] as? String == "output_text")
+        #expect(part["text"] as? String == chatText)
+        #expect((o["usage"] as? [String: Any])?["output_tokens"] as? Int == 5)
+        #expect(o["status"] as? String == "incomplete" || o["status"] as? String == "completed")
+        let r = c.request("POST", "/v1/responses", json: "{\(input),\"max_output_tokens\":5,\"temperature\":0,\"stream\":true}")
+        let names = (r?.text ?? "").split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) }
+        #expect(names.first == "response.created" && names.contains("response.output_text.delta")
+                && (names.last == "response.completed" || names.last == "response.incomplete"), "\(names)")
+        let deltas = events(r).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "response.output_text.delta" }.compactMap { $0["delta"] as? String }
+        #expect(deltas.joined() == chatText)
+        for (body, param) in [(#"{"input":"x","previous_response_id":"resp_1"}"#, "previous_response_id"),
+                              (#"{"input":"x","store":true}"#, "store"), (#"{"input":"x","background":true}"#, "background"),
+                              (#"{"input":"x","tools":[{"type":"web_search"}]}"#, "tools[0]"),
+                              (#"{"input":"x","text":{"format":{"type":"json_object"}}}"#, "text.format"),
+                              (#"{"input":[{"type":"input_image"}]}"#, "input[0].type"), (#"{}"#, "input")] {
+            let r = c.request("POST", "/v1/responses", json: body)
+            #expect(r?.status == 400 && (object(r)["error"] as? [String: Any])?["param"] as? String == param, "\(body)")
+        }
+    }
+
     @Test func healthIs503UntilTheModelLoads() throws {
         let s = try startAPI(loaded: false); defer { s.stop() }
         let c = try TestClient(port: s.port)
@@ -351,6 +384,16 @@ func events(_ r: TestClient.Response?) -> [String] {
         streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
             model="test-model", messages=msgs, max_tokens=12, temperature=0, stream=True) if ch.choices)
         assert streamed == chat.choices[0].message.content, (streamed, chat.choices[0].message.content)
+        resp = c.responses.create(model="test-model", instructions="Answer briefly.", input="What is the capital of France?",
+                                  max_output_tokens=12, temperature=0)
+        assert resp.object == "response" and resp.output_text == chat.choices[0].message.content, (resp, chat)
+        assert resp.usage.output_tokens == chat.usage.completion_tokens, resp.usage
+        deltas, final = [], None
+        for ev in c.responses.create(model="test-model", instructions="Answer briefly.", input="What is the capital of France?",
+                                     max_output_tokens=12, temperature=0, stream=True):
+            if ev.type == "response.output_text.delta": deltas.append(ev.delta)
+            if ev.type in ("response.completed", "response.incomplete"): final = ev.response
+        assert "".join(deltas) == resp.output_text and final is not None and final.output_text == resp.output_text, (deltas, final)
         print("ok", repr(text), repr(chat.choices[0].message.content))
         """
         let p = Process()

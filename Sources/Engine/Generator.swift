@@ -29,7 +29,7 @@ public enum EngineError: Error, CustomStringConvertible {
         case let .model(e): return e.description
         case .emptyPrompt: return "the prompt is empty (no tokens)"
         case let .promptTooLong(p, m, c):
-            return "prompt (\(p) tokens) plus max tokens (\(m)) exceeds the model's context of \(c) tokens"
+            return ContextLimit.exceeded(promptTokens: p, maxTokens: m, context: c)
         }
     }
 }

@@ -73,8 +73,7 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .queueFull(w): "server overloaded: \(w) requests already waiting"
-        case let .exceedsContext(p, m, c):
-            "this model's maximum context length is \(c) tokens; the prompt has \(p) tokens and max_tokens is \(m) (\(p + m) in total)"
+        case let .exceedsContext(p, m, c): ContextLimit.exceeded(promptTokens: p, maxTokens: m, context: c)
         case let .exceedsKVBudget(n, b): "request needs \(n) bytes of KV cache, more than the server's whole budget (\(b))"
         case .emptyPrompt: "the prompt is empty"
         case .stopped: "the server is shutting down"

@@ -11,6 +11,8 @@ PORT="${PORT:-18300}"
   --api-key contract-test --max-tokens-limit 16 --kv-budget 256M --log-format json 2>/tmp/zebra-contract.log &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+healthy=0
+for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && { healthy=1; break; }; sleep 0.2; done
+if [ "$healthy" != 1 ]; then echo "zebra never became healthy on port $PORT; its log:" >&2; cat /tmp/zebra-contract.log >&2; exit 1; fi
 schemathesis run openapi.yaml -u "http://127.0.0.1:$PORT" -H "Authorization: Bearer contract-test" \
   -c all --exclude-checks positive_data_acceptance -n "${EXAMPLES:-40}" --request-timeout 60 --generation-deterministic

@@ -229,6 +229,7 @@ public final class Scheduler: @unchecked Sendable {
 
     private func publish() {
         stats.running = core.runningCount
+        stats.peakRunning = core.peakRunning
         stats.waiting = core.waitingCount
         stats.kvInUse = cache.bytesInUse
         stats.kvAllocated = cache.allocatedBytes

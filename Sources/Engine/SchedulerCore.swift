@@ -65,6 +65,8 @@ public struct SchedulerCore {
     }
 
     public var runningCount: Int { running.count }
+    /// The most sequences ever running at once (checked after every admission and fork).
+    public private(set) var peakRunning = 0
     /// Requests waiting for admission, counting group members.
     public var waitingCount: Int { waiting.count }
     public var isIdle: Bool { waiting.isEmpty && running.isEmpty }
@@ -137,6 +139,7 @@ public struct SchedulerCore {
             states[lead]!.ready = kvs[0].cachedLogits != nil
             waiting.removeFirst()
             running.append(lead)
+            peakRunning = max(peakRunning, running.count)
         }
     }
 
@@ -200,6 +203,7 @@ public struct SchedulerCore {
                         states[f]!.prefilled = states[f]!.request.prompt.count
                         running.append(f)
                     }
+                    peakRunning = max(peakRunning, running.count)
                     s.followers = []
                 }
             }

@@ -84,6 +84,8 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible {
 /// Counters and latency samples for /metrics.
 public struct SchedulerStats: Sendable {
     public var running = 0, waiting = 0
+    /// The most sequences that ever ran at once.
+    public var peakRunning = 0
     public var promptTokens = 0, generatedTokens = 0, requestsFinished = 0
     public var kvInUse = KVBytes(sliding: 0, global: 0)
     public var kvAllocated = 0, kvBudget = 0

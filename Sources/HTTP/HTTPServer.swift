@@ -436,4 +436,19 @@ final class Semaphore: @unchecked Sendable {
         count -= 1
         pthread_mutex_unlock(&m)
     }
+
+    /// Waits at most `seconds`; false when the time ran out first (tests: a regression fails, not hangs).
+    func wait(seconds: Double) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let ns = Int(now.tv_nsec) + Int(seconds.truncatingRemainder(dividingBy: 1) * 1e9)
+        var deadline = timespec(tv_sec: now.tv_sec + Int(seconds) + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        while count == 0 {
+            if pthread_cond_timedwait(&cv, &m, &deadline) != 0 && count == 0 { return false }
+        }
+        count -= 1
+        return true
+    }
 }

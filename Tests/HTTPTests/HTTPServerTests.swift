@@ -155,7 +155,7 @@ import Testing
             c.send("GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(c.fill())
         }
-        closed.wait()   // the producer learns the client left
+        #expect(closed.wait(seconds: 30), "the producer never learned that the client left")
         let c = try TestClient(port: s.port)
         c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(c.readResponse()?.status == 200)
@@ -177,7 +177,7 @@ import Testing
         defer { s.shutdown(timeout: 1); s.wait() }
         let c = try TestClient(port: s.port)
         c.send("GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")   // and never read
-        dropped.wait()
+        #expect(dropped.wait(seconds: 30), "the slow reader was never dropped")
         let other = try TestClient(port: s.port)
         other.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(other.readResponse()?.status == 200)

@@ -3,7 +3,8 @@
 public struct HTTPLimits: Sendable, Equatable {
     /// Longest request line (method, target, version) in bytes; longer gets 414.
     public var maxRequestLine = 8 * 1024
-    /// Largest header section (all field lines, or all trailer lines) in bytes; larger gets 431.
+    /// Largest header section in bytes: all field lines (or trailer lines) with their CRLFs, not the blank
+    /// line that ends the section; larger gets 431.
     public var maxHeaderBytes = 32 * 1024
     /// Most header (or trailer) fields; more gets 431.
     public var maxHeaderCount = 100

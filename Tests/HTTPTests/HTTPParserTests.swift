@@ -128,3 +128,35 @@ let sample = [
     #expect(throws: HTTPParseError.self) { _ = try p.next() }
     #expect(throws: HTTPParseError.self) { _ = try p.next() }
 }
+
+/// The header section's byte limit counts every header line with its CRLF (not the blank line that ends
+/// the section): lines of exactly the limit are accepted, one byte more is 431.
+@Test func headerBytesLimitAtItsBoundary() {
+    var l = HTTPLimits()
+    l.maxHeaderBytes = 128
+    func request(_ pad: Int) -> String { "GET / HTTP/1.1\r\nHost: a\r\nA: " + String(repeating: "x", count: pad) + "\r\n\r\n" }
+    // Header lines: "Host: a\r\n" (9) + "A: " + pad + "\r\n" (5 + pad) = 14 + pad.
+    #expect(status(request(128 - 14), limits: l) == nil)
+    #expect(status(request(128 - 13), limits: l) == 431)
+}
+
+/// A gzip body inflating to exactly the limit is accepted; one byte more is refused (413 upstream).
+@Test func inflatedBodyLimitAtItsBoundary() throws {
+    let limit = 100_000
+    for (size, fits) in [(limit, true), (limit + 1, false)] {
+        let packed = try #require(Gzip.compress([UInt8](repeating: 0x61, count: size)))
+        if fits {
+            #expect(try Gzip.decompress(packed, limit: limit).count == size)
+        } else {
+            #expect(throws: Gzip.InflateError.tooLarge) { _ = try Gzip.decompress(packed, limit: limit) }
+        }
+    }
+}
+
+/// A connection queues output up to its write cap; one byte past it, the client is dropped.
+@Test func pendingWriteLimitAtItsBoundary() {
+    let c = Connection(fd: -1, id: 0, machine: HTTPConnectionMachine(limits: HTTPLimits(), now: 0), maxPending: 100, wake: { _ in })
+    #expect(c.enqueue([UInt8](repeating: 1, count: 100), finished: nil))
+    #expect(!c.isClosed)
+    #expect(!c.enqueue([1], finished: nil) && c.isClosed)
+}

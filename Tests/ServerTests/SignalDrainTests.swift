@@ -32,11 +32,18 @@ import TestSupport
     let c = try TestClient(port: port, timeout: 30)
     c.send("POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n" +
            #"{"prompt":"the","max_tokens":40,"ignore_eos":true,"stream":true}"#)
-    #expect(c.fill())                        // the stream has started
+    // Read until the first token arrives, then signal: the stream is provably still running (no
+    // [DONE] yet, and fewer than the 40 tokens).
+    func tokensSoFar() -> Int { String(decoding: c.buffer, as: UTF8.self).components(separatedBy: "\"text\":").count - 1 }
+    while tokensSoFar() == 0 { guard c.fill() else { break } }
+    let before = tokensSoFar(), doneBefore = String(decoding: c.buffer, as: UTF8.self).contains("[DONE]")
     kill(p.processIdentifier, SIGTERM)
-    let r = c.readResponse()                  // ...and still runs to the end
+    #expect(before > 0 && before < 40 && !doneBefore, "the stream was running when the signal arrived (\(before) tokens)")
+    let r = c.readResponse()                  // ...and it still runs to the end
     #expect(r?.status == 200)
     #expect(r?.text.hasSuffix("data: [DONE]\n\n") == true)
+    let total = (r?.text ?? "").components(separatedBy: "\"text\":").count - 1
+    #expect(total >= 40, "every token, after the signal too (\(total) text events)")
     p.waitUntilExit()
     #expect(p.terminationStatus == 0)
     #expect(throws: (any Error).self) { _ = try TestClient(port: port) }

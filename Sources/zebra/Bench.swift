@@ -29,9 +29,11 @@ struct Bench: ParsableCommand {
         let ds = depths.split(separator: ",").compactMap { Int($0) }
         let pars = parallel.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         func progress(_ s: String) { Console.standardError.write("\r\u{1B}[K" + s) }
-        // Deterministic pseudo-random prompt tokens (avoid control tokens: ids from 1000 up).
+        // Deterministic pseudo-random prompt tokens (avoid control tokens: ids from 1000 up, or from the
+        // middle of a vocabulary smaller than 2000).
         var rng = SeededGenerator(seed: 42)
-        func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(1000 + Int(rng.next() % UInt64(c.vocabSize - 1000))) } }
+        let lowest = min(1000, c.vocabSize / 2)
+        func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(lowest + Int(rng.next() % UInt64(c.vocabSize - lowest))) } }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
         var pp: [(Int, Double)] = []

@@ -188,10 +188,16 @@ import Testing
     }
 
     @Test func gracefulShutdownFinishesInFlightResponses() throws {
-        let s = try startServer()
+        let started = Semaphore()
+        let s = try startServer { r in
+            r.add("GET", "/slow-started") { _, w in
+                started.signal()
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { w.respond(.json(200, "{\"slow\":true}")) }
+            }
+        }
         let c = try TestClient(port: s.port)
-        c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        usleep(100_000)
+        c.send("GET /slow-started HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(started.wait(seconds: 30), "the request never reached its handler")   // in flight: now shut down
         s.shutdown(timeout: 5)
         let r = try #require(c.readResponse())
         #expect(r.status == 200 && r.headers["connection"] == "close")

@@ -119,9 +119,9 @@ func checkGreedy(_ path: String, _ fixture: String) throws {
         agreedSteps += zip(ours, c.tokens).prefix { $0 == $1 }.count
     }
     // Past the first near-tie too: feed llama.cpp's own tokens (both sides then share every step's
-    // history) and compare our arg-max with its token at every step. Measured: every difference is at a
-    // margin under 0.2 (4 of 640 steps per model), where llama.cpp parts with itself too (at 0.20); at
-    // margins of 0.25 and more there must be none.
+    // history) and compare our arg-max with its token at every step. Measured on AVX-512 VNNI: every
+    // difference is at a margin under 0.2, where llama.cpp parts with itself too (at 0.20); at margins of
+    // 0.5 and more (room for the prompt pass's other summation order on AVX2 CPUs) there must be none.
     var compared = 0, forcedMisses: [String] = [], nearTieMisses = 0
     for c in f.cases {
         let cache = model.makeCache()
@@ -148,9 +148,9 @@ func checkGreedy(_ path: String, _ fixture: String) throws {
 /// may break either way (the bar). Every continuation must match llama.cpp's up to its first
 /// such step; measured, all of ours do, although llama.cpp against itself parts once at 0.20.
 let greedyTieMargin: Float = 0.1
-/// Margin beyond llama.cpp's own greedy noise (it parts with itself at margins up to 0.20): under teacher
-/// forcing, our arg-max must equal its token at every step with a larger margin.
-let greedyNoiseMargin: Float = 0.25
+/// Margin well beyond llama.cpp's own greedy noise (it parts with itself at margins up to 0.20): under
+/// teacher forcing, our arg-max must equal its token at every step with a larger margin.
+let greedyNoiseMargin: Float = 0.5
 
 @Test func smolLMF32LogitsMatchLlamaCppClosely() throws {
     // No quantized activations on either side: the model math itself must agree.

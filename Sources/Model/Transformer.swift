@@ -47,30 +47,20 @@ public final class Transformer: @unchecked Sendable {
     /// Row ranges of this step, their matmul route and pieces (see the file comment and `matmulGroups`).
     var groups: [MatmulGroup] = []
     var pieceBounds: [Int] = []
-    /// The same for the output rows (logits).
-    var outGroups: [(rows: Range<Int>, route: MatmulRoute)] = []
+    /// The same for the output rows (logits; never cut inside an item, so one piece each).
+    var outGroups: [MatmulGroup] = []
+    var outBounds: [Int] = []
     /// The layers' distinct RoPE bases (Gemma 3: local and global), and each layer's index into them:
     /// a step computes every token's angles once per base, not once per layer.
     let ropeBases: [Float]
     let ropeIndex: [Int]
 
     /// Long items alone (`.auto`: sgemm or int8 kernels, see Matmul); runs of short items together on
-    /// the row kernels.
-    static func matmulGroups(_ counts: some Sequence<Int>, blasMinRows: Int) -> [(rows: Range<Int>, route: MatmulRoute)] {
-        var out: [(rows: Range<Int>, route: MatmulRoute)] = []
-        matmulGroups(counts, blasMinRows: blasMinRows, into: &out)
+    /// the row kernels: the aligned grouping below with no cut inside an item (the logits' rows; tests).
+    static func matmulGroups(_ counts: some Sequence<Int>, blasMinRows: Int) -> [MatmulGroup] {
+        var out: [MatmulGroup] = [], bounds: [Int] = []
+        matmulGroups(counts.lazy.map { (start: 0, count: $0) }, blasMinRows: blasMinRows, align: .max, into: &out, bounds: &bounds)
         return out
-    }
-
-    /// `matmulGroups` into a reused array (no allocation once it has grown).
-    static func matmulGroups(_ counts: some Sequence<Int>, blasMinRows: Int,
-                             into out: inout [(rows: Range<Int>, route: MatmulRoute)]) {
-        out.removeAll(keepingCapacity: true)
-        var t = 0
-        for n in counts where n > 0 {
-            add(&out, t..<t + n, long: n >= blasMinRows)
-            t += n
-        }
     }
 
     /// A matmul call of a step: its rows, route, and (long prompt pieces) the range of `pieceBounds`
@@ -119,16 +109,6 @@ public final class Transformer: @unchecked Sendable {
                 }
                 p = e
             }
-        }
-    }
-
-    private static func add(_ out: inout [(rows: Range<Int>, route: MatmulRoute)], _ r: Range<Int>, long: Bool) {
-        if long {
-            out.append((r, .auto))
-        } else if let last = out.last, last.route == .rows, last.rows.upperBound == r.lowerBound {
-            out[out.count - 1] = (last.rows.lowerBound..<r.upperBound, .rows)
-        } else {
-            out.append((r, .rows))
         }
     }
 
@@ -359,7 +339,8 @@ public final class Transformer: @unchecked Sendable {
         }
         // Logits: an item wanting all its rows (tests, scoring) may use sgemm on its own; sampled rows
         // use the row kernels.
-        Self.matmulGroups(items.lazy.map(\.logitRows), blasMinRows: matmul.blasMinRows, into: &outGroups)
+        Self.matmulGroups(items.lazy.map { (start: 0, count: $0.logitRows) }, blasMinRows: matmul.blasMinRows, align: .max,
+                          into: &outGroups, bounds: &outBounds)
         for g in outGroups {
             matmul(weights.output, ho + g.rows.lowerBound * c.dim, rows: g.rows.count,
                    into: s.logits + g.rows.lowerBound * c.vocabSize, route: g.route)

@@ -211,10 +211,7 @@ final class BlockPool {
             if best < 0 || gr.tick[Int(gr.head)] < groups[best].tick[Int(groups[best].head)] { best = g }
         }
         precondition(best >= 0, "KV pool: no page to evict (a sequence held more than it committed)")
-        let gr = groups[best], h = gr.head
-        unlink(gr, h)
-        cachedPages -= gr.layers
-        drop(gr, h)
+        evict(groups[best], groups[best].head)
         evictions += 1
     }
 
@@ -223,22 +220,14 @@ final class BlockPool {
     func forget(group g: Int, hash: UInt64) {
         let gr = groups[g]
         guard let h = gr.map[hash], gr.ref[Int(h)] == 0 else { return }
+        evict(gr, h)
+    }
+
+    /// Frees a cached (unreferenced, named) block: out of the LRU list, its pages free.
+    private func evict(_ gr: Group, _ h: Int32) {
         unlink(gr, h)
         cachedPages -= gr.layers
         drop(gr, h)
-    }
-
-    /// Evicts every cached block (tests; `--prefix-cache` off at runtime).
-    func evictAll() {
-        for gr in groups {
-            while gr.head >= 0 {
-                let h = gr.head
-                unlink(gr, h)
-                cachedPages -= gr.layers
-                drop(gr, h)
-                evictions += 1
-            }
-        }
     }
 
     private func unlink(_ gr: Group, _ h: Int32) {

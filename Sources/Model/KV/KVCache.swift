@@ -205,7 +205,7 @@ public final class KVCache: @unchecked Sendable {
     /// A new empty sequence (no storage yet). `salt` separates tenants' caches (vLLM's `cache_salt`);
     /// `cacheable` false keeps its blocks out of the prefix cache.
     public func newSequence(salt: String? = nil, cacheable: Bool = true) -> SequenceKV {
-        let s = SequenceKV(id: nextID, groups: groups.count, salt: salt.map(Self.hashString) ?? 0x5a45_4252_4100_0001,
+        let s = SequenceKV(id: nextID, groups: groups.count, salt: Self.chainStart(salt),
                            cacheable: cacheable && prefixCaching)
         nextID += 1
         liveSequences[s.id] = s
@@ -215,7 +215,7 @@ public final class KVCache: @unchecked Sendable {
     /// Tokens of `prompt` a new sequence with this salt would take from the cache now (no side effects).
     public func computedPrefix(_ prompt: [Int32], salt: String? = nil) -> Int {
         guard prefixCaching else { return 0 }
-        return longestHit(prompt, salt: salt.map(Self.hashString) ?? 0x5a45_4252_4100_0001).prefix
+        return longestHit(prompt, salt: Self.chainStart(salt)).prefix
     }
 
     /// Admits an empty sequence that will grow to `maxLength` positions, at most `step` per forward step:
@@ -492,9 +492,6 @@ public final class KVCache: @unchecked Sendable {
         liveSequences[seq.id] = nil
     }
 
-    /// Drops every cached block (live ones are untouched).
-    public func evictCached() { pool.evictAll() }
-
     // MARK: naming
 
     /// The hash of a block of tokens chained after its prefix's (splitmix64's finalizer over each token;
@@ -509,6 +506,9 @@ public final class KVCache: @unchecked Sendable {
         }
         return h
     }
+
+    /// Where a sequence's chain of block names starts: its salt's hash, or the shared start.
+    static func chainStart(_ salt: String?) -> UInt64 { salt.map(hashString) ?? 0x5a45_4252_4100_0001 }
 
     static func hashString(_ s: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -60,7 +60,7 @@ extension Renderer {
             var pairs = d.items
             func fold(_ v: Value) -> Value { if case let .string(s) = v { return .string(s.lowercased()) }; return v }
             pairs.sort { a, b in
-                let c = (try? cmp(fold(byValue ? a.1 : a.0), fold(byValue ? b.1 : b.0))) ?? 0
+                let c = (try? compare(fold(byValue ? a.1 : a.0), fold(byValue ? b.1 : b.0))) ?? 0
                 return rev ? c > 0 : c < 0
             }
             return .array(pairs.map { .array([$0.0, $0.1]) })
@@ -110,7 +110,7 @@ extension Renderer {
             var failed: Flow?
             xs.sort { a, b in
                 do {
-                    let c = try cmp(attr.map { (try? getAttr(a, $0)) ?? .none } ?? a, attr.map { (try? getAttr(b, $0)) ?? .none } ?? b)
+                    let c = try compare(attr.map { (try? getAttr(a, $0)) ?? .none } ?? a, attr.map { (try? getAttr(b, $0)) ?? .none } ?? b)
                     return rev ? c > 0 : c < 0
                 } catch { failed = error as? Flow; return false }
             }
@@ -119,11 +119,11 @@ extension Renderer {
         case "min", "max":
             let xs = try iterate(v)
             guard var best = xs.first else { return .undefined("\(name) of an empty sequence") }
-            for x in xs.dropFirst() { let c = try cmp(x, best); if (name == "min" && c < 0) || (name == "max" && c > 0) { best = x } }
+            for x in xs.dropFirst() { let c = try compare(x, best); if (name == "min" && c < 0) || (name == "max" && c > 0) { best = x } }
             return best
         case "sum":
             var acc: Value = .int(0)
-            for x in try iterate(v) { acc = try applyBinary("+", acc, x) }
+            for x in try iterate(v) { acc = try binary("+", acc, x) }
             return acc
         case "map":
             let xs = v.truthy ? try iterate(v) : []   // jinja2: `if value: for item in value`
@@ -172,17 +172,6 @@ extension Renderer {
         }
     }
 
-    func applyBinary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
-        switch (a, b) {
-        case let (.int(x), .int(y)): return .int(x &+ y)
-        default:
-            let x: Double = { if case let .int(i) = a { Double(i) } else if case let .double(d) = a { d } else { .nan } }()
-            let y: Double = { if case let .int(i) = b { Double(i) } else if case let .double(d) = b { d } else { .nan } }()
-            guard !x.isNaN && !y.isNaN else { throw rt("unsupported operand types for +") }
-            return .double(x + y)
-        }
-    }
-
     func getAttr(_ v: Value, _ path: String) throws -> Value {
         var cur = v
         for part in path.split(separator: ".") {
@@ -193,18 +182,6 @@ extension Renderer {
             }
         }
         return cur
-    }
-
-    func cmp(_ a: Value, _ b: Value) throws -> Int {
-        switch (a, b) {
-        case let (.string(x), .string(y)): return x < y ? -1 : x > y ? 1 : 0
-        default:
-            let n = { (v: Value) -> Double? in
-                switch v { case let .int(i): Double(i); case let .double(d): d; case let .bool(b): b ? 1 : 0; default: nil }
-            }
-            guard let x = n(a), let y = n(b) else { throw rt("'<' not supported between '\(a.typeName)' and '\(b.typeName)'") }
-            return x < y ? -1 : x > y ? 1 : 0
-        }
     }
 
     func applyTest(_ name: String, _ v: Value, _ args: [Value]) throws -> Bool {
@@ -230,10 +207,10 @@ extension Renderer {
             return d != 0 && x % d == 0
         case "eq", "equalto", "==": return equal(v, args.first ?? .none)
         case "ne", "!=": return !equal(v, args.first ?? .none)
-        case "lt", "lessthan", "<": return try cmp(v, args.first ?? .none) < 0
-        case "le", "<=": return try cmp(v, args.first ?? .none) <= 0
-        case "gt", "greaterthan", ">": return try cmp(v, args.first ?? .none) > 0
-        case "ge", ">=": return try cmp(v, args.first ?? .none) >= 0
+        case "lt", "lessthan", "<": return try compare(v, args.first ?? .none) < 0
+        case "le", "<=": return try compare(v, args.first ?? .none) <= 0
+        case "gt", "greaterthan", ">": return try compare(v, args.first ?? .none) > 0
+        case "ge", ">=": return try compare(v, args.first ?? .none) >= 0
         case "in":
             guard let c = args.first else { return false }
             switch c {

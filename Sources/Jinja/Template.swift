@@ -255,14 +255,6 @@ struct Renderer {
         return out
     }
 
-    private func key(_ v: Value) throws -> String {
-        switch v {
-        case let .string(s): return s
-        case .int, .double, .bool, .none: return PyText.repr(v)
-        default: throw rt("unhashable type: '\(v.typeName)'")
-        }
-    }
-
     private func attribute(_ v: Value, _ name: String, expr: Expr) throws -> Value {
         // jinja2's sandbox: no underscore attributes (the way to Python internals).
         if name.hasPrefix("_") { throw rt("access to attribute '\(name)' of '\(v.typeName)' object is unsafe.") }
@@ -453,7 +445,8 @@ struct Renderer {
 
     // MARK: operators
 
-    private func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
+    /// Python's binary operators (the filters' `sum` adds with it too).
+    func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
         switch op {
         case "==": return .bool(equal(a, b))
         case "!=": return .bool(!equal(a, b))
@@ -567,7 +560,9 @@ struct Renderer {
         }
     }
 
-    private func compare(_ a: Value, _ b: Value) throws -> Int {
+    /// Python's ordering: numbers (bools as 0/1), strings, lists element by element; else an error. The
+    /// operators, the `<`-family tests and sort/min/max/dictsort all use it.
+    func compare(_ a: Value, _ b: Value) throws -> Int {
         if let x = number(a), let y = number(b) { return x < y ? -1 : x > y ? 1 : 0 }
         if case let .string(x) = a, case let .string(y) = b { return x < y ? -1 : x > y ? 1 : 0 }
         if case let .list(x) = a, case let .list(y) = b {

@@ -67,7 +67,7 @@ public struct SchedulerCore {
     public var runningCount: Int { running.count }
     /// The most sequences ever running at once (checked after every admission and fork).
     public private(set) var peakRunning = 0
-    /// Requests waiting for admission, counting group members.
+    /// Requests waiting for admission (a group of n choices counts once, as the queue bound does).
     public var waitingCount: Int { waiting.count }
     public var isIdle: Bool { waiting.isEmpty && running.isEmpty }
     public var ids: [Int] { Array(states.keys) }

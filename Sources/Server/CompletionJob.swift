@@ -165,7 +165,9 @@ final class CompletionJob: @unchecked Sendable {
             lock.withLock { choices[k].promptScores = scores }
             return body.stream ? send(wire.promptScores(answer(), choice: k)) : true
         case let .token(t, text):
-            let piece = String(decoding: model.tokenizer.pieceBytes(t.token), as: UTF8.self).utf16.count
+            // (A streamed token's text_offset in the legacy logprobs: only those need the piece's length.)
+            let piece = body.stream && body.logprobs != nil
+                ? String(decoding: model.tokenizer.pieceBytes(t.token), as: UTF8.self).utf16.count : 0
             lock.withLock {
                 if firstTokenAt == nil { firstTokenAt = server.now() }
                 choices[k].tokens.append(t)

@@ -38,7 +38,8 @@ func policyContract(kind: AttentionKind, step: Int) {
             let p = kind.policy
             let held = seq.tables[0].indices.filter { seq.tables[0][$0] >= 0 }
             #expect(held.count <= p.peakBlocks(length: n, step: step, blockTokens: b), "\(kind) b=\(b) n=\(n)")
-            let first = p.firstKept(next: n) / b
+            // What the next query (at position n) sees, by the mask's own formula: exactly those blocks.
+            let first = kind.firstVisible(n) / b
             #expect(held == Array(first..<(n + b - 1) / b), "\(kind) b=\(b) n=\(n): holds what the next query sees")
             if n % b == 0 { #expect(p.neededBlocks(prefix: n, blockTokens: b).allSatisfy(held.contains)) }
         }

@@ -45,10 +45,12 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),
         // A Jinja2 interpreter for chat templates (a leaf: no engine types).
         .target(name: "Jinja", swiftSettings: optimized),
+        // JSON Schema and regular expressions -> grammars -> token masks (structured outputs; a leaf).
+        .target(name: "Grammar", swiftSettings: optimized),
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
-        .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels"], swiftSettings: optimized),
+        .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels", "Grammar"], swiftSettings: optimized),
         // The OpenAI API and operations endpoints: maps HTTP requests to the engine.
-        .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer", "Kernels", "Jinja",
+        .target(name: "Server", dependencies: ["HTTP", "Engine", "Model", "Tokenizer", "Kernels", "Jinja", "Grammar",
                                                .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "zebra",
@@ -67,6 +69,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "GGUF", "Kernels", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "Tokenizer", "GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "Kernels", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -46,7 +46,8 @@ let package = Package(
         // A Jinja2 interpreter for chat templates (a leaf: no engine types).
         .target(name: "Jinja", swiftSettings: optimized),
         // JSON Schema and regular expressions -> grammars -> token masks (structured outputs; a leaf).
-        .target(name: "Grammar", swiftSettings: optimized),
+        // The matcher's arena is a class's arrays: exclusivity is checked statically, not per access.
+        .target(name: "Grammar", swiftSettings: optimized + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
         .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels", "Grammar"], swiftSettings: optimized),
         // The OpenAI API and operations endpoints: maps HTTP requests to the engine.

@@ -211,6 +211,11 @@ public final class Grammar: Sendable {
     /// For each rule, the element index of each alternative's first element.
     let alternatives: [[Int32]]
     let classes: [CharClass]
+    /// The classes flattened for the matcher's inner loop: ASCII bitmaps, and ranges above ASCII
+    /// (class k's are rangeLo/rangeHi[rangeStart[k]..<rangeStart[k + 1]]).
+    let asciiLo: [UInt64], asciiHi: [UInt64]
+    let rangeStart: [Int32]
+    let rangeLo: [UInt32], rangeHi: [UInt32]
     let root: Int32
 
     init(rules: [[[Symbol]]], root: Int) {
@@ -238,6 +243,14 @@ public final class Grammar: Sendable {
         elements = els
         alternatives = alts
         self.classes = classes
+        asciiLo = classes.map(\.lo)
+        asciiHi = classes.map(\.hi)
+        var starts: [Int32] = [0], lo: [UInt32] = [], hi: [UInt32] = []
+        for c in classes {
+            for r in c.ranges { lo.append(r.lowerBound); hi.append(r.upperBound) }
+            starts.append(Int32(lo.count))
+        }
+        rangeStart = starts; rangeLo = lo; rangeHi = hi
         self.root = Int32(root)
     }
 

@@ -106,26 +106,38 @@ public final class GrammarMatcher {
         }
     }
 
-    /// Whether a well-formed UTF-8 character of `length` bytes in lo...hi can be in class `c`.
-    private static func possible(_ c: CharClass, _ lo: UInt32, _ hi: UInt32, length: UInt32) -> Bool {
+    /// Whether class k has a scalar in lo...hi (both >= 0x80).
+    @inline(__always) private func intersects(_ k: Int, _ lo: UInt32, _ hi: UInt32) -> Bool {
+        var r = Int(grammar.rangeStart[k])
+        let e = Int(grammar.rangeStart[k + 1])
+        while r < e {
+            if grammar.rangeLo[r] <= hi && grammar.rangeHi[r] >= lo { return true }
+            r += 1
+        }
+        return false
+    }
+
+    /// Whether a well-formed UTF-8 character of `length` bytes in lo...hi can be in class k.
+    @inline(__always) private func possible(_ k: Int, _ lo: UInt32, _ hi: UInt32, length: UInt32) -> Bool {
         let (vlo, vhi): (UInt32, UInt32) = length == 2 ? (0x80, 0x7FF) : length == 3 ? (0x800, 0xFFFF) : (0x10000, 0x10FFFF)
         let a = max(lo, vlo), b = min(hi, vhi)
         guard a <= b else { return false }
         if length == 3 {   // no surrogates
-            return (a < 0xD800 && c.intersects(a, min(b, 0xD7FF))) || (b > 0xDFFF && c.intersects(max(a, 0xE000), b))
+            return (a < 0xD800 && intersects(k, a, min(b, 0xD7FF))) || (b > 0xDFFF && intersects(k, max(a, 0xE000), b))
         }
-        return c.intersects(a, b)
+        return intersects(k, a, b)
     }
 
     /// One byte on stack `s`: the resulting stacks go to buf[from...].
     @inline(__always) private func step(_ s: Int32, _ byte: UInt8, from: Int) {
         let f = frames[Int(s)]
-        guard case let .chars(k) = grammar.elements[Int(f.pos)] else { return }
-        let c = grammar.classes[Int(k)]
+        guard case let .chars(k32) = grammar.elements[Int(f.pos)] else { return }
+        let k = Int(k32)
         let b = UInt32(byte)
         if f.partial == 0 {
             if b < 0x80 {
-                if c.contains(b) { expand(f.pos + 1, 0, f.parent, 0, from: from) }
+                let bit = b < 64 ? grammar.asciiLo[k] >> b : grammar.asciiHi[k] >> (b - 64)
+                if bit & 1 != 0 { expand(f.pos + 1, 0, f.parent, 0, from: from) }
                 return
             }
             let length: UInt32, bits: UInt32
@@ -136,7 +148,7 @@ public final class GrammarMatcher {
             default: return
             }
             let rest = length - 1
-            guard Self.possible(c, bits << (6 * rest), bits << (6 * rest) | ((1 << (6 * rest)) - 1), length: length) else { return }
+            guard possible(k, bits << (6 * rest), bits << (6 * rest) | ((1 << (6 * rest)) - 1), length: length) else { return }
             add(push(Frame(pos: f.pos, count: 0, partial: bits | rest << 24 | length << 28, parent: f.parent)), from: from)
             return
         }
@@ -145,7 +157,7 @@ public final class GrammarMatcher {
         let rest = (f.partial >> 24 & 0xF) - 1
         let bits = (f.partial & 0xFFFFFF) << 6 | (b & 0x3F)
         let lo = bits << (6 * rest), hi = lo | ((1 << (6 * rest)) - 1)
-        guard Self.possible(c, lo, hi, length: length) else { return }
+        guard possible(k, lo, hi, length: length) else { return }
         if rest == 0 {
             expand(f.pos + 1, 0, f.parent, 0, from: from)
         } else {

@@ -67,13 +67,15 @@ struct JSONRules {
     /// the BMP are written as UTF-8).
     mutating func stringChar(_ b: inout GrammarBuilder) throws(GrammarError) -> Int {
         if let r = get("char") { return r }
-        let h = Symbol.chars(Self.hex), bs = Symbol.chars(CharClass("\\")), u = Symbol.chars(CharClass("u"))
-        return put("char", try b.rule([
-            [.chars(Self.plain)],
-            [bs, .chars(CharClass("\"\\/bfnrt"))],
-            [bs, u, .chars(Self.hex.subtracting(CharClass("dD"))), h, h, h],
-            [bs, u, .chars(CharClass("dD")), .chars(CharClass("01234567")), h, h],
-        ]))
+        // Two alternatives (a plain character, or a backslash and the rest of an escape): a string's
+        // inner state is then three stacks, which is what token masks walk most.
+        let h = Symbol.chars(Self.hex), u = Symbol.chars(CharClass("u"))
+        let escape = try b.rule([
+            [.chars(CharClass("\"\\/bfnrt"))],
+            [u, .chars(Self.hex.subtracting(CharClass("dD"))), h, h, h],
+            [u, .chars(CharClass("dD")), .chars(CharClass("01234567")), h, h],
+        ])
+        return put("char", try b.rule([[.chars(Self.plain)], [.chars(CharClass("\\")), .rule(escape)]]))
     }
 
     mutating func string(_ b: inout GrammarBuilder, min: Int = 0, max: Int? = nil) throws(GrammarError) -> Int {

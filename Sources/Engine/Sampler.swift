@@ -14,6 +14,14 @@ public struct SampledToken: Sendable, Equatable {
     }
 }
 
+/// Which tokens a constrained request may sample next (structured outputs).
+public protocol TokenFilter {
+    /// Whether one token is allowed (cheap: checked first for greedy sampling).
+    func allows(_ token: Int32) -> Bool
+    /// The allowed tokens as a bitmask (bit t of word t / 64).
+    func mask() -> [UInt64]
+}
+
 public struct Sampler: Sendable {
     public let params: SamplingParams
     private var rng: SeededGenerator
@@ -37,7 +45,10 @@ public struct Sampler: Sendable {
         if params.repetitionPenalty != 1 { seen.insert(token) }
     }
 
-    public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> SampledToken {
+    /// Samples from `logits`; with a filter, from the allowed tokens only (the mask applies after bias
+    /// and penalties and before temperature, top-k/p and min-p; greedy takes the arg-max if it is allowed,
+    /// which is the masked arg-max, and builds the mask only when it is not).
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, filter: (any TokenFilter)? = nil) -> SampledToken {
         let v = logits.count
         if work.count != v { work = Array(repeating: 0, count: v) }
         // Raw log-softmax normaliser, for reported log-probabilities.
@@ -53,7 +64,18 @@ public struct Sampler: Sendable {
                 for (t, c) in outputCounts { w[Int(t)] -= params.presencePenalty + Float(c) * params.frequencyPenalty }
             }
         }
-        let token: Int32 = params.temperature <= 0 ? argmax() : draw()
+        let token: Int32
+        if let filter {
+            if params.temperature <= 0 {
+                let t = argmax()
+                if filter.allows(t) { token = t } else { applyMask(filter.mask()); token = argmax() }
+            } else {
+                applyMask(filter.mask())
+                token = draw()
+            }
+        } else {
+            token = params.temperature <= 0 ? argmax() : draw()
+        }
         accept(token)
         var top: [(Int32, Float)] = []
         if params.logprobs > 0 { top = Self.topN(logits, params.logprobs).map { ($0, logits[Int($0)] - logZ) } }
@@ -66,6 +88,12 @@ public struct Sampler: Sendable {
         let logZ = zk_logsumexp(logits.baseAddress!, Int64(logits.count))
         let top = n > 0 ? topN(logits, n).map { ($0, logits[Int($0)] - logZ) } : []
         return SampledToken(token: token, logprob: logits[Int(token)] - logZ, top: top)
+    }
+
+    private mutating func applyMask(_ mask: [UInt64]) {
+        work.withUnsafeMutableBufferPointer { w in
+            for i in 0..<w.count where i >> 6 >= mask.count || mask[i >> 6] >> UInt64(i & 63) & 1 == 0 { w[i] = -.infinity }
+        }
     }
 
     private func argmax() -> Int32 {
@@ -108,7 +136,7 @@ public struct Sampler: Sendable {
             var u = rng.nextUnitFloat() * mass
             var last: Int32 = 0
             for (i, x) in w0.enumerated() where x >= floor {
-                last = Int32(i)
+                if x > 0 { last = Int32(i) }
                 u -= x
                 if u < 0 { return Int32(i) }
             }

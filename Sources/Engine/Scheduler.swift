@@ -213,6 +213,7 @@ public final class Scheduler: @unchecked Sendable {
         for ev in events {
             guard c.sink(ev) else { return .finished }
             if case .finished = ev { stats.requestsFinished += 1; return .finished }
+            if case .failed = ev { return .finished }
         }
         return .next(t.token)
     }

@@ -1,5 +1,6 @@
 // The scheduler's vocabulary: its configuration, a generation request, the events a request's sink
 // receives, submission errors, and the counters /metrics reads.
+import Grammar
 import Model
 
 public struct SchedulerConfig: Sendable {
@@ -39,11 +40,15 @@ public struct GenerationRequest: Sendable {
     public var promptLogprobs: Int?
     /// Requests share cached prefixes only with requests of the same salt (vLLM's `cache_salt`).
     public var cacheSalt: String?
+    /// Structured output: only tokens the grammar allows are sampled; generation ends when the text is
+    /// complete (end-of-generation tokens are allowed exactly then, whatever `ignoreEOS` says).
+    public var constraint: GrammarConstraint?
     public init(prompt: [Int32], maxTokens: Int, params: SamplingParams, stop: [String] = [], ignoreEOS: Bool = false,
-                promptLogprobs: Int? = nil, cacheSalt: String? = nil) {
+                promptLogprobs: Int? = nil, cacheSalt: String? = nil, constraint: GrammarConstraint? = nil) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.params = params; self.stop = stop; self.ignoreEOS = ignoreEOS
         self.promptLogprobs = promptLogprobs
         self.cacheSalt = cacheSalt
+        self.constraint = constraint
     }
 }
 

@@ -20,7 +20,7 @@ struct Frame: Equatable {
     var parent: Int32
 }
 
-public final class GrammarMatcher {
+public final class GrammarMatcher: @unchecked Sendable {
     let grammar: Grammar
     private var frames: [Frame] = []
     private var top = 0

@@ -5,6 +5,7 @@
 // the engine thread; every write is non-blocking, and a client that goes away cancels its sequences.
 import Engine
 import Foundation
+import Grammar
 import HTTP
 import Jinja
 import Model
@@ -95,12 +96,15 @@ final class CompletionJob: @unchecked Sendable {
                 return
             }
         }
+        let constraint: GrammarConstraint?
+        do { constraint = try model.structured.constraint(body.responseFormat, field: wire == .responses ? "text.format" : "response_format") }
+        catch { server.respond(writer, request, error.response, started: started); return }
         let job = CompletionJob(server: server, model: model, request: request, writer: writer, body: body,
                                 count: prompts.count * body.n, started: started, wire: wire)
-        job.run(prompts)
+        job.run(prompts, constraint: constraint)
     }
 
-    private func run(_ prompts: [[Int32]]) {
+    private func run(_ prompts: [[Int32]], constraint: GrammarConstraint?) {
         for (i, p) in prompts.enumerated() {
             for j in 0..<body.n {
                 let k = i * body.n + j
@@ -123,7 +127,8 @@ final class CompletionJob: @unchecked Sendable {
                 let k = i * body.n + j
                 let r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
                                           stop: body.stop, ignoreEOS: body.ignoreEOS,
-                                          promptLogprobs: scoresPrompt ? body.logprobs : nil, cacheSalt: body.cacheSalt)
+                                          promptLogprobs: scoresPrompt ? body.logprobs : nil, cacheSalt: body.cacheSalt,
+                                          constraint: constraint)
                 // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
                 return (r, { ev in self.handle(k, ev) })
             }

@@ -5,6 +5,7 @@
 // `tojson` shows it).
 import Engine
 import Foundation
+import Grammar
 import Jinja
 
 public struct CompletionRequest: Sendable {
@@ -31,6 +32,8 @@ public struct CompletionRequest: Sendable {
     public var minP: Double = 0
     public var repetitionPenalty: Double = 1
     public var ignoreEOS = false
+    /// Structured output (`response_format`; the Responses API's `text.format`).
+    public var responseFormat = ResponseFormat.text
     /// Chat: the conversation (validated, content parts joined to strings, `developer` as `system`), the
     /// tools the template may describe, and whether `max_tokens` was given (else: up to the context).
     public var messages: Value?
@@ -154,6 +157,13 @@ public struct CompletionRequest: Sendable {
         }
         ignoreEOS = try r.bool("ignore_eos") ?? false
         if let s = o["suffix"], !(s is NSNull) { throw .invalid("suffix", "'suffix' is not supported by this server") }
+        if let v = o["response_format"], !(v is NSNull) {
+            // The schema's key order matters (properties are generated in it): an order-keeping parse.
+            let ordered: JSON
+            do { ordered = try JSON.parse(body) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+            responseFormat = try ResponseFormat.parse(ordered["response_format"] ?? .null, field: "response_format")
+        }
+        try checkConstraintCombinations()
         if let b = try r.int("best_of"), b != n { throw .invalid("best_of", "'best_of' other than n is not supported") }
     }
 
@@ -212,10 +222,13 @@ public struct CompletionRequest: Sendable {
                 throw .invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\" on this server (forcing a call needs constrained decoding)")
             }
         }
-        if let v = o["response_format"], !(v is NSNull) {
-            guard let d = v as? [String: Any], d["type"] as? String == "text" else {
-                throw .invalid("response_format", "'response_format' other than {\"type\": \"text\"} is not supported yet (structured outputs)")
-            }
+    }
+
+    /// Options that would let a constrained output end invalid are refused with it.
+    func checkConstraintCombinations() throws(APIError) {
+        guard responseFormat.isConstrained else { return }
+        if !stop.isEmpty {
+            throw .invalid("stop", "'stop' cannot be combined with a JSON response_format: a stop sequence could cut the JSON value short")
         }
     }
 

@@ -1,11 +1,12 @@
 // POST /v1/responses request body, the stateless subset: `input` (a string, or message items with text
 // parts, function_call and function_call_output items), `instructions` (the system message),
 // `max_output_tokens`, temperature, top_p, function `tools`, `tool_choice` auto/none, `text.format`
-// text, `stream`. It becomes a chat request (the same template, scheduler and finish rules); what the
-// server cannot honour — stored state, background runs, built-in tools, files, structured formats —
+// (text, json_object, json_schema), `stream`. It becomes a chat request (the same template, scheduler and finish rules); what the
+// server cannot honour — stored state, background runs, built-in tools, files —
 // is refused with a 400 naming the field, never ignored.
 import Engine
 import Foundation
+import Grammar
 import Jinja
 
 extension CompletionRequest {
@@ -61,8 +62,10 @@ extension CompletionRequest {
         }
         user = try string("user")
         cacheSalt = try string("cache_salt")
-        if case let .dict(text)? = root["text"], case let .dict(format)? = text["format"], format["type"].map(\.text) != "text" {
-            throw .invalid("text.format", "'text.format' other than {\"type\": \"text\"} is not supported yet (structured outputs)")
+        if case let .dict(text)? = root["text"], let format = text["format"], !format.isNone {
+            let ordered: JSON
+            do { ordered = try JSON.parse(body) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+            responseFormat = try ResponseFormat.parse(ordered["text"]?["format"] ?? .null, field: "text.format", flat: true)
         }
         if case let .string(tc)? = root["tool_choice"], tc != "auto" && tc != "none" {
             throw .invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\" on this server")

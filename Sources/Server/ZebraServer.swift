@@ -23,6 +23,8 @@ public struct LoadedModel: Sendable {
     public let scheduler: Scheduler
     public let tokenizer: Tokenizer
     public let chatTemplate: ChatTemplate
+    /// Compiled response schemas and their token masks.
+    public let structured: StructuredOutputs
     public var contextLength: Int { scheduler.model.config.contextLength }
     /// `chatTemplate` nil: the model's own (GGUF `tokenizer.chat_template`), else the built-in for its
     /// architecture (also when the model's does not parse: `defaultChatTemplate` says why).
@@ -30,6 +32,7 @@ public struct LoadedModel: Sendable {
         self.scheduler = scheduler
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate ?? Self.defaultChatTemplate(scheduler: scheduler, tokenizer: tokenizer).template
+        structured = StructuredOutputs(tokenizer: tokenizer)
     }
 
     /// The model's own chat template, or the built-in for its architecture, and a note on any fallback.

@@ -62,7 +62,7 @@ let package = Package(
             ]
         ),
         // Test helpers: model paths, a synthetic tiny GGUF writer.
-        .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["GGUF", "Grammar"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport", "CSystemShims"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "HTTP", "Engine", "Model", "Tokenizer", "Kernels", "Jinja", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "GGUF", "Kernels", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "Tokenizer", "GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "Kernels", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "Kernels", "Grammar", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -46,8 +46,10 @@ public struct Sampler: Sendable {
     }
 
     /// Samples from `logits`; with a filter, from the allowed tokens only (the mask applies after bias
-    /// and penalties and before temperature, top-k/p and min-p; greedy takes the arg-max if it is allowed,
-    /// which is the masked arg-max, and builds the mask only when it is not).
+    /// and penalties and before temperature, top-k/p and min-p). Without building the whole mask where
+    /// the result is the same: greedy takes the arg-max if it is allowed (it is then the masked
+    /// arg-max); plain temperature sampling draws until a draw is allowed (rejection sampling: exactly
+    /// the masked distribution), falling back to the mask after 16 refusals.
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>, filter: (any TokenFilter)? = nil) -> SampledToken {
         let v = logits.count
         if work.count != v { work = Array(repeating: 0, count: v) }
@@ -69,6 +71,8 @@ public struct Sampler: Sendable {
             if params.temperature <= 0 {
                 let t = argmax()
                 if filter.allows(t) { token = t } else { applyMask(filter.mask()); token = argmax() }
+            } else if params.topK == 0 && params.topP >= 1 && params.minP == 0 {
+                token = draw(rejecting: filter)
             } else {
                 applyMask(filter.mask())
                 token = draw()
@@ -88,6 +92,20 @@ public struct Sampler: Sendable {
         let logZ = zk_logsumexp(logits.baseAddress!, Int64(logits.count))
         let top = n > 0 ? topN(logits, n).map { ($0, logits[Int($0)] - logZ) } : []
         return SampledToken(token: token, logprob: logits[Int(token)] - logZ, top: top)
+    }
+
+    /// A draw from the probabilities in `work` at or above `floor` (zeros never), walking ids in order.
+    private mutating func pick(floor: Float) -> Int32 {
+        var mass: Float = 0
+        for x in work where x >= floor { mass += x }
+        var u = rng.nextUnitFloat() * mass
+        var last: Int32 = 0
+        for (i, x) in work.enumerated() where x >= floor {
+            if x > 0 { last = Int32(i) }
+            u -= x
+            if u < 0 { return Int32(i) }
+        }
+        return last
     }
 
     private mutating func applyMask(_ mask: [UInt64]) {
@@ -116,7 +134,7 @@ public struct Sampler: Sendable {
         return best.map(\.1)
     }
 
-    private mutating func draw() -> Int32 {
+    private mutating func draw(rejecting filter: (any TokenFilter)? = nil) -> Int32 {
         let invT = 1 / params.temperature
         let v = work.count
         var mx = -Float.infinity
@@ -127,21 +145,20 @@ public struct Sampler: Sendable {
         work.withUnsafeMutableBufferPointer { w in
             for i in 0..<v { let e = expf((w[i] - mx) * invT); w[i] = e; total += e }
         }
-        let w0 = work
         // Plain temperature sampling (and min-p alone) need no order: draw walking ids in order.
         if params.topK == 0 && params.topP >= 1 {
             let floor = params.minP > 0 ? params.minP : 0   // max probability is 1 after the shift
-            var mass: Float = 0
-            for x in w0 where x >= floor { mass += x }
-            var u = rng.nextUnitFloat() * mass
-            var last: Int32 = 0
-            for (i, x) in w0.enumerated() where x >= floor {
-                if x > 0 { last = Int32(i) }
-                u -= x
-                if u < 0 { return Int32(i) }
+            if let filter {
+                for _ in 0..<16 {
+                    let t = pick(floor: floor)
+                    if filter.allows(t) { return t }
+                }
+                let mask = filter.mask()
+                for i in 0..<v where i >> 6 >= mask.count || mask[i >> 6] >> UInt64(i & 63) & 1 == 0 { work[i] = 0 }
             }
-            return last
+            return pick(floor: floor)
         }
+        let w0 = work
         // Top-k / top-p keep a prefix of the tokens sorted by probability. Sort only the tokens above a
         // threshold, lowered until that set surely contains the prefix.
         let k = params.topK > 0 ? min(params.topK, v) : 0

@@ -30,7 +30,7 @@ public final class GrammarConstraint: @unchecked Sendable {
 
     /// The mask of the matcher's current state.
     public func mask(_ m: GrammarMatcher) -> [UInt64] {
-        let key = m.stateKey
+        let key = m.stateKey(horizon: trie.maxDepth)
         pthread_mutex_lock(&lock)
         if let hit = masks[key] { maskHits += 1; pthread_mutex_unlock(&lock); return hit }
         pthread_mutex_unlock(&lock)

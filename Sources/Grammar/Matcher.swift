@@ -232,14 +232,23 @@ public final class GrammarMatcher: @unchecked Sendable {
         buf.removeAll(keepingCapacity: true)
     }
 
-    /// The state as a value (equal states have equal keys): each stack's frames top to bottom, sorted.
-    public var stateKey: [UInt32] {
+    /// The state as a value for the mask cache: each stack's frames top to bottom, sorted. A repetition's
+    /// count enters as how many more iterations it needs and allows, each capped at `horizon` (the
+    /// longest token in bytes): a token cannot tell counts apart beyond that, so a long string's states
+    /// share one mask.
+    public func stateKey(horizon: Int) -> [UInt32] {
+        let h = Int32(min(horizon, 0xFFFF))
         var parts: [[UInt32]] = stacks.map { s in
             var out: [UInt32] = []
             var i = s
             while i >= 0 {
                 let f = frames[Int(i)]
-                out += [UInt32(bitPattern: f.pos), UInt32(bitPattern: f.count), f.partial]
+                var count = UInt32(bitPattern: f.count)
+                if case let .repeated(_, mn, mx) = grammar.elements[Int(f.pos)] {
+                    let need = min(max(mn - f.count, 0), h), room = mx < 0 ? h : min(mx - f.count, h)
+                    count = UInt32(need) << 16 | UInt32(room)
+                }
+                out += [UInt32(bitPattern: f.pos), count, f.partial]
                 i = f.parent
             }
             return out

@@ -549,8 +549,13 @@ struct SchemaCompiler {
         var alts: [[Symbol]] = []
         let lo = bd.lo.map { Int($0) }, hi = bd.hi.map { Int($0) }
         // Integer part in [lo', hi - 1] with any fraction.
-        let first = lo.map { bd.loExclusive ? $0 + 1 : $0 }
+        var first = lo.map { bd.loExclusive ? $0 + 1 : $0 }
         let last = hi.map { $0 - 1 }
+        if lo == nil, let hi, hi >= 0 {
+            // No lower bound: every negative number (-0.5 included), then integer parts from 0.
+            alts.append([.chars(CharClass("-")), .rule(try json.natural(&b)), .repeated(frac, min: 0, max: 1)])
+            first = 0
+        }
         if first == nil || last == nil || first! <= last! {
             alts.append([.rule(try intRange(first, last)), .repeated(frac, min: 0, max: 1)])
         }

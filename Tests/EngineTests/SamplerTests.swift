@@ -70,3 +70,40 @@ let logits: [Float] = [1.0, 3.0, 2.5, -1.0, 0.5, 2.9, -5, 0]
     #expect(r.top.map(\.token) == [1, 5, 2])
     #expect(abs(Double(r.top[1].logprob) - (2.9 - z)) < 1e-5)
 }
+
+/// Allows the tokens of a set (and counts how often the whole mask was asked for).
+final class SetFilter: TokenFilter {
+    let allowed: Set<Int32>
+    var masks = 0
+    init(_ a: Set<Int32>) { allowed = a }
+    func allows(_ t: Int32) -> Bool { allowed.contains(t) }
+    func mask() -> [UInt64] {
+        masks += 1
+        var m = [UInt64](repeating: 0, count: 1)
+        for t in allowed { m[0] |= 1 << UInt64(t) }
+        return m
+    }
+}
+
+@Test func filteredSamplingIsTheMaskedDistribution() {
+    // Allowed {0, 2, 4, 7}: at T=1 their masked probabilities are e^x / (e^1 + e^2.5 + e^0.5 + e^0).
+    let f = SetFilter([0, 2, 4, 7])
+    let z = [1.0, 2.5, 0.5, 0].map { exp($0) }.reduce(0, +)
+    let want: [Int32: Double] = [0: exp(1) / z, 2: exp(2.5) / z, 4: exp(0.5) / z, 7: 1 / z]
+    // Rejection sampling (plain temperature) and the masked path (top-k no narrower than the vocabulary)
+    // must both give the masked distribution.
+    for p in [SamplingParams(temperature: 1, seed: 9), SamplingParams(temperature: 1, topK: 8, seed: 9)] {
+        var s = Sampler(params: p)
+        var counts: [Int32: Int] = [:]
+        let n = 20000
+        for _ in 0..<n { counts[logits.withUnsafeBufferPointer { s.sample($0, filter: f) }.token, default: 0] += 1 }
+        #expect(Set(counts.keys).isSubset(of: f.allowed))
+        for (t, q) in want { #expect(abs(Double(counts[t] ?? 0) / Double(n) - q) < 0.015, "token \(t)") }
+    }
+    // Greedy: the best allowed token; the mask is built only when the arg-max is refused.
+    var g = Sampler(params: .greedy)
+    let g1 = SetFilter([1, 3])
+    #expect(logits.withUnsafeBufferPointer { g.sample($0, filter: g1) }.token == 1 && g1.masks == 0)
+    let g2 = SetFilter([3, 4])
+    #expect(logits.withUnsafeBufferPointer { g.sample($0, filter: g2) }.token == 4 && g2.masks == 1)
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Grammar
 import Testing
+import TestSupport
 
 /// Whether the grammar accepts exactly `text`.
 func accepts(_ g: Grammar, _ text: String) -> Bool {
@@ -140,5 +141,41 @@ func schema(_ text: String) throws -> Grammar { try JSONSchema.compile(try JSON.
         guard let t = allowed.randomElement(using: &rng), t != pieces.count - 1 else { break }
         #expect(m.accept(pieces[t]))
         if m.isFinished { break }
+    }
+}
+
+/// Fixtures from scripts/make_schema_fixtures.py: documents labelled by Python's jsonschema (valid and in
+/// the canonical compact form), and schemas that must be refused naming a keyword.
+@Test func schemaFixturesAgreeWithJsonschema() throws {
+    let data = try TestModels.fixture("GrammarTests", "schemas.json")
+    let root = try JSON.parse(Array(data), maxDepth: 256)
+    let cases = root["cases"]?.arrayValue ?? []
+    #expect(cases.count >= 40)
+    var checked = 0
+    for c in cases {
+        let name = c["name"]?.stringValue ?? "?"
+        let g: Grammar
+        do { g = try JSONSchema.compile(c["schema"]!) } catch { Issue.record("\(name): refused: \(error)"); continue }
+        for d in c["documents"]?.arrayValue ?? [] {
+            let text = d["text"]!.stringValue!
+            let want = d["accept"]!.boolValue!
+            if accepts(g, text) != want { Issue.record("\(name): \(text) should be \(want ? "accepted" : "rejected") (\(d["why"]?.stringValue ?? ""))") }
+            checked += 1
+        }
+    }
+    #expect(checked > 500)
+    for u in root["unsupported"]?.arrayValue ?? [] {
+        let name = u["name"]?.stringValue ?? "?"
+        #expect(refusal(u["schema"]!) == u["keyword"]?.stringValue, "\(name)")
+    }
+}
+
+/// The keyword a schema is refused for, nil if it compiles.
+func refusal(_ schema: JSON) -> String? {
+    do throws(GrammarError) {
+        _ = try JSONSchema.compile(schema)
+        return nil
+    } catch {
+        return error.keyword
     }
 }

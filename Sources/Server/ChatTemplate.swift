@@ -11,9 +11,12 @@ public struct ChatTemplate: Sendable {
     public let origin: String
     let template: Template
     let bos: String, eos: String
+    /// How the template shows a function call (see ToolCalls.swift).
+    public let toolSyntax: ToolSyntax
 
     public init(source: String, origin: String, tokenizer: Tokenizer) throws(JinjaError) {
         template = try Template(source)
+        toolSyntax = ToolSyntax.of(templateSource: source)
         self.origin = origin
         let v = tokenizer.vocab
         bos = v.bos.map { v.tokens[Int($0)] } ?? ""

@@ -80,6 +80,11 @@ final class CompletionJob: @unchecked Sendable {
             }
         }
         let ctx = model.contextLength
+        if chat { body.messages = ToolCalls.history(body.messages, syntax: model.chatTemplate.toolSyntax) }
+        if chat && body.toolChoice != .none {
+            body.toolSyntax = model.chatTemplate.toolSyntax
+            if body.toolSyntax == .generic { body.messages = ToolCalls.withInstructions(body) }
+        }
         if chat {
             do { prompts = [model.chatTemplate.tokens(try render(body, model), tokenizer: model.tokenizer)] }
             catch { server.respond(writer, request, error.response, started: started); return }
@@ -96,9 +101,19 @@ final class CompletionJob: @unchecked Sendable {
                 return
             }
         }
-        let constraint: GrammarConstraint?
-        do { constraint = try model.structured.constraint(body.responseFormat, field: wire == .responses ? "text.format" : "response_format") }
-        catch { server.respond(writer, request, error.response, started: started); return }
+        var constraint: GrammarConstraint?
+        do {
+            constraint = try model.structured.constraint(body.responseFormat, field: wire == .responses ? "text.format" : "response_format")
+            if let syntax = body.toolSyntax {
+                let b = body
+                let key = "tools:\(syntax):\(b.toolChoice):\(b.parallelToolCalls):" + b.toolsJSON.compact
+                if syntax == .generic || b.toolChoice != .auto {
+                    constraint = try model.structured.constraint(key: key) { () throws(APIError) -> Grammar in
+                        try ToolCalls.grammar(b.toolSpecs, choice: b.toolChoice, parallel: b.parallelToolCalls, syntax: syntax)!
+                    }
+                }
+            }
+        } catch { server.respond(writer, request, error.response, started: started); return }
         let job = CompletionJob(server: server, model: model, request: request, writer: writer, body: body,
                                 count: prompts.count * body.n, started: started, wire: wire)
         job.run(prompts, constraint: constraint)
@@ -180,7 +195,8 @@ final class CompletionJob: @unchecked Sendable {
                 choices[k].completionTokens += 1
                 choices[k].streamOffset += piece
             }
-            if body.stream && (!text.isEmpty || body.logprobs != nil) {
+            // With tools, text and calls are told apart when the answer ends (ChatWire sends both then).
+            if body.stream && body.toolSyntax == nil && (!text.isEmpty || body.logprobs != nil) {
                 return send(wire.delta(answer(), choice: k, text: text, token: t))
             }
             return true

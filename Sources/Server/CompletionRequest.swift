@@ -34,6 +34,13 @@ public struct CompletionRequest: Sendable {
     public var ignoreEOS = false
     /// Structured output (`response_format`; the Responses API's `text.format`).
     public var responseFormat = ResponseFormat.text
+    /// Chat function calling: the functions (parameters with key order kept), `tool_choice`,
+    /// `parallel_tool_calls`, and once the template is known, the call syntax (nil: no calls expected).
+    public var toolSpecs: [ToolSpec] = []
+    public var toolsJSON: JSON = .null
+    public var toolChoice = ToolChoice.none
+    public var parallelToolCalls = true
+    public var toolSyntax: ToolSyntax?
     /// Chat: the conversation (validated, content parts joined to strings, `developer` as `system`), the
     /// tools the template may describe, and whether `max_tokens` was given (else: up to the context).
     public var messages: Value?
@@ -217,18 +224,55 @@ public struct CompletionRequest: Sendable {
             tools = l.items.isEmpty ? nil : .list(l)
         default: throw .invalid("tools", "'tools' must be an array")
         }
-        if let tc = o["tool_choice"], !(tc is NSNull) {
-            guard let s = tc as? String, s == "auto" || s == "none" else {
-                throw .invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\" on this server (forcing a call needs constrained decoding)")
+        if tools != nil || (o["tool_choice"] != nil && !(o["tool_choice"] is NSNull)) {
+            try parseToolChoice(body)
+        }
+        if let p = o["parallel_tool_calls"], !(p is NSNull) {
+            guard let b = p as? NSNumber, Reader.isBool(b) else { throw .invalid("parallel_tool_calls", "'parallel_tool_calls' must be a boolean") }
+            parallelToolCalls = b.boolValue
+        }
+    }
+
+    /// `tools` as functions with ordered parameter schemas, and `tool_choice` (default: auto with tools).
+    private mutating func parseToolChoice(_ body: [UInt8]) throws(APIError) {
+        let root: JSON
+        do { root = try JSON.parse(body) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+        toolsJSON = root["tools"] ?? .null
+        var names = Set<String>()
+        for (i, t) in (toolsJSON.arrayValue ?? []).enumerated() {
+            let f = t["function"]!
+            let name = f["name"]!.stringValue!
+            guard !name.isEmpty, !names.contains(name) else { throw .invalid("tools[\(i)].function.name", "function names must be non-empty and distinct ('\(name)')") }
+            names.insert(name)
+            var params = f["parameters"] ?? .object([("type", .string("object"))])
+            if params == .null { params = .object([("type", .string("object"))]) }
+            toolSpecs.append(ToolSpec(name: name, parameters: params))
+        }
+        toolChoice = toolSpecs.isEmpty ? .none : .auto
+        guard let tc = root["tool_choice"], tc != .null else { return }
+        switch tc {
+        case .string("none"): toolChoice = .none
+        case .string("auto"): break
+        case .string("required"):
+            guard !toolSpecs.isEmpty else { throw .invalid("tool_choice", "'tool_choice': \"required\" needs 'tools'") }
+            toolChoice = .required
+        default:
+            guard case .object = tc, tc["type"]?.stringValue == "function", let name = tc["function"]?["name"]?.stringValue else {
+                throw .invalid("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}")
             }
+            guard names.contains(name) else { throw .invalid("tool_choice", "'tool_choice' names '\(name)', which is not in 'tools'") }
+            toolChoice = .function(name)
         }
     }
 
     /// Options that would let a constrained output end invalid are refused with it.
     func checkConstraintCombinations() throws(APIError) {
-        guard responseFormat.isConstrained else { return }
+        if responseFormat.isConstrained && toolChoice != .none {
+            throw .invalid("response_format", "a JSON 'response_format' together with 'tools' is not supported (set 'tool_choice': \"none\" or drop one)")
+        }
+        guard responseFormat.isConstrained || toolChoice != .none else { return }
         if !stop.isEmpty {
-            throw .invalid("stop", "'stop' cannot be combined with a JSON response_format: a stop sequence could cut the JSON value short")
+            throw .invalid("stop", "'stop' cannot be combined with a JSON response_format or tools: a stop sequence could cut a JSON value or a call short")
         }
     }
 

@@ -81,16 +81,22 @@ public final class StructuredOutputs: @unchecked Sendable {
         case .jsonObject: key = "object"
         case let .jsonSchema(_, schema): key = "schema:" + schema.compact
         }
-        if let c = lock.withLock({ cache[key] }) { return c }
-        let grammar: Grammar
-        switch format {
-        case let .jsonSchema(_, schema):
-            do { grammar = try JSONSchema.compile(schema) } catch {
-                throw APIError(400, "response schema: \(error.message)", param: field + (field == "response_format" ? ".json_schema.schema" : ".schema"),
-                               code: "unsupported_schema")
+        return try constraint(key: key) { () throws(APIError) -> Grammar in
+            switch format {
+            case let .jsonSchema(_, schema):
+                do throws(GrammarError) { return try JSONSchema.compile(schema) } catch {
+                    throw APIError(400, "response schema: \(error.message)", param: field + (field == "response_format" ? ".json_schema.schema" : ".schema"),
+                                   code: "unsupported_schema")
+                }
+            default: return JSONSchema.anyObject()
             }
-        default: grammar = JSONSchema.anyObject()
         }
+    }
+
+    /// The cached constraint for `key`, compiling `build` on a miss.
+    func constraint(key: String, build: () throws(APIError) -> Grammar) throws(APIError) -> GrammarConstraint {
+        if let c = lock.withLock({ cache[key] }) { return c }
+        let grammar = try build()
         return lock.withLock {
             if let c = cache[key] { return c }
             let ends = (0..<Int32(tokenizer.vocab.count)).filter { tokenizer.isEndOfGeneration($0) }

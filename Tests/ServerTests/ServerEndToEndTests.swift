@@ -348,7 +348,7 @@ func events(_ r: TestClient.Response?) -> [String] {
         for (body, param) in [(#"{"input":"x","previous_response_id":"resp_1"}"#, "previous_response_id"),
                               (#"{"input":"x","store":true}"#, "store"), (#"{"input":"x","background":true}"#, "background"),
                               (#"{"input":"x","tools":[{"type":"web_search"}]}"#, "tools[0]"),
-                              (#"{"input":"x","text":{"format":{"type":"json_object"}}}"#, "text.format"),
+                              (#"{"input":"x","text":{"format":{"type":"xml"}}}"#, "text.format.type"),
                               (#"{"input":[{"type":"input_image"}]}"#, "input[0].type"), (#"{}"#, "input")] {
             let r = c.request("POST", "/v1/responses", json: body)
             #expect(r?.status == 400 && (object(r)["error"] as? [String: Any])?["param"] as? String == param, "\(body)")

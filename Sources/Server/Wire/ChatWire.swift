@@ -1,6 +1,7 @@
 // POST /v1/chat/completions: chat.completion objects (an assistant message per choice), the chat
 // logprobs shape ({content: [{token, logprob, bytes, top_logprobs}]}), and chat.completion.chunk streams
-// that open each choice with the role, then `data: [DONE]`.
+// that open each choice with the role, then `data: [DONE]`. With tools, an answer's `tool_calls` are
+// parsed from its text (ToolCalls.swift); a stream then sends the text and the calls when the choice ends.
 import Engine
 import Foundation
 
@@ -26,10 +27,24 @@ final class ChatWire: WireFormat {
         }]
     }
 
+    /// A choice's text and calls (with tools), and its finish reason ("tool_calls" when it ended with calls).
+    private func answer(_ a: Answer, _ k: Int) -> (content: String?, calls: [[String: Any]], finish: String) {
+        let c = a.choices[k]
+        let finish = c.finish?.rawValue ?? "length"
+        guard let syntax = a.body.toolSyntax else { return (c.text, [], finish) }
+        let (content, calls) = ToolCalls.parse(c.text, syntax: syntax)
+        let json: [[String: Any]] = calls.enumerated().map { i, call in
+            ["id": "call_\(a.id.suffix(12))\(k)x\(i)", "type": "function", "function": ["name": call.name, "arguments": call.arguments]]
+        }
+        return (content, json, calls.isEmpty || c.finish != .stop ? finish : "tool_calls")
+    }
+
     func full(_ a: Answer) -> [String: Any] {
         let arr: [Any] = a.choices.enumerated().map { k, c in
-            ["index": k, "message": ["role": "assistant", "content": c.text] as [String: Any],
-             "logprobs": logprobs(a, c.tokens), "finish_reason": c.finish?.rawValue ?? "length"] as [String: Any]
+            let (content, calls, finish) = answer(a, k)
+            var message: [String: Any] = ["role": "assistant", "content": content ?? NSNull()]
+            if !calls.isEmpty { message["tool_calls"] = calls }
+            return ["index": k, "message": message, "logprobs": logprobs(a, c.tokens), "finish_reason": finish] as [String: Any]
         }
         return ["id": a.id, "object": "chat.completion", "created": a.created, "model": a.model, "choices": arr, "usage": a.usage]
     }
@@ -47,8 +62,21 @@ final class ChatWire: WireFormat {
     }
 
     func choiceDone(_ a: Answer, choice k: Int) -> [ServerEvent] {
-        [ServerEvent(json: chunk(a, [["index": k, "delta": [String: Any](), "logprobs": NSNull(),
-                                      "finish_reason": a.choices[k].finish?.rawValue ?? "length"] as [String: Any]]))]
+        var events: [ServerEvent] = []
+        let (content, calls, finish) = answer(a, k)
+        if a.body.toolSyntax != nil {
+            // With tools the answer was held back: its text, then each call whole (index, id, name, arguments).
+            if let content, !content.isEmpty {
+                events.append(ServerEvent(json: chunk(a, [["index": k, "delta": ["content": content], "logprobs": NSNull(), "finish_reason": NSNull()] as [String: Any]])))
+            }
+            for (i, call) in calls.enumerated() {
+                var c = call
+                c["index"] = i
+                events.append(ServerEvent(json: chunk(a, [["index": k, "delta": ["tool_calls": [c]], "logprobs": NSNull(), "finish_reason": NSNull()] as [String: Any]])))
+            }
+        }
+        events.append(ServerEvent(json: chunk(a, [["index": k, "delta": [String: Any](), "logprobs": NSNull(), "finish_reason": finish] as [String: Any]])))
+        return events
     }
 
     func streamEnd(_ a: Answer) -> [ServerEvent] {

@@ -135,6 +135,30 @@ public struct GrammarBuilder {
         return r
     }
 
+    /// A rule matching exactly one of `texts`, as a trie (one character per step whatever the count,
+    /// where alternatives of literals would keep a stack per text).
+    public mutating func literalSet(_ texts: [String]) throws(GrammarError) -> Int {
+        if texts.count == 1 { return try literal(texts[0]) }
+        func node(_ words: [[Unicode.Scalar]], _ at: Int) throws(GrammarError) -> Int {
+            var alts: [[Symbol]] = []
+            var groups: [UInt32: [[Unicode.Scalar]]] = [:]
+            var order: [UInt32] = []
+            for w in words {
+                if w.count == at { alts.append([]); continue }
+                let c = w[at].value
+                if groups[c] == nil { order.append(c) }
+                groups[c, default: []].append(w)
+            }
+            for c in order {
+                var cls = CharClass()
+                cls.insert(c)
+                alts.append([.chars(cls), .rule(try node(groups[c]!, at + 1))])
+            }
+            return try rule(alts)
+        }
+        return try node(Array(Set(texts)).sorted().map { Array($0.unicodeScalars) }, 0)
+    }
+
     /// The finished grammar starting at `root`. Throws if a rule is undefined, if a repeated rule can
     /// match nothing while its count is unbounded, or if a rule reaches itself without consuming.
     public func build(root: Int) throws(GrammarError) -> Grammar {

@@ -34,8 +34,16 @@ public final class GrammarMatcher: @unchecked Sendable {
     private var budget = 0
     private var depthStart: [Int] = [], depthEnd: [Int] = [], arenaMark: [Int] = []
 
-    /// Expansions one byte may cause before the step is refused (a bound on pathological grammars).
+    /// Expansions one byte may cause before the step is refused, and one mask walk before it stops
+    /// (bounds for pathological grammars: a refused step or a stopped walk only leaves tokens out,
+    /// never lets an invalid one in; an empty mask then fails the request instead of hanging it).
     static let stepBudget = 100_000
+    static let walkBudget = 20_000_000
+    private var walkLeft = Int.max
+    /// Whether the last mask walk stopped at its budget.
+    public private(set) var walkStopped = false
+    /// Stacks one state may hold (dedupe is quadratic in it).
+    static let maxStacks = 1024
 
     public init(_ grammar: Grammar) {
         self.grammar = grammar
@@ -76,6 +84,7 @@ public final class GrammarMatcher: @unchecked Sendable {
 
     /// Adds a stack to the set being built in buf[from...], unless an equal one is there.
     @inline(__always) private func add(_ s: Int32, from: Int) {
+        guard buf.count - from < Self.maxStacks else { budget = 0; return }
         var k = from
         while k < buf.count { if same(buf[k], s) { return }; k += 1 }
         buf.append(s)
@@ -84,7 +93,8 @@ public final class GrammarMatcher: @unchecked Sendable {
     /// Expands the element at `pos` until classes are on top; stacks go to buf[from...].
     private func expand(_ pos: Int32, _ count: Int32, _ parent: Int32, _ depth: Int, from: Int) {
         budget -= 1
-        guard budget > 0, depth < 1000 else { return }
+        walkLeft -= 1
+        guard budget > 0, walkLeft > 0, depth < 1000 else { return }
         switch grammar.elements[Int(pos)] {
         case .chars:
             add(push(Frame(pos: pos, count: 0, partial: 0, parent: parent)), from: from)
@@ -271,12 +281,15 @@ public final class GrammarMatcher: @unchecked Sendable {
             depthStart = .init(repeating: 0, count: maxDepth); depthEnd = depthStart; arenaMark = depthStart
         }
         depthStart[0] = 0; depthEnd[0] = buf.count; arenaMark[0] = top
+        walkLeft = Self.walkBudget
+        walkStopped = false
+        defer { walkStopped = walkLeft <= 0; walkLeft = .max }
         var j = 0
         let n = trie.count
         trie.byte.withUnsafeBufferPointer { bytes in
         trie.depth.withUnsafeBufferPointer { depth in
         trie.subtreeEnd.withUnsafeBufferPointer { subtreeEnd in
-            while j < n {
+            while j < n && walkLeft > 0 {
                 let d = Int(depth[j])
                 top = arenaMark[d - 1]
                 buf.removeLast(buf.count - depthEnd[d - 1])

@@ -259,9 +259,7 @@ struct SchemaCompiler {
             }
             if let types { values = values.filter { v in types.contains { Self.hasType(v, $0) } } }
             guard !values.isEmpty else { throw fail("enum", path, "no 'enum' value has the schema's type") }
-            var alts: [[Symbol]] = []
-            for v in values { alts.append([.rule(try b.literal(v.compact))]) }
-            return try b.rule(alts)
+            return try b.literalSet(values.map(\.compact))
         }
         var chosen: [String]
         if let types { chosen = types } else {

@@ -179,3 +179,26 @@ func refusal(_ schema: JSON) -> String? {
         return error.keyword
     }
 }
+
+@Test func largeEnumsAreATrie() throws {
+    let words = (0..<5000).map { "\"w\($0 * 7919 % 100_003)\"" }
+    let g = try schema(#"{"enum":[\#(words.joined(separator: ","))]}"#)
+    #expect(accepts(g, words[1234]) && accepts(g, words[0]))
+    #expect(!accepts(g, #""w""#) && !accepts(g, #""w1x""#))
+}
+
+@Test func pathologicalSchemasAreBounded() throws {
+    // Too large for the grammar budget: a 400, not a huge allocation.
+    let props = (0..<30_000).map { #""p\#($0)":{"type":"string"}"# }.joined(separator: ",")
+    #expect(throws: GrammarError.self) { try JSONSchema.compile(try JSON.parse(#"{"type":"object","properties":{\#(props)}}"#), maxElements: 100_000) }
+    // Thousands of overlapping alternatives: each step keeps a bounded number of stacks, and a mask
+    // walk stops at its budget with only valid tokens in it.
+    let alts = Array(repeating: #"{"type":"string"}"#, count: 3000).joined(separator: ",")
+    let g = try schema(#"{"anyOf":[\#(alts)]}"#)
+    let pieces: [[UInt8]] = ["\"", "\"a", "a", "ab\"", "\"\"", "x"].map { Array($0.utf8) }
+    let trie = TokenTrie(pieces: pieces)
+    let m = GrammarMatcher(g)
+    let c = GrammarConstraint(grammar: g, trie: trie, endTokens: [])
+    let mask = c.mask(m)
+    for t in pieces.indices where mask[0] >> UInt64(t) & 1 == 1 { #expect(m.allows(pieces[t])) }
+}

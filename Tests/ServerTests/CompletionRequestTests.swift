@@ -1,4 +1,5 @@
 // Request validation: every field's type and range, with the field named in the error.
+import Jinja
 import Testing
 @testable import Server
 
@@ -64,4 +65,28 @@ func param(_ json: String) -> String? {
     #expect(param("{") == "<400>")
     #expect(param("[1]") == "<400>")
     #expect(param("") == "<400>")
+}
+
+@Test func toolCallsParseFromBothSyntaxes() {
+    let h = ToolCalls.parse("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>", syntax: .hermes)
+    #expect(h.content == "Let me check." && h.calls == [ToolCall(name: "get_weather", arguments: #"{"city":"Paris"}"#), ToolCall(name: "t", arguments: "{}")])
+    let broken = ToolCalls.parse("<tool_call>\n{\"name\": \"get_weather\", \"argu", syntax: .hermes)
+    #expect(broken.calls.isEmpty && broken.content == "<tool_call>\n{\"name\": \"get_weather\", \"argu")
+    let g = ToolCalls.parse(#"{"tool_calls":[{"name":"f","arguments":{"a":[1,2]}}]}"#, syntax: .generic)
+    #expect(g.content == nil && g.calls == [ToolCall(name: "f", arguments: #"{"a":[1,2]}"#)])
+    #expect(ToolCalls.parse(#"{"response":"Hi \"there\""}"#, syntax: .generic) == ("Hi \"there\"", []))
+    #expect(ToolCalls.parse(#"{"tool_calls":[{"na"#, syntax: .generic).content == #"{"tool_calls":[{"na"#)
+}
+
+@Test func toolHistoryRendersInEitherSyntax() throws {
+    let msgs = try Value.parseJSON(#"[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"w","arguments":"{\"city\":\"Rome\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"18 C"}]"#)
+    guard case let .list(h)? = ToolCalls.history(msgs, syntax: .hermes), case let .dict(a) = h.items[1],
+          case let .list(calls)? = a["tool_calls"], case let .dict(c) = calls.items[0], case let .dict(f)? = c["function"],
+          case let .dict(args)? = f["arguments"] else { Issue.record("hermes history"); return }
+    #expect(args["city"]?.text == "Rome")
+    guard case let .list(g)? = ToolCalls.history(msgs, syntax: .generic), case let .dict(ga) = g.items[1], case let .dict(gt) = g.items[2] else {
+        Issue.record("generic history"); return
+    }
+    #expect(ga["content"]?.text == #"{"tool_calls":[{"name":"w","arguments":{"city":"Rome"}}]}"#)
+    #expect(gt["role"]?.text == "user" && gt["content"]?.text == #"{"tool_response":{"tool_call_id":"call_1","content":"18 C"}}"#)
 }

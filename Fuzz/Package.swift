@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
-// libFuzzer targets for the HTTP parser and connection state machine, and for the chat-template
-// interpreter, kept out of the main package so that normal builds never link the fuzzer runtime. Run
-// with `make fuzz` and `make fuzz-jinja` (see the Makefile).
+// libFuzzer targets for the HTTP parser and connection state machine, the chat-template interpreter,
+// the GGUF reader and the response-schema compiler, kept out of the main package so that normal builds never link the fuzzer runtime. Run
+// with `make fuzz`, `make fuzz-jinja`, `make fuzz-gguf` and `make fuzz-grammar` (see the Makefile).
 import PackageDescription
 
 let package = Package(
@@ -10,6 +10,8 @@ let package = Package(
     targets: [
         .executableTarget(name: "FuzzHTTP", dependencies: [.product(name: "ZebraHTTP", package: "zebra")]),
         .executableTarget(name: "FuzzJinja", dependencies: [.product(name: "ZebraJinja", package: "zebra")]),
+        .executableTarget(name: "FuzzGGUF", dependencies: [.product(name: "ZebraGGUF", package: "zebra")]),
+        .executableTarget(name: "FuzzGrammar", dependencies: [.product(name: "ZebraGrammar", package: "zebra")]),
     ],
     swiftLanguageModes: [.v5]
 )

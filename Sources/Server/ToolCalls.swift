@@ -1,14 +1,16 @@
 // Function calling on /v1/chat/completions: how a model writes a call, the grammar that makes a forced
 // call valid, and the parser that turns the answer into OpenAI's `tool_calls`.
 //
-// Two syntaxes. Hermes/Qwen (`<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>`) where the
-// model's chat template shows it; otherwise a generic JSON answer, as llama.cpp's generic handler does:
+// The syntax the model's chat template shows: Hermes/Qwen (`<tool_call>\n{"name": ..., "arguments":
+// {...}}\n</tool_call>`), Llama 3.x's JSON (`{"name": ..., "parameters": {...}}`, one call), Mistral's v3
+// (`[TOOL_CALLS][{"name": ..., "arguments": {...}}]`; the marker is a control token, so the text holds
+// the array); otherwise a generic JSON answer, as llama.cpp's generic handler does:
 // `{"tool_calls": [{"name": ..., "arguments": {...}}]}` for calls and `{"response": "..."}` for text,
 // described to the model in a system message (the template may not show tools at all). Decoding is
 // constrained whenever a call is forced (tool_choice required or a named function: the call's name
 // comes from the list and its arguments validate against the function's parameters) and always in the
-// generic syntax (an answer is one of the two shapes); Hermes with tool_choice auto is free text whose
-// <tool_call> blocks are parsed after the answer ends.
+// generic syntax (an answer is one of the two shapes); with tool_choice auto a native syntax is free
+// text whose calls are parsed after the answer ends.
 import Engine
 import Foundation
 import Grammar
@@ -20,10 +22,16 @@ public enum ToolChoice: Sendable, Equatable {
 }
 
 public enum ToolSyntax: String, Sendable {
-    case hermes, generic
+    case hermes, llama3, mistral, generic
 
-    /// The syntax a chat template's source shows.
-    static func of(templateSource s: String) -> ToolSyntax { s.contains("<tool_call>") ? .hermes : .generic }
+    /// The syntax a chat template's source shows (templates whose <tool_call> holds XML-like
+    /// `<function=...>` or `<arg_key>` parts, and Mistral's `[TOOL_CALLS]name[ARGS]` form, get the generic one).
+    static func of(templateSource s: String) -> ToolSyntax {
+        if s.contains("<tool_call>") && s.contains("\"arguments\"") && !s.contains("<function=") && !s.contains("<arg_key>") { return .hermes }
+        if s.contains("[TOOL_CALLS][") { return .mistral }
+        if s.contains("dictionary of argument name and its value") { return .llama3 }
+        return .generic
+    }
 }
 
 /// A declared function: its name and its parameters' schema (key order kept).
@@ -43,16 +51,21 @@ enum ToolCalls {
     /// The grammar an answer must follow, or nil when it is free (Hermes with auto, or no tools).
     static func grammar(_ specs: [ToolSpec], choice: ToolChoice, parallel: Bool, syntax: ToolSyntax) throws(APIError) -> Grammar? {
         guard !specs.isEmpty, choice != .none else { return nil }
-        if syntax == .hermes && choice == .auto { return nil }
+        if syntax != .generic && choice == .auto { return nil }
         var allowed = specs
         if case let .function(name) = choice { allowed = specs.filter { $0.name == name } }
+        let argsKey = syntax == .llama3 ? "parameters" : "arguments"
         let call: SequencePart = .choice(allowed.map { s in
-            [.literal("{\"name\":" + JSON.quote(s.name) + ",\"arguments\":"), .value(s.parameters), .literal("}")]
+            [.literal("{\"name\":" + JSON.quote(s.name) + ",\"\(argsKey)\":"), .value(s.parameters), .literal("}")]
         })
         var parts: [SequencePart]
         switch syntax {
         case .hermes:
             parts = [.repeated([.literal("<tool_call>\n"), call, .literal("\n</tool_call>")], separator: "\n", min: 1, max: parallel ? nil : 1)]
+        case .llama3:
+            parts = [call]
+        case .mistral:
+            parts = [.literal("["), .repeated([call], separator: ",", min: 1, max: parallel ? nil : 1), .literal("]")]
         case .generic:
             let calls: [SequencePart] = [.literal("{\"tool_calls\":["), .repeated([call], separator: ",", min: 1, max: parallel ? nil : 1), .literal("]}")]
             if choice == .auto {
@@ -147,6 +160,22 @@ enum ToolCalls {
             for c in list {
                 guard let name = c["name"]?.stringValue, let args = c["arguments"] else { return (text, []) }
                 calls.append(ToolCall(name: name, arguments: args.compact))
+            }
+            return (nil, calls)
+        case .llama3:
+            var t = Substring(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            if t.hasPrefix("<|python_tag|>") { t = t.dropFirst("<|python_tag|>".count) }
+            guard let v = try? JSON.parse(String(t)), let name = v["name"]?.stringValue,
+                  let args = v["parameters"] ?? v["arguments"] else { return (text, []) }
+            return (nil, [ToolCall(name: name, arguments: args.compact)])
+        case .mistral:
+            var t = Substring(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            if t.hasPrefix("[TOOL_CALLS]") { t = t.dropFirst("[TOOL_CALLS]".count) }
+            guard t.hasPrefix("["), let list = (try? JSON.parse(String(t)))?.arrayValue, !list.isEmpty else { return (text, []) }
+            var calls: [ToolCall] = []
+            for c in list {
+                guard let name = c["name"]?.stringValue else { return (text, []) }
+                calls.append(ToolCall(name: name, arguments: (c["arguments"] ?? .object([])).compact))
             }
             return (nil, calls)
         case .hermes:

@@ -1,5 +1,7 @@
 // Request validation: every field's type and range, with the field named in the error.
+import Grammar
 import Jinja
+import TestSupport
 import Testing
 @testable import Server
 
@@ -89,4 +91,34 @@ func param(_ json: String) -> String? {
     }
     #expect(ga["content"]?.text == #"{"tool_calls":[{"name":"w","arguments":{"city":"Rome"}}]}"#)
     #expect(gt["role"]?.text == "user" && gt["content"]?.text == #"{"tool_response":{"tool_call_id":"call_1","content":"18 C"}}"#)
+}
+
+@Test func toolSyntaxFollowsTheTemplate() throws {
+    // llama.cpp's corpus of real templates: which call syntax each one shows.
+    let root = try Value.parseJSON(String(decoding: try TestModels.fixture("JinjaTests", "templates.json"), as: UTF8.self))
+    guard case let .dict(d) = root, case let .list(templates)? = d["templates"] else { Issue.record("fixture"); return }
+    var found: [ToolSyntax: Set<String>] = [:]
+    for case let .dict(t) in templates.items {
+        found[ToolSyntax.of(templateSource: t["source"]!.text), default: []].insert(t["name"]!.text)
+    }
+    #expect(found[.hermes] == ["Bielik-11B-v3.0-Instruct", "MiMo-VL", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",
+                               "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "Qwen-QwQ-32B", "Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B",
+                               "Reka-Edge", "ibm-granite-granite-4.0", "ibm-granite-granite-4.1", "unsloth-Apriel-1.5"])
+    #expect(found[.llama3] == ["meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct", "meta-llama-Llama-3.3-70B-Instruct"])
+    #expect(found[.mistral] == ["mistralai-Mistral-Nemo-Instruct-2407"])
+    #expect(found[.generic]?.contains("Qwen3-Coder") == true && found[.generic]?.contains("Mistral-Small-3.2-24B-Instruct-2506") == true)
+    // Their answers parse.
+    #expect(ToolCalls.parse(#"{"name": "w", "parameters": {"city": "Rome"}}"#, syntax: .llama3).calls == [ToolCall(name: "w", arguments: #"{"city":"Rome"}"#)])
+    #expect(ToolCalls.parse(#"[TOOL_CALLS][{"name": "w", "arguments": {}}, {"name": "t", "arguments": {"z": 1}}]"#, syntax: .mistral).calls
+            == [ToolCall(name: "w", arguments: "{}"), ToolCall(name: "t", arguments: #"{"z":1}"#)])
+    #expect(ToolCalls.parse("Plain answer.", syntax: .llama3) == ("Plain answer.", []))
+    // A forced call's grammar accepts the syntax's own form.
+    let specs = [ToolSpec(name: "w", parameters: try JSON.parse(#"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#))]
+    for (syntax, text) in [(ToolSyntax.llama3, #"{"name":"w","parameters":{"city":"Rome"}}"#), (.mistral, #"[{"name":"w","arguments":{"city":"Rome"}}]"#),
+                           (.hermes, "<tool_call>\n{\"name\":\"w\",\"arguments\":{\"city\":\"Rome\"}}\n</tool_call>"),
+                           (.generic, #"{"tool_calls":[{"name":"w","arguments":{"city":"Rome"}}]}"#)] {
+        let g = try #require(try ToolCalls.grammar(specs, choice: .required, parallel: false, syntax: syntax))
+        let m = GrammarMatcher(g)
+        #expect(m.accept(Array(text.utf8)) && m.isAccepting, "\(syntax)")
+    }
 }

@@ -17,6 +17,8 @@ public final class GrammarConstraint: @unchecked Sendable {
     private var order: [[UInt32]] = []
     private var lock = pthread_mutex_t()
     public private(set) var maskBuilds = 0, maskHits = 0
+    /// Seconds spent building masks.
+    public private(set) var maskSeconds = 0.0
 
     public init(grammar: Grammar, trie: TokenTrie, endTokens: [Int32], maxMasks: Int = 256) {
         self.grammar = grammar
@@ -24,6 +26,13 @@ public final class GrammarConstraint: @unchecked Sendable {
         self.endTokens = endTokens
         self.maxMasks = maxMasks
         pthread_mutex_init(&lock, nil)
+    }
+
+    /// Masks built, masks reused and seconds building them, read consistently.
+    public var counters: (builds: Int, hits: Int, seconds: Double) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return (maskBuilds, maskHits, maskSeconds)
     }
 
     public var words: Int { (trie.vocabularySize + 63) / 64 }
@@ -34,13 +43,17 @@ public final class GrammarConstraint: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         if let hit = masks[key] { maskHits += 1; pthread_mutex_unlock(&lock); return hit }
         pthread_mutex_unlock(&lock)
+        var t0 = timespec(), t1 = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t0)
         var mask = [UInt64](repeating: 0, count: words)
         mask.withUnsafeMutableBufferPointer { m.fillMask(trie, $0.baseAddress!) }
+        clock_gettime(CLOCK_MONOTONIC, &t1)
         if m.isAccepting {
             for t in endTokens where Int(t) < trie.vocabularySize { mask[Int(t) >> 6] |= 1 << UInt64(t & 63) }
         }
         pthread_mutex_lock(&lock)
         maskBuilds += 1
+        maskSeconds += Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) * 1e-9
         if masks.count >= maxMasks, let old = order.first { masks[old] = nil; order.removeFirst() }
         if masks[key] == nil { masks[key] = mask; order.append(key) }
         pthread_mutex_unlock(&lock)

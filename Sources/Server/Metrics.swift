@@ -3,7 +3,7 @@ import Engine
 import HTTP
 
 enum Metrics {
-    static func render(_ s: SchedulerStats, http: HTTPCounters) -> String {
+    static func render(_ s: SchedulerStats, http: HTTPCounters, structured g: StructuredOutputs.Stats = .init()) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ lines: [(String, Double)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -31,6 +31,12 @@ enum Metrics {
         metric("zebra_prefix_cache_queries_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.", [("", Double(s.prefix.queryTokens))])
         metric("zebra_prefix_cache_hits_tokens_total", "counter", "Prompt tokens found in the prefix cache (not computed).", [("", Double(s.prefix.hitTokens))])
         metric("zebra_prefix_cache_evictions_total", "counter", "Cached KV blocks evicted.", [("", Double(s.prefix.evictions))])
+        metric("zebra_structured_schemas_compiled_total", "counter", "Response schemas and tool grammars compiled (each distinct one once while cached).",
+               [("", Double(g.compiled))])
+        metric("zebra_structured_masks_built_total", "counter", "Token masks built for constrained decoding (steps that needed one and missed the cache).",
+               [("", Double(g.maskBuilds))])
+        metric("zebra_structured_mask_cache_hits_total", "counter", "Token masks taken from the per-state cache.", [("", Double(g.maskHits))])
+        metric("zebra_structured_mask_seconds_total", "counter", "Engine-thread seconds spent building token masks.", [("", g.maskSeconds)])
         // The names the Gateway API Inference Extension's endpoint picker reads (vLLM's).
         metric("vllm:num_requests_running", "gauge", "Requests in the running batch.", [("", Double(s.running))])
         metric("vllm:num_requests_waiting", "gauge", "Requests waiting for admission.", [("", Double(s.waiting))])

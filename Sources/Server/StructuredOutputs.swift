@@ -62,6 +62,22 @@ public final class StructuredOutputs: @unchecked Sendable {
     private var order: [String] = []
     /// Distinct compiled schemas kept (each with its masks: up to 256 x vocabulary/8 bytes).
     public var maxSchemas = 32
+    /// Counters of evicted constraints (the live ones are summed on demand).
+    private var retired = Stats()
+
+    public struct Stats: Sendable {
+        public var compiled = 0, maskBuilds = 0, maskHits = 0
+        public var maskSeconds = 0.0
+    }
+
+    /// Schemas compiled, masks built and reused, seconds building masks (for /metrics).
+    public var stats: Stats {
+        lock.withLock {
+            var s = retired
+            for c in cache.values { let n = c.counters; s.maskBuilds += n.builds; s.maskHits += n.hits; s.maskSeconds += n.seconds }
+            return s
+        }
+    }
 
     public init(tokenizer: Tokenizer) { self.tokenizer = tokenizer }
 
@@ -101,7 +117,12 @@ public final class StructuredOutputs: @unchecked Sendable {
             if let c = cache[key] { return c }
             let ends = (0..<Int32(tokenizer.vocab.count)).filter { tokenizer.isEndOfGeneration($0) }
             let c = GrammarConstraint(grammar: grammar, trie: vocabularyTrie(), endTokens: ends)
-            if cache.count >= maxSchemas, let old = order.first { cache[old] = nil; order.removeFirst() }
+            if cache.count >= maxSchemas, let old = order.first, let gone = cache[old] {
+                let n = gone.counters
+                retired.maskBuilds += n.builds; retired.maskHits += n.hits; retired.maskSeconds += n.seconds
+                cache[old] = nil; order.removeFirst()
+            }
+            retired.compiled += 1
             cache[key] = c
             order.append(key)
             return c

@@ -80,7 +80,7 @@ public final class ZebraServer: @unchecked Sendable {
         r.add("GET", "/metrics", inline: true) { [self] req, w in
             let stats = loaded?.scheduler.snapshot ?? SchedulerStats()
             var h = HTTPHeaders(); h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            respond(w, req, HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(stats, http: counters).utf8)), started: now())
+            respond(w, req, HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(stats, http: counters, structured: loaded?.structured.stats ?? .init()).utf8)), started: now())
         }
         r.add("GET", "/v1/models", inline: true) { [self] req, w in
             guarded(req, w) { _ throws(APIError) in

@@ -56,7 +56,7 @@ let weatherTools = #"[{"type":"function","function":{"name":"get_weather","descr
 
     @Test func refusalsNameTheFieldAndKeyword() throws {
         let s = try startAPI(model: TestModels.smollm); defer { s.stop() }
-        let c = try TestClient(port: s.port)
+        let c = try TestClient(port: s.port, timeout: 120)
         let m = #""messages":[{"role":"user","content":"x"}]"#
         for (body, param, code, mentions) in [
             (#"{\#(m),"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","patternProperties":{"a":{}}}}}}"#, "response_format.json_schema.schema", "unsupported_schema", "patternProperties"),
@@ -81,6 +81,13 @@ let weatherTools = #"[{"type":"function","function":{"name":"get_weather","descr
         if ok["status"] as? String == "completed" { #expect(SchemaValidator.violation(try JSON.parse(out), try JSON.parse(personSchema)) == nil, "\(out)") }
         let bad = c.request("POST", "/v1/responses", json: #"{"input":"x","text":{"format":{"type":"json_schema","name":"p","schema":{"if":{}}}}}"#)
         #expect(bad?.status == 400 && (object(bad)["error"] as? [String: Any])?["param"] as? String == "text.format.schema")
+        // The constrained request shows in /metrics.
+        let metrics = c.request("GET", "/metrics")?.text ?? ""
+        func value(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        #expect(value("zebra_structured_schemas_compiled_total") == 1)
+        #expect((value("zebra_structured_masks_built_total") ?? 0) + (value("zebra_structured_mask_cache_hits_total") ?? 0) > 0)
     }
 
     @Test func forcedToolCallsAreValidCalls() throws {

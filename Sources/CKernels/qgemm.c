@@ -4,9 +4,14 @@
 // 32-element block. One instruction then advances 16 rows by 4 elements against a broadcast of 4
 // activation bytes: no unpacking in the inner loop and no horizontal sums. Per (row, activation row)
 // the arithmetic runs over blocks in a fixed order, whatever the tile: batch-invariant.
-// Types: Q4_K, Q4_1 (unsigned with a minimum), and Q5_0, Q4_0, Q8_0 (signed, stored offset by 16, 8,
-// 128 so that they are unsigned bytes; the offset times the activation block's integer sum is taken
-// off the exact int32 dot, as the row kernels' sign trick does). Q5_K and Q6_K return 0.
+// Types, by how the unsigned panel byte u relates to the weight (enum qg_kind):
+//   - Q4_K, Q5_K, Q4_1, Q5_1: w = scale * u + minimum, the minimum times the activation block's sum
+//     (its s) added per block;
+//   - Q5_0, Q4_0, Q8_0: w = scale * (u - offset), stored offset by 16, 8, 128 so that they are
+//     unsigned bytes; the offset times the activation block's integer sum is taken off the exact
+//     int32 dot, as the row kernels' sign trick does;
+//   - Q6_K: w = scale * (u - 32) with a scale per 16 elements: the two halves of a block are two
+//     dots, each less 32 times its half's integer sum, each with its own scale.
 #include "ckernels.h"
 #include <immintrin.h>
 #include <string.h>
@@ -14,6 +19,16 @@
 
 #define QG_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define QG_ROWS 16
+
+enum qg_kind { QG_MIN, QG_OFFSET, QG_HALVES };
+
+static enum qg_kind kind_of(int type) {
+    switch (type) {
+    case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0: return QG_OFFSET;
+    case ZK_Q6_K: return QG_HALVES;
+    default: return QG_MIN;
+    }
+}
 
 // Scatters one block's 32 unsigned weights of panel row i: panel[b][j][i][0..3] = u[4j..4j+3].
 static inline void put_block(uint8_t *panel, int64_t b, int i, const uint8_t *u) {
@@ -27,28 +42,87 @@ static int offset_of(int type) {
     case ZK_Q5_0: return 16;
     case ZK_Q4_0: return 8;
     case ZK_Q8_0: return 128;
+    case ZK_Q6_K: return 32;
     default: return 0;
     }
 }
 
-// Unpacks weight row r into panel row i; sc/mn: [block][QG_ROWS]. Returns 0 for unsupported types.
+// The 16 low nibbles of q then the 16 high ones, each with its fifth bit from bits 0-31 of qh (Q5_0,
+// Q5_1; qh = 0 for Q4_0, Q4_1).
+static inline void nibbles_32(const uint8_t *q, uint32_t qh, uint8_t *u) {
+    for (int e = 0; e < 16; e++) {
+        u[e] = (uint8_t)((q[e] & 15) | (((qh >> e) & 1) << 4));
+        u[e + 16] = (uint8_t)((q[e] >> 4) | (((qh >> (e + 16)) & 1) << 4));
+    }
+}
+
+// A Q4_K / Q5_K row (super-blocks of bb bytes; Q5_K's fifth bits at 16, nibbles at qs): per block
+// of 32, scale d * sc_i and minimum -dmin * mn_i from the 6-bit sub-block values.
+static void unpack_k4(const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn, int64_t bb,
+                      int64_t qs, int high) {
+    uint8_t u[32];
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const uint8_t *blk = row + s * bb;
+        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
+        uint8_t scs[8], mns[8];
+        scale_min_k4(blk + 4, scs, mns);
+        for (int g = 0; g < 4; g++) {
+            const uint8_t *q = blk + qs + 32 * g;
+            for (int half = 0; half < 2; half++) {  // low nibbles: block 2g, high: 2g + 1
+                const int64_t b = s * 8 + 2 * g + half;
+                const int bit = 2 * g + half;  // Q5_K: element e's fifth bit is bit 2g + half of byte e
+                for (int e = 0; e < 32; e++)
+                    u[e] = (uint8_t)((half ? q[e] >> 4 : q[e] & 15) | (high ? ((blk[16 + e] >> bit) & 1) << 4 : 0));
+                put_block(panel, b, i, u);
+                sc[b * QG_ROWS + i] = d * (float)scs[bit];
+                mn[b * QG_ROWS + i] = -dmin * (float)mns[bit];
+            }
+        }
+    }
+}
+
+// A Q6_K row: super-blocks of 210 bytes, 128 low nibbles, 64 bytes of high 2-bit pairs, 16 int8
+// scales, f16 d. Each half (128 elements) holds blocks i = 0..3: low nibbles of ql[0..31] (i = 0),
+// ql[32..63] (1), their high nibbles (2, 3), top bits 2i, 2i + 1 of qh[0..31]. Block b's scales
+// d * scales[2i], d * scales[2i + 1] (elements 0-15, 16-31) go to sc and mn.
+static void unpack_q6_k(const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
+    uint8_t u[32];
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const uint8_t *blk = row + s * 210;
+        const int8_t *scales = (const int8_t *)(blk + 192);
+        const float d = half_to_float(blk + 208);
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = blk + 64 * half, *qh = blk + 128 + 32 * half;
+            for (int k = 0; k < 4; k++) {
+                const int64_t b = s * 8 + 4 * half + k;
+                const uint8_t *l = ql + 32 * (k & 1);
+                for (int e = 0; e < 32; e++)
+                    u[e] = (uint8_t)((k < 2 ? l[e] & 15 : l[e] >> 4) | (((qh[e] >> (2 * k)) & 3) << 4));
+                put_block(panel, b, i, u);
+                sc[b * QG_ROWS + i] = d * (float)scales[8 * half + 2 * k];
+                mn[b * QG_ROWS + i] = d * (float)scales[8 * half + 2 * k + 1];
+            }
+        }
+    }
+}
+
+// Unpacks weight row r into panel row i; sc/mn: [block][QG_ROWS] (mn: the minimum, or for Q6_K the
+// scale of elements 16-31). Returns 0 for unsupported types.
 static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
     uint8_t u[32];
-    if (type == ZK_Q5_0 || type == ZK_Q4_0 || type == ZK_Q8_0) {
+    switch (type) {
+    case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0: {
         const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : 34;
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = row + b * bb;
             if (type == ZK_Q8_0) {
                 for (int e = 0; e < 32; e++) u[e] = (uint8_t)((int)(int8_t)blk[2 + e] + 128);
             } else if (type == ZK_Q4_0) {
-                for (int e = 0; e < 16; e++) { u[e] = blk[2 + e] & 15; u[e + 16] = blk[2 + e] >> 4; }
+                nibbles_32(blk + 2, 0, u);
             } else {
                 uint32_t qh;
                 memcpy(&qh, blk + 2, 4);
-                for (int e = 0; e < 16; e++) {
-                    u[e] = (uint8_t)((blk[6 + e] & 15) | (((qh >> e) & 1) << 4));
-                    u[e + 16] = (uint8_t)((blk[6 + e] >> 4) | (((qh >> (e + 16)) & 1) << 4));
-                }
+                nibbles_32(blk + 6, qh, u);
             }
             put_block(panel, b, i, u);
             sc[b * QG_ROWS + i] = half_to_float(blk);
@@ -56,43 +130,32 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
         }
         return 1;
     }
-    if (type == ZK_Q4_K) {
-        for (int64_t s = 0; s < nb / 8; s++) {
-            const uint8_t *blk = row + s * 144;
-            const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
-            uint8_t scs[8], mns[8];
-            scale_min_k4(blk + 4, scs, mns);
-            for (int g = 0; g < 4; g++) {
-                const uint8_t *q = blk + 16 + 32 * g;
-                for (int half = 0; half < 2; half++) {
-                    const int64_t b = s * 8 + 2 * g + half;
-                    for (int e = 0; e < 32; e++) u[e] = half ? q[e] >> 4 : q[e] & 15;
-                    put_block(panel, b, i, u);
-                    sc[b * QG_ROWS + i] = d * (float)scs[2 * g + half];
-                    mn[b * QG_ROWS + i] = -dmin * (float)mns[2 * g + half];
-                }
-            }
-        }
-        return 1;
-    }
-    if (type == ZK_Q4_1) {
+    case ZK_Q4_1: case ZK_Q5_1: {  // f16 d, f16 m, (Q5_1: 4 bytes of fifth bits), 16 bytes of nibbles
+        const int q5 = type == ZK_Q5_1;
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = row + b * 20;
-            for (int e = 0; e < 16; e++) { u[e] = blk[4 + e] & 15; u[e + 16] = blk[4 + e] >> 4; }
+            const uint8_t *blk = row + b * (q5 ? 24 : 20);
+            uint32_t qh = 0;
+            if (q5) memcpy(&qh, blk + 4, 4);
+            nibbles_32(blk + (q5 ? 8 : 4), qh, u);
             put_block(panel, b, i, u);
             sc[b * QG_ROWS + i] = half_to_float(blk);
             mn[b * QG_ROWS + i] = half_to_float(blk + 2);
         }
         return 1;
     }
-    return 0;
+    case ZK_Q4_K: unpack_k4(row, nb, i, panel, sc, mn, 144, 16, 0); return 1;
+    case ZK_Q5_K: unpack_k4(row, nb, i, panel, sc, mn, 176, 48, 1); return 1;
+    case ZK_Q6_K: unpack_q6_k(row, nb, i, panel, sc, mn); return 1;
+    default: return 0;
+    }
 }
 
-// NT activation rows against the panel: out[t] lanes = the panel rows' results.
+// NT activation rows against the panel: out[t] lanes = the panel rows' results. hs: the activation
+// rows' half-block sums, [t][block][2], ldx blocks per row.
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                              const zk_q8a *x, int64_t ldx, const int32_t *sums, int offset, const int NT,
-                              __m512 *out) {
+                              const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
+                              const int offset, const int NT, __m512 *out) {
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -102,22 +165,53 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
         const __m512 s = _mm512_loadu_ps(sc + b * QG_ROWS), m = _mm512_loadu_ps(mn + b * QG_ROWS);
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
+            const int32_t *h = hs + 2 * (t * ldx + b);
             int32_t q4[8];
             memcpy(q4, a->q, 32);
+            const __m512 da = _mm512_set1_ps(a->d);
+            if (kind == QG_HALVES) {  // elements 0-15 (j < 4) and 16-31 apart, each with its scale
+                __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+                for (int j = 0; j < 4; j++) lo = _mm512_dpbusd_epi32(lo, w[j], _mm512_set1_epi32(q4[j]));
+                for (int j = 4; j < 8; j++) hi = _mm512_dpbusd_epi32(hi, w[j], _mm512_set1_epi32(q4[j]));
+                lo = _mm512_sub_epi32(lo, _mm512_set1_epi32(offset * h[0]));
+                hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(offset * h[1]));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(s, da), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(m, da), acc[t]);
+                continue;
+            }
             __m512i dot = _mm512_setzero_si512();
             for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
-            if (offset) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * sums[t * ldx + b]));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc[t]);
-            if (!offset) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);  // unsigned types: minimum
+            if (kind == QG_OFFSET) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * (h[0] + h[1])));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, da), acc[t]);
+            if (kind == QG_MIN) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) out[t] = acc[t];
 }
 
+// All activation rows against one unpacked panel of nr rows at column p0, tiles of 8 then single rows.
+__attribute__((target(QG_TARGET), always_inline))
+static inline void panel_rows(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
+                              const zk_q8a *x, const int32_t *hs, int64_t nt, const enum qg_kind kind,
+                              const int offset, float *y, int64_t ldy, int64_t p0, int nr) {
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+    __m512 o[8];
+    int64_t t = 0;
+    for (; t + 8 <= nt; t += 8) {
+        panel_tile(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 8, o);
+        for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
+    }
+    for (; t < nt; t++) {
+        panel_tile(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 1, o);
+        _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
+    }
+}
+
 __attribute__((target(QG_TARGET)))
 static void gemm_vnni(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int64_t r0, int64_t r1,
-                      const zk_q8a *x, const int32_t *sums, int64_t nt, float *y, int64_t ldy, uint8_t *panel,
+                      const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, uint8_t *panel,
                       float *sc, float *mn) {
+    const enum qg_kind kind = kind_of(type);
     const int offset = offset_of(type);
     for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
         const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
@@ -127,16 +221,11 @@ static void gemm_vnni(int type, const uint8_t *w, int64_t row_bytes, int64_t nb,
             memset(mn, 0, (size_t)nb * QG_ROWS * sizeof(float));
         }
         for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);
-        const __mmask16 keep = (__mmask16)((1u << nr) - 1);
-        __m512 o[8];
-        int64_t t = 0;
-        for (; t + 8 <= nt; t += 8) {
-            panel_tile(panel, sc, mn, nb, x + t * nb, nb, sums + t * nb, offset, 8, o);
-            for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
-        }
-        for (; t < nt; t++) {
-            panel_tile(panel, sc, mn, nb, x + t * nb, nb, sums + t * nb, offset, 1, o);
-            _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
+        // One instance per kind, so the kind's branches leave the inner loop.
+        switch (kind) {
+        case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, y, ldy, p0, nr); break;
+        case QG_OFFSET: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, y, ldy, p0, nr); break;
+        case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, y, ldy, p0, nr); break;
         }
     }
 }
@@ -148,17 +237,27 @@ int64_t zk_gemm_q8a_scratch_bytes(int64_t k) {
 
 int zk_has_int8_gemm(int type) {
     switch (type) {
-    case ZK_Q4_K: case ZK_Q4_1: case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0: return zk_path_is_avx512();
+    case ZK_Q4_K: case ZK_Q5_K: case ZK_Q6_K: case ZK_Q4_1: case ZK_Q5_1: case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0:
+        return zk_path_is_avx512();
     default: return 0;
     }
 }
 
+void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n) {
+    for (int64_t b = 0; b < n; b++) {
+        int32_t lo = 0, hi = 0;
+        for (int e = 0; e < 16; e++) { lo += src[b].q[e]; hi += src[b].q[16 + e]; }
+        dst[2 * b] = lo;
+        dst[2 * b + 1] = hi;
+    }
+}
+
 int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
-                const zk_q8a *x, const int32_t *sums, int64_t nt, float *y, int64_t ldy, void *scratch) {
+                const zk_q8a *x, const int32_t *half_sums, int64_t nt, float *y, int64_t ldy, void *scratch) {
     if (!zk_has_int8_gemm(type)) return 0;
     const int64_t nb = k / 32;
     uint8_t *panel = (uint8_t *)scratch;
     float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
-    gemm_vnni(type, (const uint8_t *)w, row_bytes, nb, r0, r1, x, sums, nt, y, ldy, panel, sc, mn);
+    gemm_vnni(type, (const uint8_t *)w, row_bytes, nb, r0, r1, x, half_sums, nt, y, ldy, panel, sc, mn);
     return 1;
 }

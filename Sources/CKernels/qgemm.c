@@ -235,6 +235,10 @@ int64_t zk_gemm_q8a_scratch_bytes(int64_t k) {
     return nb * QG_ROWS * 32 + 2 * nb * QG_ROWS * (int64_t)sizeof(float);
 }
 
+// Every int8 type, as each measured faster than its sgemm route (dequantized tiles + OpenBLAS, its
+// Cooperlake kernels) on AMD EPYC Zen 4 (CPUID family 25 model 17), one thread, 640 x 2048 weights
+// (Gemma 3's ffn_down), GFLOP/s GEMM vs sgemm: Q6_K 43 vs 18 at 32 activation rows, 63 vs 30 at
+// 64, 133 vs 64 at 512; Q5_K 96 vs 27, 86 vs 28, 146 vs 64; Q5_1 93 vs 26, 122 vs 55, 221 vs 80.
 int zk_has_int8_gemm(int type) {
     switch (type) {
     case ZK_Q4_K: case ZK_Q5_K: case ZK_Q6_K: case ZK_Q4_1: case ZK_Q5_1: case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0:

@@ -32,8 +32,8 @@ typedef int (*matmul_fn)(int, const uint8_t *, int64_t, int64_t, int64_t, int64_
                          float *, int64_t);
 static matmul_fn chosen = 0;  // this CPU's path, picked once
 // A test's forced path, for its own thread only: a global switch let kernel tests change the path
-// under model tests running at the same time, whose prompt GEMM exists only on AVX-512 (a different
-// summation, so their logits moved by a chaotic flip now and then: a flaky parity test).
+// under model tests running at the same time (when the prompt GEMM existed only on AVX-512, a
+// different summation, their logits moved by a chaotic flip now and then: a flaky parity test).
 static _Thread_local matmul_fn forced = 0;
 
 static int cpu_has_vnni(void) {

@@ -26,7 +26,7 @@ public final class Matmul: @unchecked Sendable {
     /// sgemm measures faster for prompt chunks here (616 vs 528 tokens/s at 512 on Gemma 3 270M).
     public var blasForQuantized = true
     /// Whether long quantized products use the int8 panel GEMM where it exists for the type and CPU
-    /// (zk_gemm_q8a: every quantized type on AVX-512 VNNI) instead of sgemm.
+    /// (zk_gemm_q8a: every quantized type, AVX-512 VNNI or AVX2) instead of sgemm.
     public var int8Gemm = true
     /// Quantized weights multiply 8-bit activations (true, llama.cpp's arithmetic and the fast decode
     /// route) or f32 ones (false: dequantize-row + f32 dot or sgemm; slower, for accuracy checks).

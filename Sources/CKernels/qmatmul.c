@@ -54,11 +54,18 @@ static int prefetch_l2(void) {
     return __builtin_cpu_is("intel");
 }
 
+// ZEBRA_KERNEL_PATH=avx2 runs the AVX2 kernels on a CPU with VNNI too: what an AVX2-only CPU (AMD Zen
+// 3, older Intel) runs, to measure it here.
+static int env_wants_avx2(void) {
+    const char *e = getenv("ZEBRA_KERNEL_PATH");
+    return e && !strcmp(e, "avx2");
+}
+
 static matmul_fn pick(void) {
     if (forced) return forced;
     if (!chosen) {
         zk_weight_prefetch_l2 = prefetch_l2();
-        chosen = cpu_has_vnni() ? matmul_vnni : matmul_avx2;
+        chosen = cpu_has_vnni() && !env_wants_avx2() ? matmul_vnni : matmul_avx2;
     }
     return chosen;
 }

@@ -86,7 +86,8 @@ void zk_q8a_sums(const zk_q8a *src, int32_t *dst, int64_t n);
 void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n);
 /// Whether zk_gemm_q8a handles `type` (every type with an int8 kernel).
 int zk_has_int8_gemm(int type);
-/// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2".
+/// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2" (ZEBRA_KERNEL_PATH=avx2
+/// takes AVX2 on a VNNI CPU too, for measuring).
 const char *zk_kernel_path(void);
 /// The row kernels' weight prefetch on this CPU: "l2" (Intel) or "nta" (others); ZEBRA_WEIGHT_PREFETCH overrides.
 const char *zk_weight_prefetch(void);

@@ -32,8 +32,8 @@ typedef int (*matmul_fn)(int, const uint8_t *, int64_t, int64_t, int64_t, int64_
                          float *, int64_t);
 static matmul_fn chosen = 0;  // this CPU's path, picked once
 // A test's forced path, for its own thread only: a global switch let kernel tests change the path
-// under model tests running at the same time, whose prompt GEMM exists only on AVX-512 (a different
-// summation, so their logits moved by a chaotic flip now and then: a flaky parity test).
+// under model tests running at the same time (when the prompt GEMM existed only on AVX-512, a
+// different summation, their logits moved by a chaotic flip now and then: a flaky parity test).
 static _Thread_local matmul_fn forced = 0;
 
 static int cpu_has_vnni(void) {
@@ -54,11 +54,18 @@ static int prefetch_l2(void) {
     return __builtin_cpu_is("intel");
 }
 
+// ZEBRA_KERNEL_PATH=avx2 runs the AVX2 kernels on a CPU with VNNI too: what an AVX2-only CPU (AMD Zen
+// 3, older Intel) runs, to measure it here.
+static int env_wants_avx2(void) {
+    const char *e = getenv("ZEBRA_KERNEL_PATH");
+    return e && !strcmp(e, "avx2");
+}
+
 static matmul_fn pick(void) {
     if (forced) return forced;
     if (!chosen) {
         zk_weight_prefetch_l2 = prefetch_l2();
-        chosen = cpu_has_vnni() ? matmul_vnni : matmul_avx2;
+        chosen = cpu_has_vnni() && !env_wants_avx2() ? matmul_vnni : matmul_avx2;
     }
     return chosen;
 }

@@ -26,7 +26,7 @@ public final class Matmul: @unchecked Sendable {
     /// sgemm measures faster for prompt chunks here (616 vs 528 tokens/s at 512 on Gemma 3 270M).
     public var blasForQuantized = true
     /// Whether long quantized products use the int8 panel GEMM where it exists for the type and CPU
-    /// (zk_gemm_q8a: Q4_K, Q4_1, Q5_0, Q4_0, Q8_0 on AVX-512 VNNI) instead of sgemm.
+    /// (zk_gemm_q8a: every quantized type, AVX-512 VNNI or AVX2) instead of sgemm.
     public var int8Gemm = true
     /// Quantized weights multiply 8-bit activations (true, llama.cpp's arithmetic and the fast decode
     /// route) or f32 ones (false: dequantize-row + f32 dot or sgemm; slower, for accuracy checks).
@@ -38,7 +38,7 @@ public final class Matmul: @unchecked Sendable {
     private var xq = GrowingBuffer<zk_q8a>()   // quantized activations
     private var xd = GrowingBuffer<Float>()    // the same, dequantized (sgemm route)
     private var xe = GrowingBuffer<Float>()    // Q8_1: each block's s - d * sum(q) (sgemm route)
-    private var xs = GrowingBuffer<Int32>()    // each block's integer sum (int8 GEMM route)
+    private var xs = GrowingBuffer<Int32>()    // each block's two half sums (int8 GEMM route)
     private let onePiece = UnsafeMutablePointer<Int>.allocate(capacity: 2)  // [0, nt]: a call's one piece
 
     public init(pool: KernelPool) {
@@ -93,8 +93,8 @@ public final class Matmul: @unchecked Sendable {
                 return
             }
             if (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0 {
-                let sums = xs.reserve(nt * nb)
-                pool.parallelFor(nt, granularity: 8, BlockSums(q: q, sums: sums, nb: nb))
+                let sums = xs.reserve(2 * nt * nb)
+                pool.parallelFor(nt, granularity: 8, HalfBlockSums(q: q, sums: sums, nb: nb))
                 ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)
                 pool.parallelFor(w.rows, granularity: 16,
                                  Int8Panels(w: w, q: q, sums: sums, nt: nt, y: y, ldy: ldy, scratch: scratch))
@@ -137,11 +137,12 @@ private struct Int8Rows: RangeJob {
     }
 }
 
-/// Each activation block's integer sum, once per product (the int8 GEMM's signed types need it).
-private struct BlockSums: RangeJob {
+/// The integer sums of each activation block's halves, once per product (the int8 GEMM's signed
+/// types need them; Q6_K per half, for its scale per 16 elements).
+private struct HalfBlockSums: RangeJob {
     let q: UnsafePointer<zk_q8a>, sums: UnsafeMutablePointer<Int32>, nb: Int
     func run(_ range: Range<Int>, thread: Int) {
-        zk_q8a_sums(q + range.lowerBound * nb, sums + range.lowerBound * nb, Int64(range.count * nb))
+        zk_q8a_half_sums(q + range.lowerBound * nb, sums + 2 * range.lowerBound * nb, Int64(range.count * nb))
     }
 }
 

@@ -14,11 +14,11 @@ struct Rng {
     mutating func float() -> Float { Float(next() % 2_000_001) / 1_000_000 - 1 }
 }
 
-/// Random valid blocks of `type` (finite f16 scales).
-func randomWeights(type: Int32, rows: Int, cols: Int, rng: inout Rng) -> [UInt8] {
+/// Random valid blocks of `type` (finite f16 scales); with `fill`, every byte but the f16 scales is it.
+func randomWeights(type: Int32, rows: Int, cols: Int, rng: inout Rng, fill: UInt8? = nil) -> [UInt8] {
     let be = Int(zk_block_elems(type)), bb = Int(zk_block_bytes(type))
     if type == 0 { return (0..<rows * cols).flatMap { _ in withUnsafeBytes(of: rng.float()) { Array($0) } } }
-    var b = (0..<rows * cols / be * bb).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    var b = (0..<rows * cols / be * bb).map { _ in fill ?? UInt8(truncatingIfNeeded: rng.next()) }
     let fields: [Int]
     switch type {
     case 1: return (0..<rows * cols).flatMap { _ in withUnsafeBytes(of: Float16(rng.float()).bitPattern) { Array($0) } }
@@ -98,42 +98,55 @@ func matmulRoutesMatchNaive(type: Int32) {
     }
 }
 
-/// The int8 panel GEMM (prompt chunks): a row's result does not depend on the other activation rows
-/// in the call or on how the weight rows are split, bit for bit.
 /// Whether this CPU runs the AVX-512 VNNI kernels (tests of that path are skipped, visibly, elsewhere).
 let cpuHasVNNI = String(cString: zk_kernel_path()) == "avx512-vnni"
 
-@Test(.enabled(if: cpuHasVNNI, "the int8 panel GEMM exists only on AVX-512 VNNI; this CPU takes sgemm"),
-      arguments: [Int32(3), 12, 6, 2, 8])
+/// The int8 panel GEMM (prompt chunks): a row's result does not depend on the other activation rows
+/// in the call or on how the weight rows are split, bit for bit, on each kernel path; and the AVX2
+/// path (int16 sums before widening) gives the AVX-512 VNNI path's bits. The first panel holds the
+/// largest weight bytes and the first two activation rows are +-127 throughout: the int16 bounds'
+/// worst cases.
+@Test(arguments: allTypes.filter { zk_has_int8_kernel($0) != 0 })
 func int8GemmIsBatchInvariant(type: Int32) {
     #expect(zk_has_int8_gemm(type) != 0)
+    let native = String(cString: zk_kernel_path())
+    defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
     var rng = Rng(s: UInt64(type) + 500)
     let rows = 40, cols = 512, nt = 13, nb = cols / 32
-    let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
-    let x = (0..<nt * cols).map { _ in rng.float() }
+    let largest: UInt8 = type == 8 ? 0x80 : 0xFF  // Q8_0: -128; others: every quantity bit set
+    let bytes = randomWeights(type: type, rows: 16, cols: cols, rng: &rng, fill: largest)
+        + randomWeights(type: type, rows: rows - 16, cols: cols, rng: &rng)
+    var x = (0..<nt * cols).map { _ in rng.float() }
+    for i in 0..<cols { x[i] = 1; x[cols + i] = -1 }
     var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
     q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
-    var sums = [Int32](repeating: 0, count: nt * nb)
-    zk_q8a_sums(q, &sums, Int64(nt * nb))
+    var sums = [Int32](repeating: 0, count: 2 * nt * nb)
+    zk_q8a_half_sums(q, &sums, Int64(nt * nb))
     var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
     let rowBytes = Int64(bytes.count / rows)
-    var all = [Float](repeating: .nan, count: nt * rows), pieces = all, single = all
-    #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(nt), &all, Int64(rows), &scratch) == 1)
-    for (r0, r1) in [(0, 16), (16, 32), (32, 40)] {
-        pieces.withUnsafeMutableBufferPointer {
-            _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, sums, Int64(nt), $0.baseAddress!, Int64(rows), &scratch)
-        }
-    }
-    for t in 0..<nt {
-        q.withUnsafeBufferPointer { qp in
-            single.withUnsafeMutableBufferPointer {
-                _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), qp.baseAddress! + t * nb,
-                                Array(sums[t * nb..<(t + 1) * nb]), 1,
-                                $0.baseAddress! + t * rows, Int64(rows), &scratch)
+    var results: [[Float]] = []
+    for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
+        var all = [Float](repeating: .nan, count: nt * rows), pieces = all, single = all
+        #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(nt), &all, Int64(rows), &scratch) == 1)
+        for (r0, r1) in [(0, 16), (16, 32), (32, 40)] {
+            pieces.withUnsafeMutableBufferPointer {
+                _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, sums, Int64(nt), $0.baseAddress!, Int64(rows), &scratch)
             }
         }
+        for t in 0..<nt {
+            q.withUnsafeBufferPointer { qp in
+                single.withUnsafeMutableBufferPointer {
+                    _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), qp.baseAddress! + t * nb,
+                                    Array(sums[2 * t * nb..<2 * (t + 1) * nb]), 1,
+                                    $0.baseAddress! + t * rows, Int64(rows), &scratch)
+                }
+            }
+        }
+        #expect(all == pieces && all == single, "type \(type) vnni \(vnni)")
+        results.append(all)
     }
-    #expect(all == pieces && all == single)
+    #expect(results.count == (cpuHasVNNI ? 2 : 1), "both paths ran where the CPU has both")
+    if results.count == 2 { #expect(results[0] == results[1], "type \(type): AVX2 and AVX-512 differ") }
 }
 
 @Test(arguments: [Int32(8), 3, 12])  // Q8_0, Q8_1 (for a Q4_1 weight) and Q8_K activation formats

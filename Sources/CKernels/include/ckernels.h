@@ -71,17 +71,23 @@ int zk_has_int8_kernel(int type);
 int zk_matmul_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
                   const zk_q8a *x, int64_t nt, float *y, int64_t ldy);
 /// The same products for long inputs (prompt chunks), panel by panel of 16 weight rows (qgemm.c):
-/// Q4_K, Q4_1, Q5_0, Q4_0, Q8_0 on AVX-512 VNNI. Returns 0 (and writes nothing) otherwise.
-/// `sums` holds each activation block's integer sum (zk_q8a_sums; read for the signed types, whose
-/// stored offset comes off the dot). `scratch` holds zk_gemm_q8a_scratch_bytes(k) bytes, one per thread.
+/// every type with an int8 kernel, on AVX-512 VNNI or AVX2 (the same bits; the kernel path as for
+/// zk_matmul_q8a). Returns 0 (and writes nothing) for other types.
+/// `half_sums` holds the integer sums of each activation block's two 16-element halves
+/// (zk_q8a_half_sums, [nt][k / 32][2]; read for the signed types, whose stored offset comes off the
+/// dot, per half for Q6_K's scale per 16). `scratch` holds zk_gemm_q8a_scratch_bytes(k) bytes, one
+/// per thread.
 int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
-                const zk_q8a *x, const int32_t *sums, int64_t nt, float *y, int64_t ldy, void *scratch);
+                const zk_q8a *x, const int32_t *half_sums, int64_t nt, float *y, int64_t ldy, void *scratch);
 int64_t zk_gemm_q8a_scratch_bytes(int64_t k);
 /// dst[b] = sum of block b's 32 int8 values, for n blocks.
 void zk_q8a_sums(const zk_q8a *src, int32_t *dst, int64_t n);
-/// Whether zk_gemm_q8a handles `type` on this CPU (and the forced kernel path).
+/// dst[2b], dst[2b + 1] = sums of block b's values 0-15 and 16-31, for n blocks.
+void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n);
+/// Whether zk_gemm_q8a handles `type` (every type with an int8 kernel).
 int zk_has_int8_gemm(int type);
-/// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2".
+/// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2" (ZEBRA_KERNEL_PATH=avx2
+/// takes AVX2 on a VNNI CPU too, for measuring).
 const char *zk_kernel_path(void);
 /// The row kernels' weight prefetch on this CPU: "l2" (Intel) or "nta" (others); ZEBRA_WEIGHT_PREFETCH overrides.
 const char *zk_weight_prefetch(void);

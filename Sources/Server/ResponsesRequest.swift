@@ -62,6 +62,7 @@ extension CompletionRequest {
         }
         user = try string("user")
         cacheSalt = try string("cache_salt")
+        if let c = cacheSalt, c.isEmpty || c.utf8.count > 256 { throw .invalid("cache_salt", "'cache_salt' must be a non-empty string of at most 256 bytes") }
         if case let .dict(text)? = root["text"], let format = text["format"], !format.isNone {
             let ordered: JSON
             do { ordered = try JSON.parse(body) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
@@ -130,8 +131,8 @@ extension CompletionRequest {
                     msgs.append(.object([("role", .string("assistant")), ("content", .none), ("tool_calls", .array([call]))]))
                 case "function_call_output":
                     guard case let .string(callID)? = d["call_id"] else { throw .invalid(at + ".call_id", "'\(at).call_id' is required") }
-                    msgs.append(.object([("role", .string("tool")), ("tool_call_id", .string(callID)),
-                                         ("content", .string(d["output"].map(\.text) ?? ""))]))
+                    guard case let .string(output)? = d["output"] else { throw .invalid(at + ".output", "'\(at).output' must be a string") }
+                    msgs.append(.object([("role", .string("tool")), ("tool_call_id", .string(callID)), ("content", .string(output))]))
                 default:
                     throw .invalid(at + ".type", "input items of type '\(type)' are not supported")
                 }

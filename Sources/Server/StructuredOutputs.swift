@@ -3,6 +3,7 @@
 // model's vocabulary, and cached (requests with the same schema share the compiled grammar and its
 // token masks). A schema the grammar compiler cannot enforce is the client's 400, naming the keyword.
 import Engine
+import Foundation
 import Grammar
 import HTTP
 import Tokenizer
@@ -80,6 +81,13 @@ public final class StructuredOutputs: @unchecked Sendable {
     }
 
     public init(tokenizer: Tokenizer) { self.tokenizer = tokenizer }
+
+    /// Builds the vocabulary's trie now, on a background thread, so the first structured request does
+    /// not wait for it (`serve` calls this once the model is loaded).
+    public func warm() {
+        let t = Thread { [self] in lock.withLock { _ = vocabularyTrie() } }
+        t.start()
+    }
 
     /// The vocabulary's byte trie (built on first use: ~0.25 s for a 262k vocabulary).
     private func vocabularyTrie() -> TokenTrie {

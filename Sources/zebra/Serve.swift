@@ -133,7 +133,9 @@ struct Serve: ParsableCommand {
             if let note { logger.info("chat template", metadata: ["note": "\(note)"]) }
             template = t
         }
-        api.setModel(LoadedModel(scheduler: scheduler, tokenizer: m.tokenizer, chatTemplate: template))
+        let loaded = LoadedModel(scheduler: scheduler, tokenizer: m.tokenizer, chatTemplate: template)
+        loaded.structured.warm()
+        api.setModel(loaded)
         let c = m.model.config
         logger.info("model loaded", metadata: [
             "model": "\(name)", "path": "\(path)", "layers": "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global",

@@ -46,11 +46,12 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels", "COpenBLAS"], swiftSettings: optimized),
         .target(name: "GGUF", dependencies: ["CKernels"], swiftSettings: optimized),
         .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: optimized),
-        // A Jinja2 interpreter for chat templates (a leaf: no engine types).
-        .target(name: "Jinja", swiftSettings: optimized),
-        // JSON Schema and regular expressions -> grammars -> token masks (structured outputs; a leaf).
-        // The matcher's arena is a class's arrays: exclusivity is checked statically, not per access.
+        // JSON Schema and regular expressions -> grammars -> token masks (structured outputs; a leaf), and
+        // the order-keeping JSON parser Jinja uses too. The matcher's arena is a class's arrays:
+        // exclusivity is checked statically, not per access.
         .target(name: "Grammar", swiftSettings: optimized + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        // A Jinja2 interpreter for chat templates (no engine types).
+        .target(name: "Jinja", dependencies: ["Grammar"], swiftSettings: optimized),
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: optimized),
         .target(name: "Engine", dependencies: ["Model", "Tokenizer", "Kernels", "CKernels", "Grammar"], swiftSettings: optimized),
         // The OpenAI API and operations endpoints: maps HTTP requests to the engine.

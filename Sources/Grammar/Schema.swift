@@ -4,7 +4,8 @@
 // required ones always, optional ones may be left out; no undeclared keys are generated when
 // `properties` is given (any additionalProperties schema then only matters for keys we never write).
 // Without `properties`, keys are any strings and values follow additionalProperties. `oneOf` is
-// generated as `anyOf`: valid when its alternatives do not overlap (the usual tagged unions).
+// accepted when its alternatives cannot overlap (different types, or a required property pinned to
+// different values: the usual tagged unions), so generating any one of them matches exactly one.
 
 public enum JSONSchema {
     /// Compiles `schema` (a JSON Schema, draft 2020-12 keywords and the common older spellings).
@@ -242,6 +243,11 @@ struct SchemaCompiler {
             guard validating == [key] else {
                 throw fail(key, path, "'\(key)' combined with \(validating.subtracting([key]).sorted().joined(separator: ", ")) is not supported; move those keywords into each alternative")
             }
+            if key == "oneOf" && list.count > 1 {
+                for i in 0..<list.count { for j in (i + 1)..<list.count where !disjoint(list[i], list[j]) {
+                    throw fail("oneOf", path, "'oneOf' alternatives \(i) and \(j) may both match one value (a valid answer must match exactly one); give them different types or a required property with different const/enum values, or use anyOf")
+                } }
+            }
             var alts: [[Symbol]] = []
             for (i, sub) in list.enumerated() { alts.append([.rule(try compile(sub, path: "\(path)/\(key)/\(i)", depth: depth + 1))]) }
             return try b.rule(alts)
@@ -275,6 +281,64 @@ struct SchemaCompiler {
         var alts: [[Symbol]] = []
         for t in chosen { alts.append([.rule(try typed(t, s, path: path, depth: depth))]) }
         return alts.count == 1 ? { if case let .rule(r) = alts[0][0] { return r }; return 0 }() : try b.rule(alts)
+    }
+
+    /// The JSON types a schema's values can have (nil: any), following local `$ref`s.
+    func types(_ s: JSON, depth: Int = 0) -> Set<String>? {
+        guard depth < 16 else { return nil }
+        if let r = s["$ref"]?.stringValue, let t = resolve(r) { return types(t, depth: depth + 1) }
+        if let v = s["const"].map({ [$0] }) ?? s["enum"]?.arrayValue {
+            return Set(v.map { v -> String in
+                switch v {
+                case .null: "null"
+                case .bool: "boolean"
+                case .string: "string"
+                case .array: "array"
+                case .object: "object"
+                case .number: Self.hasType(v, "integer") ? "integer" : "number"
+                }
+            })
+        }
+        guard let t = s["type"] else { return nil }
+        var names = Set(t.stringValue.map { [$0] } ?? (t.arrayValue ?? []).compactMap(\.stringValue))
+        if names.contains("number") { names.insert("integer") }
+        return names
+    }
+
+    /// The literal values a property may take when the schema pins them (const / enum), else nil.
+    func pinned(_ s: JSON, depth: Int = 0) -> [JSON]? {
+        guard depth < 16 else { return nil }
+        if let r = s["$ref"]?.stringValue, let t = resolve(r) { return pinned(t, depth: depth + 1) }
+        return s["const"].map { [$0] } ?? s["enum"]?.arrayValue
+    }
+
+    func resolve(_ r: String) -> JSON? {
+        guard r == "#" || r.hasPrefix("#/") else { return nil }
+        var target = root
+        if r != "#" {
+            for raw in r.dropFirst(2).split(separator: "/") {
+                guard let next = target[Self.unescapePointer(String(raw))] else { return nil }
+                target = next
+            }
+        }
+        return target
+    }
+
+    /// Whether no value can match both schemas, as far as can be told simply: disjoint types, or
+    /// objects with a required property pinned to disjoint values (a tagged union).
+    func disjoint(_ a: JSON, _ b: JSON) -> Bool {
+        var a = a, b = b
+        if let r = a["$ref"]?.stringValue, let t = resolve(r) { a = t }
+        if let r = b["$ref"]?.stringValue, let t = resolve(r) { b = t }
+        if let ta = types(a), let tb = types(b), ta.isDisjoint(with: tb) { return true }
+        if let va = pinned(a), let vb = pinned(b), !va.contains(where: { x in vb.contains(x) }) { return true }
+        let ra = Set((a["required"]?.arrayValue ?? []).compactMap(\.stringValue))
+        let rb = Set((b["required"]?.arrayValue ?? []).compactMap(\.stringValue))
+        for k in ra.intersection(rb) {
+            if let pa = a["properties"]?[k], let pb = b["properties"]?[k], let va = pinned(pa), let vb = pinned(pb),
+               !va.contains(where: { x in vb.contains(x) }) { return true }
+        }
+        return false
     }
 
     static func hasType(_ v: JSON, _ t: String) -> Bool {

@@ -202,3 +202,12 @@ func refusal(_ schema: JSON) -> String? {
     let mask = c.mask(m)
     for t in pieces.indices where mask[0] >> UInt64(t) & 1 == 1 { #expect(m.allows(pieces[t])) }
 }
+
+@Test func oneOfMustBeProvablyExclusive() throws {
+    // A tagged union and alternatives of different types are accepted; overlapping ones are refused.
+    let tagged = try schema(#"{"oneOf":[{"type":"object","properties":{"kind":{"const":"a"},"x":{"type":"integer"}},"required":["kind","x"]},{"type":"object","properties":{"kind":{"const":"b"},"y":{"type":"string"}},"required":["kind","y"]}]}"#)
+    #expect(accepts(tagged, #"{"kind":"b","y":"q"}"#) && !accepts(tagged, #"{"kind":"b","x":1}"#))
+    _ = try schema(#"{"oneOf":[{"type":"string"},{"type":"integer"},{"enum":[true]}]}"#)
+    #expect(refusal(try JSON.parse(#"{"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]}"#)) == "oneOf")
+    #expect(refusal(try JSON.parse(#"{"oneOf":[{"type":"number"},{"type":"integer"}]}"#)) == "oneOf")
+}

@@ -396,16 +396,8 @@ func events(_ r: TestClient.Response?) -> [String] {
         assert "".join(deltas) == resp.output_text and final is not None and final.output_text == resp.output_text, (deltas, final)
         print("ok", repr(text), repr(chat.choices[0].message.content))
         """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o2 = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let e2 = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(e2)")
+        let (status, o2, e2) = try runPython(script)
+        #expect(status == 0, "\(e2)")
         #expect(o2.hasPrefix("ok ' the capital of the"), "\(o2)")
     }
 }

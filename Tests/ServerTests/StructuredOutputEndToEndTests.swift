@@ -157,16 +157,8 @@ let weatherTools = #"[{"type":"function","function":{"name":"get_weather","descr
         assert f.choices[0].message.content is not None, f
         print("ok", p.model_dump_json(), call.function.arguments)
         """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(e)")
+        let (status, o, e) = try runPython(script)
+        #expect(status == 0, "\(e)")
         #expect(o.hasPrefix("ok "), "\(o)")
     }
 }

@@ -127,7 +127,7 @@ void zk_silu_mul(const float *g, const float *u, float *y, int64_t n) {
 void zk_scale(float *x, float s, int64_t n) { for (int64_t i = 0; i < n; i++) x[i] *= s; }
 void zk_add(float *y, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] += x[i]; }
 
-float zk_logsumexp(const float *x, int64_t n) {
+float zk_max(const float *x, int64_t n) {
     __m256 m8 = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + i));
@@ -136,6 +136,35 @@ float zk_logsumexp(const float *x, int64_t n) {
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
     float mx = _mm_cvtss_f32(h);
     for (int64_t j = i; j < n; j++) if (x[j] > mx) mx = x[j];
+    return mx;
+}
+
+int64_t zk_argmax(const float *x, int64_t n) {
+    const float mx = zk_max(x, n);
+    for (int64_t i = 0; i < n; i++) if (x[i] == mx) return i;
+    return 0;
+}
+
+float zk_exp_shifted(float *x, int64_t n, float mx, float inv_t) {
+    const __m256 vm = _mm256_set1_ps(mx), vt = _mm256_set1_ps(inv_t);
+    __m256 s0 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = zk_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vt));
+        _mm256_storeu_ps(x + i, e);
+        s0 = _mm256_add_ps(s0, e);
+    }
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    float sum = _mm_cvtss_f32(t);
+    for (; i < n; i++) { x[i] = expf((x[i] - mx) * inv_t); sum += x[i]; }
+    return sum;
+}
+
+float zk_logsumexp(const float *x, int64_t n) {
+    const float mx = zk_max(x, n);
+    int64_t i = 0;
     if (mx == -INFINITY) return -INFINITY;
     const __m256 vm = _mm256_set1_ps(mx);
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();

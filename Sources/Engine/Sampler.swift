@@ -96,16 +96,20 @@ public struct Sampler: Sendable {
 
     /// A draw from the probabilities in `work` at or above `floor` (zeros never), walking ids in order.
     private mutating func pick(floor: Float) -> Int32 {
-        var mass: Float = 0
-        for x in work where x >= floor { mass += x }
-        var u = rng.nextUnitFloat() * mass
-        var last: Int32 = 0
-        for (i, x) in work.enumerated() where x >= floor {
-            if x > 0 { last = Int32(i) }
-            u -= x
-            if u < 0 { return Int32(i) }
+        let r = rng.nextUnitFloat()
+        return work.withUnsafeBufferPointer { w in
+            var mass: Float = 0
+            for x in w where x >= floor { mass += x }
+            var u = r * mass
+            var last: Int32 = 0
+            for i in 0..<w.count where w[i] >= floor {
+                let x = w[i]
+                if x > 0 { last = Int32(i) }
+                u -= x
+                if u < 0 { return Int32(i) }
+            }
+            return last
         }
-        return last
     }
 
     private mutating func applyMask(_ mask: [UInt64]) {
@@ -115,10 +119,7 @@ public struct Sampler: Sendable {
     }
 
     private func argmax() -> Int32 {
-        var best = 0
-        var bv = -Float.infinity
-        for (i, x) in work.enumerated() where x > bv { bv = x; best = i }
-        return Int32(best)
+        work.withUnsafeBufferPointer { Int32(zk_argmax($0.baseAddress!, Int64($0.count))) }
     }
 
     /// Indices of the n largest values, best first (ties: lower id first).
@@ -137,14 +138,10 @@ public struct Sampler: Sendable {
     private mutating func draw(rejecting filter: (any TokenFilter)? = nil) -> Int32 {
         let invT = 1 / params.temperature
         let v = work.count
-        var mx = -Float.infinity
-        for x in work where x > mx { mx = x }
+        let mx = work.withUnsafeBufferPointer { zk_max($0.baseAddress!, Int64(v)) }
         guard mx > -Float.infinity else { return 0 }
         // Probabilities (unnormalised) at temperature T.
-        var total: Float = 0
-        work.withUnsafeMutableBufferPointer { w in
-            for i in 0..<v { let e = expf((w[i] - mx) * invT); w[i] = e; total += e }
-        }
+        let total = work.withUnsafeMutableBufferPointer { zk_exp_shifted($0.baseAddress!, Int64(v), mx, invT) }
         // Plain temperature sampling (and min-p alone) need no order: draw walking ids in order.
         if params.topK == 0 && params.topP >= 1 {
             let floor = params.minP > 0 ? params.minP : 0   // max probability is 1 after the shift

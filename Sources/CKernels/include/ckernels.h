@@ -116,6 +116,12 @@ void zk_gelu_mul(const float *g, const float *u, float *y, int64_t n);
 void zk_silu_mul(const float *g, const float *u, float *y, int64_t n);
 /// log(sum(exp(x))), stable (max subtracted), vectorized exp (~1e-7 relative). -inf if all are -inf.
 float zk_logsumexp(const float *x, int64_t n);
+/// The largest value (-inf for none).
+float zk_max(const float *x, int64_t n);
+/// The index of the first largest value (0 if all are -inf or n is 0).
+int64_t zk_argmax(const float *x, int64_t n);
+/// x[i] = exp((x[i] - mx) * inv_t) in place, vectorized exp (~1e-7 relative); returns the sum.
+float zk_exp_shifted(float *x, int64_t n, float mx, float inv_t);
 /// x *= s
 void zk_scale(float *x, float s, int64_t n);
 /// y += x

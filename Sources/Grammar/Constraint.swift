@@ -11,7 +11,7 @@ public final class GrammarConstraint: @unchecked Sendable {
     public let trie: TokenTrie
     /// Tokens that end generation (allowed when the text is complete).
     public let endTokens: [Int32]
-    /// Masks kept per grammar (each vocabulary/64 words: 32 KiB for a 262k vocabulary).
+    /// Masks kept per grammar (each vocabulary/64 words: 32 KiB for a 262k vocabulary), oldest out first.
     public let maxMasks: Int
     private var masks: [[UInt32]: [UInt64]] = [:]
     private var order: [[UInt32]] = []
@@ -20,7 +20,7 @@ public final class GrammarConstraint: @unchecked Sendable {
     /// Seconds spent building masks.
     public private(set) var maskSeconds = 0.0
 
-    public init(grammar: Grammar, trie: TokenTrie, endTokens: [Int32], maxMasks: Int = 256) {
+    public init(grammar: Grammar, trie: TokenTrie, endTokens: [Int32], maxMasks: Int = 128) {
         self.grammar = grammar
         self.trie = trie
         self.endTokens = endTokens

@@ -13,10 +13,15 @@ public struct ChatTemplate: Sendable {
     let bos: String, eos: String
     /// How the template shows a function call (see ToolCalls.swift).
     public let toolSyntax: ToolSyntax
+    /// Whether the template treats a call's `arguments` as an object (`| tojson`, `| items`,
+    /// `.items()`): then OpenAI's arguments string is passed parsed; otherwise as the string it is.
+    public let objectArguments: Bool
 
     public init(source: String, origin: String, tokenizer: Tokenizer) throws(JinjaError) {
         template = try Template(source)
         toolSyntax = ToolSyntax.of(templateSource: source)
+        let squeezed = source.replacingOccurrences(of: " ", with: "")
+        objectArguments = ["arguments|tojson", "arguments|items", "arguments.items()"].contains { squeezed.contains($0) }
         self.origin = origin
         let v = tokenizer.vocab
         bos = v.bos.map { v.tokens[Int($0)] } ?? ""

@@ -80,7 +80,10 @@ final class CompletionJob: @unchecked Sendable {
             }
         }
         let ctx = model.contextLength
-        if chat { body.messages = ToolCalls.history(body.messages, syntax: model.chatTemplate.toolSyntax) }
+        if chat {
+            body.messages = ToolCalls.history(body.messages, syntax: model.chatTemplate.toolSyntax,
+                                              objectArguments: model.chatTemplate.objectArguments)
+        }
         if chat && body.toolChoice != .none {
             body.toolSyntax = model.chatTemplate.toolSyntax
             if body.toolSyntax == .generic { body.messages = ToolCalls.withInstructions(body) }

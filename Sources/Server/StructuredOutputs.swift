@@ -61,8 +61,9 @@ public final class StructuredOutputs: @unchecked Sendable {
     private var trie: TokenTrie?
     private var cache: [String: GrammarConstraint] = [:]
     private var order: [String] = []
-    /// Distinct compiled schemas kept (each with its masks: up to 256 x vocabulary/8 bytes).
-    public var maxSchemas = 32
+    /// Distinct compiled schemas kept, each with up to 128 masks of vocabulary/8 bytes (Gemma 3: 4 MiB
+    /// per schema, 64 MiB in all at most).
+    public var maxSchemas = 16
     /// Counters of evicted constraints (the live ones are summed on demand).
     private var retired = Stats()
 

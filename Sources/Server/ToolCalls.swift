@@ -108,9 +108,10 @@ enum ToolCalls {
     }
 
     /// Earlier calls and their results, as the template can render them: a call's `arguments` string
-    /// becomes the object it encodes (templates write it with `tojson`); in the generic syntax, an
-    /// assistant's calls become its content in that syntax, and a tool's result a user message.
-    static func history(_ messages: Value?, syntax: ToolSyntax) -> Value? {
+    /// becomes the object it encodes where the template treats it as one (`objectArguments`); in the
+    /// generic syntax, an assistant's calls become its content in that syntax, and a tool's result a
+    /// user message.
+    static func history(_ messages: Value?, syntax: ToolSyntax, objectArguments: Bool) -> Value? {
         guard case let .list(l)? = messages else { return messages }
         var changed = false
         let out: [Value] = l.items.map { m in
@@ -129,7 +130,7 @@ enum ToolCalls {
             let converted: [Value] = calls.items.map { call in
                 guard case let .dict(c) = call, case let .dict(f)? = c["function"] else { return call }
                 let fn = JinjaDict(f.pairs)
-                if case let .string(args)? = f["arguments"], let v = try? Value.parseJSON(args) { fn["arguments"] = v }
+                if objectArguments, case let .string(args)? = f["arguments"], let v = try? Value.parseJSON(args) { fn["arguments"] = v }
                 let copy = JinjaDict(c.pairs)
                 copy["function"] = .dict(fn)
                 let argsJSON = (f["arguments"]?.text).flatMap { try? JSON.parse($0) } ?? .object([])

@@ -198,9 +198,19 @@ final class CompletionJob: @unchecked Sendable {
                 choices[k].completionTokens += 1
                 choices[k].streamOffset += piece
             }
-            // With tools, text and calls are told apart when the answer ends (ChatWire sends both then).
             if body.stream && body.toolSyntax == nil && (!text.isEmpty || body.logprobs != nil) {
                 return send(wire.delta(answer(), choice: k, text: text, token: t))
+            }
+            // With tools: stream what surely is not a call; the rest and the calls go when the answer ends.
+            if body.stream, let syntax = body.toolSyntax, body.toolChoice == .auto, !text.isEmpty {
+                let delta: String = lock.withLock {
+                    let safe = ToolCalls.streamablePrefix(choices[k].text, syntax: syntax)
+                    guard safe.count > choices[k].sentContent.count else { return "" }
+                    let d = String(safe.dropFirst(choices[k].sentContent.count))
+                    choices[k].sentContent = safe
+                    return d
+                }
+                if !delta.isEmpty { return send(wire.delta(answer(), choice: k, text: delta, token: t)) }
             }
             return true
         case let .finished(reason, _, completion, cached):

@@ -150,6 +150,33 @@ enum ToolCalls {
         return changed ? .array(out) : messages
     }
 
+    /// The longest prefix of an answer so far that is surely text, not the start of a call (with
+    /// tool_choice auto and a native syntax): before any `<tool_call>` and any tail that could begin one
+    /// (Hermes); nothing once the answer starts like a call (Llama 3's `{`, Mistral's `[`); nothing in
+    /// the generic syntax, whose text is inside JSON.
+    static func streamablePrefix(_ text: String, syntax: ToolSyntax) -> String {
+        switch syntax {
+        case .generic: return ""
+        case .llama3, .mistral:
+            let t = text.drop { $0.isWhitespace }
+            if t.isEmpty { return "" }
+            // The answer so far begins a call opener, or an opener begins it.
+            let openers: [String] = syntax == .llama3 ? ["{", "<|python_tag|>"] : ["[", "[TOOL_CALLS]"]
+            return openers.contains { $0.hasPrefix(String(t.prefix($0.count))) } ? "" : text
+        case .hermes:
+            let marker = "<tool_call>"
+            var end = text.endIndex
+            if let r = text.range(of: marker) { end = r.lowerBound } else {
+                // Hold back a tail that is a prefix of the marker.
+                for n in stride(from: min(marker.count - 1, text.count), through: 1, by: -1) where marker.hasPrefix(String(text.suffix(n))) {
+                    end = text.index(text.endIndex, offsetBy: -n)
+                    break
+                }
+            }
+            return String(text[..<end])
+        }
+    }
+
     /// Splits an answer into its text and its calls.
     static func parse(_ text: String, syntax: ToolSyntax) -> (content: String?, calls: [ToolCall]) {
         switch syntax {
@@ -195,8 +222,8 @@ enum ToolCalls {
                 rest = rest[close.upperBound...]
             }
             content += rest
-            let trimmed = content.trimmingCharacters(in: .whitespacesAndNewlines)
-            return (calls.isEmpty ? text : (trimmed.isEmpty ? nil : trimmed), calls)
+            let blank = content.allSatisfy(\.isWhitespace)
+            return (calls.isEmpty ? text : (blank ? nil : content), calls)
         }
     }
 }

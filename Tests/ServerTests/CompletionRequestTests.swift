@@ -71,7 +71,7 @@ func param(_ json: String) -> String? {
 
 @Test func toolCallsParseFromBothSyntaxes() {
     let h = ToolCalls.parse("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>", syntax: .hermes)
-    #expect(h.content == "Let me check." && h.calls == [ToolCall(name: "get_weather", arguments: #"{"city":"Paris"}"#), ToolCall(name: "t", arguments: "{}")])
+    #expect(h.content == "Let me check.\n\n" && h.calls == [ToolCall(name: "get_weather", arguments: #"{"city":"Paris"}"#), ToolCall(name: "t", arguments: "{}")])
     let broken = ToolCalls.parse("<tool_call>\n{\"name\": \"get_weather\", \"argu", syntax: .hermes)
     #expect(broken.calls.isEmpty && broken.content == "<tool_call>\n{\"name\": \"get_weather\", \"argu")
     let g = ToolCalls.parse(#"{"tool_calls":[{"name":"f","arguments":{"a":[1,2]}}]}"#, syntax: .generic)
@@ -116,6 +116,12 @@ func param(_ json: String) -> String? {
     #expect(ToolCalls.parse(#"[TOOL_CALLS][{"name": "w", "arguments": {}}, {"name": "t", "arguments": {"z": 1}}]"#, syntax: .mistral).calls
             == [ToolCall(name: "w", arguments: "{}"), ToolCall(name: "t", arguments: #"{"z":1}"#)])
     #expect(ToolCalls.parse("Plain answer.", syntax: .llama3) == ("Plain answer.", []))
+    // Streaming with tool_choice auto: text goes out until something could start a call.
+    #expect(ToolCalls.streamablePrefix("Sure, <tool", syntax: .hermes) == "Sure, ")
+    #expect(ToolCalls.streamablePrefix("Sure.\n<tool_call>\n{", syntax: .hermes) == "Sure.\n")
+    #expect(ToolCalls.streamablePrefix("a < b", syntax: .hermes) == "a < b")
+    #expect(ToolCalls.streamablePrefix("  {\"name\"", syntax: .llama3) == "" && ToolCalls.streamablePrefix("Hello", syntax: .llama3) == "Hello")
+    #expect(ToolCalls.streamablePrefix("[{", syntax: .mistral) == "" && ToolCalls.streamablePrefix("{\"a\"", syntax: .generic) == "")
     // A forced call's grammar accepts the syntax's own form.
     let specs = [ToolSpec(name: "w", parameters: try JSON.parse(#"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#))]
     for (syntax, text) in [(ToolSyntax.llama3, #"{"name":"w","parameters":{"city":"Rome"}}"#), (.mistral, #"[{"name":"w","arguments":{"city":"Rome"}}]"#),

@@ -65,9 +65,12 @@ final class ChatWire: WireFormat {
         var events: [ServerEvent] = []
         let (content, calls, finish) = answer(a, k)
         if a.body.toolSyntax != nil {
-            // With tools the answer was held back: its text, then each call whole (index, id, name, arguments).
-            if let content, !content.isEmpty {
-                events.append(ServerEvent(json: chunk(a, [["index": k, "delta": ["content": content], "logprobs": NSNull(), "finish_reason": NSNull()] as [String: Any]])))
+            // With tools the rest of the answer was held back: its text, then each call whole (index, id,
+            // name, arguments).
+            let sent = a.choices[k].sentContent
+            let rest = content.map { $0.hasPrefix(sent) ? String($0.dropFirst(sent.count)) : $0 } ?? ""
+            if !rest.isEmpty {
+                events.append(ServerEvent(json: chunk(a, [["index": k, "delta": ["content": rest], "logprobs": NSNull(), "finish_reason": NSNull()] as [String: Any]])))
             }
             for (i, call) in calls.enumerated() {
                 var c = call

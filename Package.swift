@@ -20,6 +20,8 @@ let package = Package(
         // For the fuzz package (the model-file reader and the response-schema compiler).
         .library(name: "ZebraGGUF", targets: ["GGUF"]),
         .library(name: "ZebraGrammar", targets: ["Grammar"]),
+        // For the fuzz package (the API's request decoders).
+        .library(name: "ZebraServer", targets: ["Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -10,7 +10,7 @@ import Grammar
 import Jinja
 
 extension CompletionRequest {
-    init(responses body: [UInt8], limits: Limits) throws(APIError) {
+    public init(responses body: [UInt8], limits: Limits) throws(APIError) {
         self.init()
         let root: JinjaDict
         do {

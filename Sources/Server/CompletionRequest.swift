@@ -70,10 +70,14 @@ public struct CompletionRequest: Sendable {
         catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
         guard let o = obj as? [String: Any] else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
         let r = Reader(o)
+        // Chat messages, tools and response formats keep their key order (a template's `tojson` shows it;
+        // a schema's properties are generated in it): one order-keeping parse serves them all.
+        let needsOrder = chat || (o["response_format"] != nil && !(o["response_format"] is NSNull))
+        let ordered: JSON = needsOrder ? try Self.orderedBody(body) : .null
         model = try r.string("model")
         if chat {
             prompts = []
-            try parseChat(body, o, limits: limits)
+            try parseChat(ordered, o, limits: limits)
         } else {
             guard let p = o["prompt"], !(p is NSNull) else { throw APIError.invalid("prompt", "'prompt' is required") }
             prompts = try Self.parsePrompt(p, limits: limits)
@@ -164,22 +168,23 @@ public struct CompletionRequest: Sendable {
         }
         ignoreEOS = try r.bool("ignore_eos") ?? false
         if let s = o["suffix"], !(s is NSNull) { throw .invalid("suffix", "'suffix' is not supported by this server") }
-        if let v = o["response_format"], !(v is NSNull) {
-            // The schema's key order matters (properties are generated in it): an order-keeping parse.
-            let ordered: JSON
-            do { ordered = try JSON.parse(body) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
-            responseFormat = try ResponseFormat.parse(ordered["response_format"] ?? .null, field: "response_format")
+        if needsOrder, let v = ordered["response_format"], v != .null {
+            responseFormat = try ResponseFormat.parse(v, field: "response_format")
         }
         try checkConstraintCombinations()
         if let b = try r.int("best_of"), b != n { throw .invalid("best_of", "'best_of' other than n is not supported") }
     }
 
-    /// Chat fields: `messages` (and `tools`) from an order-keeping parse of the body, validated.
-    private mutating func parseChat(_ body: [UInt8], _ o: [String: Any], limits: Limits) throws(APIError) {
+    /// The body parsed keeping key order; not JSON (including what Foundation tolerates and RFC 8259
+    /// does not, such as unpaired surrogate escapes) is a 400.
+    static func orderedBody(_ body: [UInt8]) throws(APIError) -> JSON {
+        do { return try JSON.parse(body, maxDepth: 256) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+    }
+
+    /// Chat fields: `messages` (and `tools`) from the order-keeping parse of the body, validated.
+    private mutating func parseChat(_ ordered: JSON, _ o: [String: Any], limits: Limits) throws(APIError) {
         guard o["messages"] != nil else { throw .invalid("messages", "'messages' is required") }
-        let parsed: Value
-        do { parsed = try Value.parseJSON(String(decoding: body, as: UTF8.self)) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
-        guard case let .dict(root) = parsed else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
+        guard case let .dict(root) = Value.from(ordered) else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
         guard case let .list(list)? = root["messages"], !list.items.isEmpty else {
             throw .invalid("messages", "'messages' must be a non-empty array of messages")
         }
@@ -225,7 +230,7 @@ public struct CompletionRequest: Sendable {
         default: throw .invalid("tools", "'tools' must be an array")
         }
         if tools != nil || (o["tool_choice"] != nil && !(o["tool_choice"] is NSNull)) {
-            try parseToolChoice(body)
+            try parseToolChoice(ordered)
         }
         if let p = o["parallel_tool_calls"], !(p is NSNull) {
             guard let b = p as? NSNumber, Reader.isBool(b) else { throw .invalid("parallel_tool_calls", "'parallel_tool_calls' must be a boolean") }
@@ -234,9 +239,7 @@ public struct CompletionRequest: Sendable {
     }
 
     /// `tools` as functions with ordered parameter schemas, and `tool_choice` (default: auto with tools).
-    private mutating func parseToolChoice(_ body: [UInt8]) throws(APIError) {
-        let root: JSON
-        do { root = try JSON.parse(body) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+    private mutating func parseToolChoice(_ root: JSON) throws(APIError) {
         toolsJSON = root["tools"] ?? .null
         var names = Set<String>()
         for (i, t) in (toolsJSON.arrayValue ?? []).enumerated() {

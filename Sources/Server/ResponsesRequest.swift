@@ -12,13 +12,8 @@ import Jinja
 extension CompletionRequest {
     public init(responses body: [UInt8], limits: Limits) throws(APIError) {
         self.init()
-        let root: JinjaDict
-        do {
-            guard case let .dict(d) = try Value.parseJSON(String(decoding: body, as: UTF8.self)) else {
-                throw APIError(400, "request body must be a JSON object", code: "invalid_json")
-            }
-            root = d
-        } catch let e as APIError { throw e } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+        let ordered = try Self.orderedBody(body)
+        guard case let .dict(root) = Value.from(ordered) else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
         func string(_ k: String) throws(APIError) -> String? {
             switch root[k] {
             case nil, .none?: return nil
@@ -64,8 +59,6 @@ extension CompletionRequest {
         cacheSalt = try string("cache_salt")
         if let c = cacheSalt, c.isEmpty || c.utf8.count > 256 { throw .invalid("cache_salt", "'cache_salt' must be a non-empty string of at most 256 bytes") }
         if case let .dict(text)? = root["text"], let format = text["format"], !format.isNone {
-            let ordered: JSON
-            do { ordered = try JSON.parse(body) } catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
             responseFormat = try ResponseFormat.parse(ordered["text"]?["format"] ?? .null, field: "text.format", flat: true)
         }
         if case let .string(tc)? = root["tool_choice"], tc != "auto" && tc != "none" {

@@ -70,11 +70,11 @@ public struct Sampler: Sendable {
         if let filter {
             if params.temperature <= 0 {
                 let t = argmax()
-                if filter.allows(t) { token = t } else { applyMask(filter.mask()); token = argmax() }
+                if filter.allows(t) { token = t } else { applyMask(filter.mask(), refused: -.infinity); token = argmax() }
             } else if params.topK == 0 && params.topP >= 1 && params.minP == 0 {
                 token = draw(rejecting: filter)
             } else {
-                applyMask(filter.mask())
+                applyMask(filter.mask(), refused: -.infinity)
                 token = draw()
             }
         } else {
@@ -112,9 +112,10 @@ public struct Sampler: Sendable {
         }
     }
 
-    private mutating func applyMask(_ mask: [UInt64]) {
+    /// Sets `work` to `refused` (-inf for logits, 0 for probabilities) for every token the mask leaves out.
+    private mutating func applyMask(_ mask: [UInt64], refused: Float) {
         work.withUnsafeMutableBufferPointer { w in
-            for i in 0..<w.count where i >> 6 >= mask.count || mask[i >> 6] >> UInt64(i & 63) & 1 == 0 { w[i] = -.infinity }
+            for i in 0..<w.count where i >> 6 >= mask.count || mask[i >> 6] >> UInt64(i & 63) & 1 == 0 { w[i] = refused }
         }
     }
 
@@ -150,8 +151,7 @@ public struct Sampler: Sendable {
                     let t = pick(floor: floor)
                     if filter.allows(t) { return t }
                 }
-                let mask = filter.mask()
-                for i in 0..<v where i >> 6 >= mask.count || mask[i >> 6] >> UInt64(i & 63) & 1 == 0 { work[i] = 0 }
+                applyMask(filter.mask(), refused: 0)
             }
             return pick(floor: floor)
         }

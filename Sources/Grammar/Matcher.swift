@@ -59,9 +59,6 @@ public final class GrammarMatcher: @unchecked Sendable {
     /// True when the text so far is complete and nothing may follow.
     public var isFinished: Bool { stacks.isEmpty }
 
-    /// Whether nothing can continue and the text is incomplete (cannot happen for grammars whose
-    /// classes are non-empty; reported rather than assumed).
-    public var isDead: Bool { stacks.isEmpty && !isAccepting }
 
     // MARK: arena
 

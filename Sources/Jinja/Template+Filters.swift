@@ -1,6 +1,7 @@
 // Filters and tests: the ones the chat templates in llama.cpp's corpus use, with Jinja2's semantics;
 // `tojson` is transformers' (json.dumps with ensure_ascii=False, Python's default separators).
 import Foundation
+import Grammar
 
 extension Renderer {
     mutating func applyFilter(_ name: String, _ v: Value, _ args: [Value], _ kw: [String: Value]) throws -> Value {
@@ -245,7 +246,7 @@ extension Renderer {
         case let .int(i): s += String(i)
         case let .double(d):
             if d.isNaN { s += "NaN" } else if d.isInfinite { s += d > 0 ? "Infinity" : "-Infinity" } else { s += PyText.float(d) }
-        case let .string(str): jsonString(str, into: &s)
+        case let .string(str): JSON.quote(str, into: &s)
         case let .list(l):
             if l.isGenerator { throw rt("Object of type generator is not JSON serializable") }
             if l.items.isEmpty { s += "[]"; return }
@@ -269,31 +270,13 @@ extension Renderer {
             s += "{" + open
             for (i, (k, x)) in pairs.enumerated() {
                 if i > 0 { s += sep }
-                jsonString(k, into: &s)
+                JSON.quote(k, into: &s)
                 s += kvSep
                 try json(x, indent: indent, level: level + 1, sortKeys: sortKeys, into: &s)
             }
             s += close + "}"
-        case let .markup(str): jsonString(str, into: &s)
+        case let .markup(str): JSON.quote(str, into: &s)
         case .macro, .builtin: throw rt("Object of type \(v.typeName) is not JSON serializable")
         }
-    }
-
-    private func jsonString(_ str: String, into s: inout String) {
-        s += "\""
-        for c in str.unicodeScalars {
-            switch c {
-            case "\"": s += "\\\""
-            case "\\": s += "\\\\"
-            case "\n": s += "\\n"
-            case "\r": s += "\\r"
-            case "\t": s += "\\t"
-            case "\u{08}": s += "\\b"
-            case "\u{0C}": s += "\\f"
-            default:
-                if c.value < 0x20 { s += String(format: "\\u%04x", c.value) } else { s.unicodeScalars.append(c) }
-            }
-        }
-        s += "\""
     }
 }

@@ -53,36 +53,34 @@ bench: setup build
 clean:
 	rm -rf .build .build-*
 
-# libFuzzer on the HTTP parser and connection state machine (not part of `make test`).
+# libFuzzer targets (not part of `make test`), each built with ASan and run for FUZZ_SECONDS on a copy
+# of its committed seed corpus. $(call run_fuzz,PRODUCT,CORPUS,FLAGS)
 FUZZ_SECONDS ?= 60
+define run_fuzz
+	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product $(1)
+	mkdir -p .build-fuzz/$(2) && cp Fuzz/$(2)/* .build-fuzz/$(2)/
+	.build-fuzz/debug/$(1) -max_total_time=$(FUZZ_SECONDS) $(3) .build-fuzz/$(2) 2>&1 | tail -n 20
+endef
+
+# The HTTP parser and connection state machine.
 fuzz:
-	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzHTTP
-	mkdir -p .build-fuzz/corpus && cp Fuzz/corpus/* .build-fuzz/corpus/
-	.build-fuzz/debug/FuzzHTTP -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/http.dict -max_len=4096 .build-fuzz/corpus 2>&1 | tail -n 20
+	$(call run_fuzz,FuzzHTTP,corpus,-dict=Fuzz/http.dict -max_len=4096)
 
-# libFuzzer on the chat-template interpreter, seeded with real templates (not part of `make test`).
+# The chat-template interpreter, seeded with real templates.
 fuzz-jinja:
-	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzJinja
-	mkdir -p .build-fuzz/corpus-jinja && cp Fuzz/corpus-jinja/* .build-fuzz/corpus-jinja/
-	.build-fuzz/debug/FuzzJinja -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 .build-fuzz/corpus-jinja 2>&1 | tail -n 20
+	$(call run_fuzz,FuzzJinja,corpus-jinja,-max_len=8192 -timeout=10)
 
-# libFuzzer on the GGUF reader (header, metadata, tensor directory), seeded with small model files.
+# The GGUF reader (header, metadata, tensor directory), seeded with small model files.
 fuzz-gguf:
-	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzGGUF
-	mkdir -p .build-fuzz/corpus-gguf && cp Fuzz/corpus-gguf/* .build-fuzz/corpus-gguf/
-	.build-fuzz/debug/FuzzGGUF -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 .build-fuzz/corpus-gguf 2>&1 | tail -n 20
+	$(call run_fuzz,FuzzGGUF,corpus-gguf,-max_len=65536 -rss_limit_mb=4096)
 
-# libFuzzer on the response-schema compiler and matcher (schema JSON, NUL, text to match).
+# The response-schema compiler and matcher (schema JSON, NUL, text to match).
 fuzz-grammar:
-	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzGrammar
-	mkdir -p .build-fuzz/corpus-grammar && cp Fuzz/corpus-grammar/* .build-fuzz/corpus-grammar/
-	.build-fuzz/debug/FuzzGrammar -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 .build-fuzz/corpus-grammar 2>&1 | tail -n 20
+	$(call run_fuzz,FuzzGrammar,corpus-grammar,-max_len=4096 -timeout=10)
 
-# libFuzzer on the API's request decoders (completions, chat, responses bodies).
+# The API's request decoders (completions, chat, responses bodies).
 fuzz-request:
-	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzRequest
-	mkdir -p .build-fuzz/corpus-request && cp Fuzz/corpus-request/* .build-fuzz/corpus-request/
-	.build-fuzz/debug/FuzzRequest -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 .build-fuzz/corpus-request 2>&1 | tail -n 20
+	$(call run_fuzz,FuzzRequest,corpus-request,-max_len=8192 -timeout=10)
 
 # wrk against zebra serve and llama.cpp's llama-server on /health (builds llama.cpp first: ~10 min).
 bench-http: deps models build

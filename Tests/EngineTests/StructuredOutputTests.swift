@@ -75,6 +75,8 @@ func randomSchemasAlwaysGiveValidJSON(_ path: String) throws {
     for _ in 0..<6 { crowd.wait(seconds: 120) }
     #expect(alone.result(0).0 == crowd.result(0).0)
     #expect(alone.result(0).2 == .stop)
+    // The token that completes the object ends the answer: no end-of-generation step after it.
+    #expect(alone.result(0).0.last.map { !tok.isEndOfGeneration($0) } == true)
     let doc = try JSON.parse(alone.result(0).1)
     #expect(SchemaValidator.violation(doc, try JSON.parse(schema)) == nil)
 }

@@ -370,7 +370,7 @@ func events(_ r: TestClient.Response?) -> [String] {
         #expect(((o["choices"] as? [[String: Any]])?.first?["text"] as? String)?.hasPrefix(" the capital of the") == true)
         let script = """
         import openai
-        c = openai.OpenAI(base_url="http://127.0.0.1:\(s.port)/v1", api_key="unused")
+        c = openai.OpenAI(base_url="http://127.0.0.1:\(s.port)/v1", api_key="unused", timeout=120, max_retries=0)
         r = c.completions.create(model="test-model", prompt="The capital of France is", max_tokens=8, temperature=0)
         assert r.object == "text_completion" and r.usage.completion_tokens == 8, r
         text = "".join(ch.choices[0].text for ch in c.completions.create(model="test-model", prompt="The capital of France is",

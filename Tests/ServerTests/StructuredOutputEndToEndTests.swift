@@ -137,7 +137,7 @@ let weatherTools = #"[{"type":"function","function":{"name":"get_weather","descr
             role: Literal["engineer", "artist"]
             home: Address
             nickname: Optional[str]
-        c = openai.OpenAI(base_url="http://127.0.0.1:\(s.port)/v1", api_key="unused")
+        c = openai.OpenAI(base_url="http://127.0.0.1:\(s.port)/v1", api_key="unused", timeout=120, max_retries=0)
         msgs = [{"role": "user", "content": "Invent a person."}]
         r = c.chat.completions.parse(model="test-model", messages=msgs, response_format=Person, max_tokens=150, temperature=0)
         ch = r.choices[0]

@@ -12,6 +12,8 @@ public struct GenerationStats: Sendable {
     public var prefillSeconds = 0.0
     public var decodeSeconds = 0.0
     public var finishReason = FinishReason.length
+    /// Speculative decoding: draft tokens proposed and accepted.
+    public var draftTokens = 0, acceptedTokens = 0
     public var promptTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
     /// Decode rate, not counting the first token (produced by the prefill step).
     public var decodeTokensPerSecond: Double {
@@ -40,6 +42,8 @@ public final class Generator {
     public let cache: KVCache
     /// Prompt tokens per forward step.
     public var prefillChunk = 512
+    /// Prompt-lookup speculative decoding (the same text either way).
+    public var speculation = SpeculationConfig()
 
     public init(model: Transformer, tokenizer: Tokenizer, cache: KVCache? = nil) {
         self.model = model
@@ -75,21 +79,52 @@ public final class Generator {
             stats.prefillSeconds = monotonicSeconds() - t0
             let t1 = monotonicSeconds()
             var row = logits!.row(0)
+            // Speculation as the server's (Speculation.swift): drafts from the context, rows verified in order.
+            let spec = speculation.mode == .ngram && speculation.maxDraft > 0
+            let drafter = NGramDrafter(maxNgram: speculation.maxNgram, minNgram: speculation.minNgram)
+            let maxDraft = min(speculation.maxDraft, model.matmul.blasMinRows - 2)
+            var context = spec ? prompt : [], acceptance = AcceptanceRate(), cost = StepCostModel(speculation)
+            var draft: ArraySlice<Int32> = []
             // The finish rules are the server's (RequestOutput); onToken returning false stops here.
             generation: while maxTokens > 0 {
-                let (t, events) = output.next(row, tokenizer: tokenizer)
-                stats.generatedTokens = output.generated
-                for ev in events {
-                    switch ev {
-                    case let .token(_, text):
-                        if !onToken(t, text) { stats.finishReason = .stop; break generation }
-                    case let .finished(reason, _, _, _):
-                        stats.finishReason = reason
-                        break generation
-                    default: break
+                var accepted = 0, last: Int32 = 0
+                for j in 0...draft.count {
+                    let (t, events) = output.next(j == 0 ? row : logits!.row(j), tokenizer: tokenizer)
+                    stats.generatedTokens = output.generated
+                    for ev in events {
+                        switch ev {
+                        case let .token(_, text):
+                            if !onToken(t, text) { stats.finishReason = .stop; break generation }
+                        case let .finished(reason, _, _, _):
+                            stats.finishReason = reason
+                            break generation
+                        default: break
+                        }
                     }
+                    last = t.token
+                    if j < draft.count && t.token == draft[draft.startIndex + j] { accepted += 1 } else { break }
                 }
-                row = try model.forward([BatchItem(seq: seq, tokens: [t.token], logits: .last)], cache: cache).row(0)
+                if !draft.isEmpty {
+                    // The verified step's rows were stored, not recorded: record the token and the accepted draft.
+                    cache.append(seq, Array(context.suffix(1)) + Array(draft.prefix(accepted)))
+                    context.append(contentsOf: draft.prefix(accepted))
+                    acceptance.observe(drafted: draft.count, accepted: accepted)
+                    stats.draftTokens += draft.count
+                    stats.acceptedTokens += accepted
+                }
+                if spec { context.append(last) }
+                draft = []
+                if spec {
+                    let found = drafter.draft(context, limit: min(maxDraft, maxTokens - output.generated - 1))
+                    let k = found.isEmpty ? 0 : acceptance.bestDraft(limit: found.count, sequences: 1, draftRows: 0, tokens: 0, cost: cost)
+                    draft = found.prefix(k)
+                    if k == 0 { acceptance.idle() }
+                }
+                let t = monotonicSeconds()
+                logits = try model.forward([BatchItem(seq: seq, tokens: [last] + draft, logits: draft.isEmpty ? .last : .all,
+                                                      appends: draft.isEmpty)], cache: cache)
+                cost.observe(sequences: 1, draftRows: draft.count, seconds: monotonicSeconds() - t)
+                row = logits!.row(0)
             }
             stats.decodeSeconds = monotonicSeconds() - t1
         } catch {

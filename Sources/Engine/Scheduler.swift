@@ -39,7 +39,10 @@ public final class Scheduler: @unchecked Sendable {
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
-        core = SchedulerCore(config: config)
+        // A draft's rows must stay on the row kernels (the same arithmetic as single decode tokens).
+        var coreConfig = config
+        coreConfig.speculation.maxDraft = min(config.speculation.maxDraft, model.matmul.blasMinRows - 2)
+        core = SchedulerCore(config: coreConfig)
         cache = model.makeCache(budgetBytes: config.kvBudgetBytes, blockTokens: config.kvBlockTokens,
                                 type: config.kvCacheType, prefixCaching: config.prefixCaching)
         pthread_mutex_init(&m, nil)
@@ -146,6 +149,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Runs a planned step and applies its outputs.
     private func step(_ items: [SchedulerCore.Item]) {
         stats.batchSize.observe(Double(items.count))
+        let start = monotonicSeconds()
         let logits: Logits
         do {
             logits = try model.forward(items.compactMap(\.batch), cache: cache)
@@ -177,13 +181,39 @@ public final class Scheduler: @unchecked Sendable {
                     continue
                 }
             }
+            if item.decoding && b.tokens.count > 1 {
+                outcomes[item.id] = verify(item.id, draft: b.tokens[1...], logits: logits, firstRow: first, now: now)
+                continue
+            }
             let r = logits.row(first + rows - 1)
             if !item.decoding, let prompt = clients[item.id]?.output.request.prompt {
                 cache.snapshotTail(b.seq, prompt: prompt, logits: r)   // an exact repeat will compute nothing
             }
             for mbr in item.members { outcomes[mbr] = next(mbr, r, leader: item.id, first: !item.decoding, now: now) }
         }
+        if items.allSatisfy(\.decoding) {
+            core.observeStep(sequences: items.count, draftRows: items.reduce(0) { $0 + ($1.batch?.tokens.count ?? 1) - 1 },
+                             seconds: monotonicSeconds() - start)
+        }
         for id in core.update(items, outcomes: outcomes, cache: cache) { clients[id] = nil }
+    }
+
+    /// Samples a speculative item's rows in order while each sampled token is the draft's next one:
+    /// the outcome says how many draft tokens were accepted and the token to go on with.
+    private func verify(_ id: Int, draft: ArraySlice<Int32>, logits: Logits, firstRow: Int, now: Double) -> SchedulerCore.Outcome {
+        stats.specSteps += 1
+        stats.specDrafted += draft.count
+        for j in 0...draft.count {
+            let o = next(id, logits.row(firstRow + j), leader: id, first: false, now: now)
+            guard case let .next(t) = o else {
+                stats.specAccepted += j
+                return o
+            }
+            if j < draft.count && t == draft[draft.startIndex + j] { continue }
+            stats.specAccepted += j
+            return .accepted(j, next: t)
+        }
+        preconditionFailure("unreachable: the last row always returns")
     }
 
     /// The stored last-row logits of a prompt that came whole from the cache (taken once).

@@ -10,6 +10,10 @@
 // A group of requests with one prompt (n > 1 choices) runs the prompt once: its leader takes the cached
 // prefix and computes the rest, the other members wait attached to it and, when its last chunk is done,
 // fork its KV (shared blocks) and sample their first token from the same logits row.
+//
+// A decoding sequence may carry a draft after its pending token (prompt-lookup speculation, see
+// Speculation.swift): the item's rows are stored but not recorded, and `update` records the token and
+// the accepted part of the draft.
 import Model
 
 public struct SchedulerCore {
@@ -25,6 +29,12 @@ public struct SchedulerCore {
         var followers: [Int] = []
         /// The whole prompt came from the cache with its last row's logits: sample without a forward.
         var ready = false
+        /// Prompt and sampled tokens (the pending one included): what drafts are looked up in. Kept only
+        /// for requests that may speculate.
+        var context: [Int32] = []
+        /// Tokens sampled so far.
+        var generated = 0
+        var acceptance = AcceptanceRate()
     }
 
     /// One sequence's share of a step.
@@ -46,6 +56,9 @@ public struct SchedulerCore {
     public enum Outcome: Sendable, Equatable {
         /// The request goes on with this token (computed by its next decode step).
         case next(Int32)
+        /// A speculative item: its pending token and the first `accepted` draft tokens are the sequence's,
+        /// and it goes on with `next` (sampled where the draft was rejected, or after a wholly accepted one).
+        case accepted(Int, next: Int32)
         /// The request is done (finished, or nobody listens): its KV is freed.
         case finished
     }
@@ -57,11 +70,25 @@ public struct SchedulerCore {
     /// Admitted sequences, in admission order.
     private(set) var running: [Int] = []
     private var order: [Int] = []   // reused: this step's prompt chunk order
+    private let drafter: NGramDrafter
+    /// Decode step time by sequences and draft rows, from the engine's steps (`observeStep`).
+    public private(set) var cost: StepCostModel
 
     public init(config: SchedulerConfig) {
         precondition(config.chunkTokens % config.kvBlockTokens == 0,
                      "prompt chunks end on KV block boundaries (a cached prefix then continues exactly as a cold run)")
         self.config = config
+        drafter = NGramDrafter(maxNgram: config.speculation.maxNgram, minNgram: config.speculation.minNgram)
+        cost = StepCostModel(config.speculation)
+    }
+
+    /// Records how long a step of decode rows alone took (the draft length choice uses it).
+    public mutating func observeStep(sequences: Int, draftRows: Int, seconds: Double) {
+        cost.observe(sequences: sequences, draftRows: draftRows, seconds: seconds)
+    }
+
+    private func speculates(_ r: GenerationRequest) -> Bool {
+        config.speculation.mode == .ngram && r.speculative && config.speculation.maxDraft > 0
     }
 
     public var runningCount: Int { running.count }
@@ -134,7 +161,14 @@ public struct SchedulerCore {
                 for kv in kvs { cache.release(kv) }
                 break   // head of line waits for memory
             }
-            for (id, kv) in zip(members, kvs) { states[id]!.kv = kv }
+            for (id, kv) in zip(members, kvs) {
+                states[id]!.kv = kv
+                let r = states[id]!.request
+                if speculates(r) {
+                    states[id]!.context.reserveCapacity(r.prompt.count + r.maxTokens)
+                    states[id]!.context.append(contentsOf: r.prompt)
+                }
+            }
             states[lead]!.prefilled = kvs[0].length
             states[lead]!.ready = kvs[0].cachedLogits != nil
             waiting.removeFirst()
@@ -150,11 +184,37 @@ public struct SchedulerCore {
             let s = states[id]!
             items.append(Item(id: id, batch: nil, start: s.prefilled, decoding: false, members: [id] + s.followers))
         }
+        // Decode tokens; drafts only in steps of decode rows alone (a prompt chunk makes a step
+        // compute-bound, and its time says nothing about decode rows).
+        var decoding = 0
+        for id in running where states[id]!.pending != nil { decoding += 1 }
+        let drafting = config.speculation.mode == .ngram && !running.contains {
+            states[$0]!.ready || states[$0]!.prefilled < states[$0]!.request.prompt.count
+        }
+        var expected = Double(decoding), draftRows = 0
         for id in running {
-            guard let s = states[id], let t = s.pending else { continue }
-            items.append(Item(id: id, batch: BatchItem(seq: s.kv!, tokens: [t], logits: .last), start: s.kv!.length,
-                              decoding: true, members: [id]))
-            budget -= 1
+            guard var s = states[id], let t = s.pending else { continue }
+            var tokens = [t]
+            if drafting && speculates(s.request) {
+                // Room: the request's remaining tokens (the last row samples one more) and the step's draft rows.
+                let room = min(config.speculation.maxDraft, s.request.maxTokens - s.generated - 1,
+                               config.speculation.maxDraftRows - draftRows)
+                let draft = drafter.draft(s.context, limit: room)
+                let k = draft.isEmpty ? 0 : s.acceptance.bestDraft(limit: draft.count, sequences: decoding, draftRows: draftRows,
+                                                                   tokens: expected - 1, cost: cost)
+                if k > 0 {
+                    tokens.append(contentsOf: draft.prefix(k))
+                    draftRows += k
+                    expected += s.acceptance.expectedTokens(draft: k) - 1
+                } else {
+                    s.acceptance.idle()
+                    states[id] = s
+                }
+            }
+            let spec = tokens.count > 1
+            items.append(Item(id: id, batch: BatchItem(seq: s.kv!, tokens: tokens, logits: spec ? .all : .last, appends: !spec),
+                              start: s.kv!.length, decoding: true, members: [id]))
+            budget -= tokens.count
         }
         order.removeAll(keepingCapacity: true)
         for id in running where states[id]!.prefilled < states[id]!.request.prompt.count { order.append(id) }
@@ -194,6 +254,16 @@ public struct SchedulerCore {
             guard var s = states[item.id] else { continue }
             if item.decoding {
                 s.pending = nil
+                if let b = item.batch, !b.appends {
+                    // A verified draft: record the token and the accepted draft tokens.
+                    var a = 0
+                    if case let .accepted(n, _)? = outcomes[item.id] { a = n }
+                    if outcomes[item.id] != .finished {
+                        cache.append(b.seq, Array(b.tokens[...a]))
+                        s.context.append(contentsOf: b.tokens[1 ..< 1 + a])
+                    }
+                    s.acceptance.observe(drafted: b.tokens.count - 1, accepted: a)
+                }
             } else {
                 s.prefilled += item.batch?.tokens.count ?? 0
                 s.ready = false
@@ -210,7 +280,15 @@ public struct SchedulerCore {
             states[item.id] = s
             for m in item.members {
                 switch outcomes[m] {
-                case let .next(t)?: states[m]!.pending = t
+                case let .next(t)?:
+                    states[m]!.pending = t
+                    states[m]!.generated += 1
+                    if speculates(states[m]!.request) { states[m]!.context.append(t) }
+                case let .accepted(a, t)?:
+                    states[m]!.pending = t
+                    states[m]!.generated += 1 + a
+                    states[m]!.context.append(t)
+                    if speculates(states[m]!.request) { states[m]!.context.append(t) }
                 case .finished?: done.insert(m)
                 case nil: break
                 }

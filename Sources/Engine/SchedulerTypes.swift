@@ -25,6 +25,8 @@ public struct SchedulerConfig: Sendable {
     public var kvBlockTokens = 64
     /// Whether finished and dropped blocks are kept for later requests with the same prefix.
     public var prefixCaching = true
+    /// Prompt-lookup speculative decoding (see Speculation.swift).
+    public var speculation = SpeculationConfig()
     public init() {}
 }
 
@@ -43,6 +45,9 @@ public struct GenerationRequest: Sendable {
     /// Structured output: only tokens the grammar allows are sampled; generation ends when the text is
     /// complete (end-of-generation tokens are allowed exactly then, whatever `ignoreEOS` says).
     public var constraint: GrammarConstraint?
+    /// Whether this request may decode speculatively when the server does (the text is the same either
+    /// way; off trades speed for nothing but a predictable per-token rhythm).
+    public var speculative = true
     public init(prompt: [Int32], maxTokens: Int, params: SamplingParams, stop: [String] = [], ignoreEOS: Bool = false,
                 promptLogprobs: Int? = nil, cacheSalt: String? = nil, constraint: GrammarConstraint? = nil) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.params = params; self.stop = stop; self.ignoreEOS = ignoreEOS
@@ -99,6 +104,8 @@ public struct SchedulerStats: Sendable {
     /// Bytes of blocks held by live sequences.
     public var kvLive: Int { kvAllocated - kvCached }
     public var prefix = PrefixCacheStats()
+    /// Speculative decoding: steps that verified a draft, draft tokens proposed and accepted.
+    public var specSteps = 0, specDrafted = 0, specAccepted = 0
     /// The cache's configuration (for /metrics).
     public var kvBlockTokens = 0, kvCacheType = "", prefixCaching = false
     public var timeToFirstToken = Histogram(bounds: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])

@@ -13,14 +13,19 @@ import CKernels
 import GGUF
 import Kernels
 
-/// One sequence's share of a step: its new tokens, appended at positions seq.length ..< seq.length+n.
+/// One sequence's share of a step: its new tokens, at positions seq.length ..< seq.length+n.
 public struct BatchItem {
     public enum LogitsWanted: Sendable { case none, last, all }
     public let seq: SequenceKV
     public let tokens: [Int32]
     public let logits: LogitsWanted
-    public init(seq: SequenceKV, tokens: [Int32], logits: LogitsWanted) {
-        self.seq = seq; self.tokens = tokens; self.logits = logits
+    /// Whether the step records the tokens as the sequence's (`KVCache.append`). A speculative item
+    /// (a token and its draft) stores every row but records none: the caller appends the accepted
+    /// prefix, and the rows past it are overwritten by later steps (nothing to roll back: a sliding
+    /// window drops blocks only when tokens are recorded, and blocks are named only then).
+    public let appends: Bool
+    public init(seq: SequenceKV, tokens: [Int32], logits: LogitsWanted, appends: Bool = true) {
+        self.seq = seq; self.tokens = tokens; self.logits = logits; self.appends = appends
     }
     var logitRows: Int { logits == .none ? 0 : logits == .last ? 1 : tokens.count }
 }
@@ -187,7 +192,7 @@ public final class Transformer: @unchecked Sendable {
         }
         embed(nt)
         for l in 0..<c.nLayers { layer(l, items: items, nt: nt, cache: cache, rope: rope + ropeIndex[l] * nt * c.nRot) }
-        for it in items { cache.append(it.seq, it.tokens) }
+        for it in items where it.appends { cache.append(it.seq, it.tokens) }
         guard phases != nil else { return output(items: items, nOut: nOut) }
         let t1 = monotonicSeconds()
         let logits = output(items: items, nOut: nOut)

@@ -143,10 +143,11 @@ final class CompletionJob: @unchecked Sendable {
             // The n choices of a prompt form one group: the scheduler runs the prompt once.
             let group: [(GenerationRequest, GenerationSink)] = (0..<body.n).map { j in
                 let k = i * body.n + j
-                let r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
+                var r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
                                           stop: body.stop, ignoreEOS: body.ignoreEOS,
                                           promptLogprobs: scoresPrompt ? body.logprobs : nil, cacheSalt: body.cacheSalt,
                                           constraint: constraint)
+                r.speculative = body.speculative
                 // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
                 return (r, { ev in self.handle(k, ev) })
             }

@@ -1,7 +1,7 @@
 // POST /v1/completions and /v1/chat/completions request bodies: parsed and validated field by field, so
 // every error names the field. Defaults are OpenAI's (completions: max_tokens 16; chat: up to the
 // context; temperature 1, top_p 1, n 1); extensions as in llama.cpp and vLLM (top_k, min_p,
-// repetition_penalty, ignore_eos, cache_salt). Chat messages keep their JSON key order (a template's
+// repetition_penalty, ignore_eos, cache_salt) and Zebra's `speculative` (false: no drafts). Chat messages keep their JSON key order (a template's
 // `tojson` shows it).
 import Engine
 import Foundation
@@ -32,6 +32,8 @@ public struct CompletionRequest: Sendable {
     public var minP: Double = 0
     public var repetitionPenalty: Double = 1
     public var ignoreEOS = false
+    /// Whether the request may decode speculatively when the server does (same text either way).
+    public var speculative = true
     /// Structured output (`response_format`; the Responses API's `text.format`).
     public var responseFormat = ResponseFormat.text
     /// Chat function calling: the functions (parameters with key order kept), `tool_choice`,
@@ -167,6 +169,7 @@ public struct CompletionRequest: Sendable {
             repetitionPenalty = v
         }
         ignoreEOS = try r.bool("ignore_eos") ?? false
+        speculative = try r.bool("speculative") ?? true
         if let s = o["suffix"], !(s is NSNull) { throw .invalid("suffix", "'suffix' is not supported by this server") }
         if needsOrder, let v = ordered["response_format"], v != .null {
             responseFormat = try ResponseFormat.parse(v, field: "response_format")

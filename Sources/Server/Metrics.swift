@@ -29,6 +29,9 @@ enum Metrics {
         metric("zebra_kv_cache_cached_bytes", "gauge", "KV blocks kept only for reuse by later prompts (evicted when live sequences need the room).",
                [("", Double(s.kvCached))])
         metric("zebra_prefix_cache_queries_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.", [("", Double(s.prefix.queryTokens))])
+        metric("zebra_spec_decode_verify_steps_total", "counter", "Decode steps that verified a speculative draft.", [("", Double(s.specSteps))])
+        metric("zebra_spec_decode_draft_tokens_total", "counter", "Draft tokens proposed by prompt lookup.", [("", Double(s.specDrafted))])
+        metric("zebra_spec_decode_accepted_tokens_total", "counter", "Draft tokens accepted (generated without a step of their own).", [("", Double(s.specAccepted))])
         metric("zebra_prefix_cache_hits_tokens_total", "counter", "Prompt tokens found in the prefix cache (not computed).", [("", Double(s.prefix.hitTokens))])
         metric("zebra_prefix_cache_evictions_total", "counter", "Cached KV blocks evicted.", [("", Double(s.prefix.evictions))])
         metric("zebra_structured_schemas_compiled_total", "counter", "Response schemas and tool grammars compiled (each distinct one once while cached).",

@@ -55,6 +55,11 @@ extension CompletionRequest {
         case let .bool(b)?: stream = b
         default: throw .invalid("stream", "'stream' must be a boolean")
         }
+        switch root["speculative"] {
+        case nil, .none?: break
+        case let .bool(b)?: speculative = b
+        default: throw .invalid("speculative", "'speculative' must be a boolean")
+        }
         user = try string("user")
         cacheSalt = try string("cache_salt")
         if let c = cacheSalt, c.isEmpty || c.utf8.count > 256 { throw .invalid("cache_salt", "'cache_salt' must be a non-empty string of at most 256 bytes") }

@@ -18,6 +18,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("decode-tokens"), help: "Tokens decoded per measurement.") var decodeTokens = 32
     @Option(help: "Parallel sequence counts for aggregate decode ('' for none).") var parallel = "4,16"
     @Option(name: .customLong("parallel-prompt"), help: "Prompt tokens per parallel sequence before decoding.") var parallelPrompt = 128
+    @Option(name: .customLong("verify-rows"), help: "Rows of one sequence's speculative verification steps to time, at depth 512 ('' for none).") var verifyRows = "1,2,3,5,9"
     @Option(help: "Repetitions (median reported).") var reps = 1
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(name: .customLong("kv-context"), help: "Context length for the KV-bytes figure (default: the model's).") var kvContext: Int?
@@ -124,6 +125,26 @@ struct Bench: ParsableCommand {
             }
             agg.append((n, median(rates)))
         }
+        // Speculative verification: one sequence at depth 512, a step of r rows with every row's logits
+        // (nothing recorded, so every step is at the same depth), r values interleaved step by step.
+        let vrs = verifyRows.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 && $0 < model.matmul.blasMinRows }
+        var verify: [(Int, Double)] = []
+        if !vrs.isEmpty && 512 + vrs.max()! < c.contextLength {
+            progress("speculative verification steps of \(vrs.map(String.init).joined(separator: ", ")) rows")
+            let cache = model.makeCache(type: m.kvCacheType)
+            let seq = cache.newSequence()
+            _ = try model.forward([BatchItem(seq: seq, tokens: tokens(512), logits: .none)], cache: cache)
+            var times = [[Double]](repeating: [], count: vrs.count)
+            let toks = tokens(vrs.max()!)
+            for i in 0..<(decodeTokens + 2) {
+                for k in vrs.indices {
+                    let vi = (i + k) % vrs.count
+                    let t = try timedStep(cache, counted: false, [BatchItem(seq: seq, tokens: Array(toks.prefix(vrs[vi])), logits: .all, appends: false)])
+                    if i >= 2 { times[vi].append(t) }
+                }
+            }
+            verify = zip(vrs, times).map { ($0, median($1)) }
+        }
         let allocsPerStep = countedSteps > 0 ? Double(allocations) / Double(countedSteps) : 0
         progress("")
         let kvCache = model.makeCache(type: m.kvCacheType)
@@ -141,6 +162,7 @@ struct Bench: ParsableCommand {
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
                 "heap_allocations_per_decode_step": allocsPerStep,
+                "verify_step_ms_by_rows": Dictionary(uniqueKeysWithValues: verify.map { (String($0.0), $0.1 * 1000) }),
                 "decode_time_ratio_per_rep": depthRatios,
                 "decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: zip(decodeDepths, phases).map { d, p in
                     let ms = p.millisecondsPerStep
@@ -170,6 +192,10 @@ struct Bench: ParsableCommand {
                          d, ms.slidingAttention, ms.globalAttention, ms.otherLayerWork, ms.output))
         }
         for (n, r) in agg { print(String(format: "aggregate decode, %3d sequences: %8.1f tokens/s", n, r)) }
+        if let one = verify.first(where: { $0.0 == 1 })?.1 ?? verify.first?.1 {
+            let each = verify.map { String(format: "%d rows %.2f ms (%.2fx)", $0.0, $0.1 * 1000, $0.1 / one) }.joined(separator: ", ")
+            print("speculative verification step at depth 512, every row's logits: \(each)")
+        }
         print(String(format: "heap allocations per decode step (steady state, inside forward): %.2f", allocsPerStep))
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
         print("KV bytes per sequence at \(kvTokens) tokens: \(mib(kvSeq.total)) (sliding \(mib(kvSeq.sliding)), global \(mib(kvSeq.global))); every layer global: \(mib(kvFull))")

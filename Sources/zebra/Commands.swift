@@ -44,6 +44,7 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("min-p"), help: "Min-p relative threshold.") var minP: Float = 0.05
     @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 disables).") var repeatPenalty: Float = 1
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
+    @Option(name: .customLong("speculative"), help: "'ngram' drafts tokens from the prompt and output and verifies them in one step (the same text), 'off' decodes one token a step.") var speculative: SpeculativeMode = .ngram
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
@@ -58,14 +59,15 @@ struct Generate: ParsableCommand {
         let params = SamplingParams(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                     repetitionPenalty: repeatPenalty, seed: seed)
         let gen = Generator(model: m.model, tokenizer: m.tokenizer, cache: m.model.makeCache(type: m.kvCacheType))
+        gen.speculation.mode = speculative
         do {
             let st = try gen.generate(prompt: tokens, maxTokens: maxTokens, params: params, ignoreEOS: ignoreEOS) { _, text in
                 Console.standardOutput.write(text)
                 return true
             }
             Console.standardOutput.write("\n")
-            Console.standardError.write(String(format: "prompt: %d tokens, %.1f tokens/s | generated: %d tokens, %.1f tokens/s | finish: %@\n",
-                st.promptTokens, st.promptTokensPerSecond, st.generatedTokens, st.decodeTokensPerSecond, st.finishReason.rawValue))
+            Console.standardError.write(String(format: "prompt: %d tokens, %.1f tokens/s | generated: %d tokens, %.1f tokens/s | drafts: %d of %d tokens accepted | finish: %@\n",
+                st.promptTokens, st.promptTokensPerSecond, st.generatedTokens, st.decodeTokensPerSecond, st.acceptedTokens, st.draftTokens, st.finishReason.rawValue))
         } catch {
             fail("error: \(error)")
         }
@@ -90,3 +92,5 @@ struct Tokenize: ParsableCommand {
         }
     }
 }
+
+extension SpeculativeMode: ExpressibleByArgument {}

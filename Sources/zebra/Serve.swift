@@ -24,6 +24,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests waiting for admission before 429, $ZEBRA_MAX_QUEUE (default: 256).") var maxQueue: Int?
     @Option(name: .customLong("max-running"), help: "Sequences decoding at once, $ZEBRA_MAX_RUNNING (default: 64).") var maxRunning: Int?
     @Option(name: .customLong("max-batch-tokens"), help: "Tokens per forward step, $ZEBRA_MAX_BATCH_TOKENS (default: 512).") var maxBatchTokens: Int?
+    @Option(name: .customLong("speculative"), help: "'ngram' lets decoding sequences draft tokens from their own prompt and output and verify them in one step (same text, more tokens per weight pass where text repeats), 'off' decodes one token a step, $ZEBRA_SPECULATIVE (default: ngram).") var speculative: String?
     @Option(name: .customLong("max-tokens-limit"), help: "Largest max_tokens a request may ask for, $ZEBRA_MAX_TOKENS_LIMIT (default: the model's context).") var maxTokensLimit: Int?
     @Option(name: .customLong("max-connections"), help: "Open connections before 503, $ZEBRA_MAX_CONNECTIONS (default: 1024).") var maxConnections: Int?
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds to finish in-flight responses on SIGTERM/SIGINT, $ZEBRA_SHUTDOWN_TIMEOUT (default: 30).") var shutdownTimeout: Double?
@@ -113,6 +114,9 @@ struct Serve: ParsableCommand {
         case "off": sc.prefixCaching = false
         case let v: fail("error: --prefix-cache '\(v)' must be 'on' or 'off'")
         }
+        let spec = speculative ?? env("SPECULATIVE") ?? "ngram"
+        guard let mode = SpeculativeMode(rawValue: spec) else { fail("error: --speculative '\(spec)' must be 'ngram' or 'off'") }
+        sc.speculation.mode = mode
         let scheduler = Scheduler(model: m.model, tokenizer: m.tokenizer, config: sc)
         let template: ChatTemplate
         if let t = chatTemplate ?? env("CHAT_TEMPLATE") {
@@ -141,7 +145,7 @@ struct Serve: ParsableCommand {
             "model": "\(name)", "path": "\(path)", "layers": "\(c.slidingLayerCount) sliding + \(c.globalLayerCount) global",
             "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "kv_cache": "\(sc.kvCacheType.rawValue)",
             "chat_template": "\(template.origin)",
-            "prefix_cache": "\(sc.prefixCaching ? "on" : "off") (blocks of \(sc.kvBlockTokens) tokens)", "threads": "\(m.model.pool.threadCount)",
+            "prefix_cache": "\(sc.prefixCaching ? "on" : "off") (blocks of \(sc.kvBlockTokens) tokens)", "speculative": "\(mode.rawValue)", "threads": "\(m.model.pool.threadCount)",
             "kernels": "\(kernelPath)", "blas_core": "\(BLASCore.name)"])
         http.wait()
         scheduler.stop()

@@ -15,6 +15,7 @@ func tinyConfig(_ configure: (inout SchedulerConfig) -> Void = { _ in }) -> Sche
     c.chunkTokens = 8
     c.kvBlockTokens = 4
     c.maxBatchTokens = 12
+    c.speculation.mode = .off   // the plans below are one token per decoding sequence (SpeculationTests: drafts)
     configure(&c)
     return c
 }
@@ -23,14 +24,15 @@ func request(_ n: Int, seed: Int = 0, maxTokens: Int = 3) -> GenerationRequest {
     GenerationRequest(prompt: (0..<n).map { Int32(10 + ($0 + seed * 7) % 50) }, maxTokens: maxTokens, params: .greedy)
 }
 
-/// Runs the planned items as a forward pass would (KV reserved and recorded), then applies `outcome`
+/// Runs the planned items as a forward pass would (KV reserved, and recorded unless the item is a
+/// speculative one), then applies `outcome`
 /// to every member that samples. Returns the ids the scheduler dropped.
 @discardableResult
 func simulate(_ core: inout SchedulerCore, _ cache: KVCache, _ items: [SchedulerCore.Item],
               _ outcome: (Int) -> SchedulerCore.Outcome? = { _ in .next(5) }) -> [Int] {
     for it in items {
         #expect(cache.reserve(it.batch!.seq, length: it.batch!.seq.length + it.batch!.tokens.count), "KV for item \(it.id)")
-        cache.append(it.batch!.seq, it.batch!.tokens)
+        if it.batch!.appends { cache.append(it.batch!.seq, it.batch!.tokens) }   // speculative: `update` records
     }
     var outs: [Int: SchedulerCore.Outcome] = [:]
     for it in items { for m in it.members { outs[m] = outcome(m) } }

@@ -10,10 +10,11 @@ import TestSupport
 import Tokenizer
 @testable import Engine
 
-func realScheduler(_ path: String) throws -> Scheduler {
+func realScheduler(_ path: String, _ configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Scheduler {
     let model = try Transformer(path: path, pool: KernelPool(threads: 2))
     var c = SchedulerConfig()
     c.kvBudgetBytes = 256 << 20
+    configure(&c)
     return Scheduler(model: model, tokenizer: try Tokenizer(file: model.weights.file), config: c)
 }
 

@@ -16,7 +16,7 @@ func param(_ json: String) -> String? {
 
 @Test func defaultsAreOpenAIs() throws {
     let r = try parse(#"{"prompt":"hi"}"#)
-    #expect(r.maxTokens == 16 && r.temperature == 1 && r.topP == 1 && r.n == 1 && !r.stream && r.logprobs == nil)
+    #expect(r.maxTokens == 16 && r.temperature == 1 && r.topP == 1 && r.n == 1 && !r.stream && r.logprobs == nil && r.speculative)
     #expect(r.prompts == [.text("hi")])
 }
 
@@ -40,7 +40,7 @@ func param(_ json: String) -> String? {
         (#""presence_penalty":3"#, "presence_penalty"), (#""frequency_penalty":-2.1"#, "frequency_penalty"),
         (#""logit_bias":{"x":1}"#, "logit_bias"), (#""logit_bias":{"5":101}"#, "logit_bias"), (#""logit_bias":{"5000":1}"#, "logit_bias"),
         (#""logit_bias":[1]"#, "logit_bias"), (#""seed":"1""#, "seed"), (#""user":5"#, "user"), (#""top_k":-2"#, "top_k"),
-        (#""min_p":1.5"#, "min_p"), (#""repetition_penalty":0"#, "repetition_penalty"), (#""ignore_eos":"x""#, "ignore_eos"),
+        (#""min_p":1.5"#, "min_p"), (#""repetition_penalty":0"#, "repetition_penalty"), (#""ignore_eos":"x""#, "ignore_eos"), (#""speculative":"off""#, "speculative"),
         (#""suffix":"x""#, "suffix"), (#""best_of":3"#, "best_of"), (#""model":7"#, "model"),
         (#""stream_options":{"include_usage":true}"#, "stream_options"),
         (#""stream":true,"stream_options":{"include_usage":"y"}"#, "stream_options.include_usage"),
@@ -51,9 +51,9 @@ func param(_ json: String) -> String? {
 }
 
 @Test func acceptsEveryFieldInRange() throws {
-    let r = try parse(#"{"model":"m","prompt":"x","max_tokens":0,"temperature":0,"top_p":0.5,"n":2,"stream":true,"stream_options":{"include_usage":true},"logprobs":5,"echo":false,"stop":["a","b"],"presence_penalty":-2,"frequency_penalty":2,"logit_bias":{"5":-100,"6":100},"seed":-3,"user":"u","top_k":-1,"min_p":0.1,"repetition_penalty":1.1,"ignore_eos":true,"best_of":2,"suffix":null}"#)
+    let r = try parse(#"{"model":"m","prompt":"x","max_tokens":0,"temperature":0,"top_p":0.5,"n":2,"stream":true,"stream_options":{"include_usage":true},"logprobs":5,"echo":false,"stop":["a","b"],"presence_penalty":-2,"frequency_penalty":2,"logit_bias":{"5":-100,"6":100},"seed":-3,"user":"u","top_k":-1,"min_p":0.1,"repetition_penalty":1.1,"ignore_eos":true,"speculative":false,"best_of":2,"suffix":null}"#)
     #expect(r.n == 2 && r.includeUsage && r.logprobs == 5 && r.stop == ["a", "b"] && r.logitBias == [5: -100, 6: 100])
-    #expect(r.topK == 0 && r.ignoreEOS && r.seed == UInt64(bitPattern: -3))
+    #expect(r.topK == 0 && r.ignoreEOS && !r.speculative && r.seed == UInt64(bitPattern: -3))
     #expect(r.sampling(index: 1).seed == UInt64(bitPattern: -3) &+ 1)
 }
 

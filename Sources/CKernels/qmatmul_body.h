@@ -398,8 +398,20 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
                 _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_NTA);        \
     }
 
-// Rows [r0, r1) against nt activation rows: tiles of QM_TILE activation rows, then one of 4, then
-// single rows (identical results whichever tile a row lands in).
+// Rows [r0, r1) against nt activation rows: tiles of QM_TILE activation rows, then the remainder as
+// one tile of its own size, so a weight row is decoded once per QM_TILE activation rows (a decode step
+// of 2-7 rows, as a speculative draft's, pays one decode of each weight block, not one per row).
+// Identical results whichever tile a row lands in: a row's arithmetic does not depend on NT.
+#define QM_REM(kind, n)                                                                        \
+    case n:                                                                                    \
+        QF(tile_##kind)(row, nb, x + t * nb, nb, n, o);                                        \
+        for (int j = 0; j < n; j++) y[(t + j) * ldy + r] = o[j];                               \
+        break;
+#if QM_TILE > 4
+#define QM_REM_WIDE(kind) QM_REM(kind, 4) QM_REM(kind, 5) QM_REM(kind, 6) QM_REM(kind, 7)
+#else
+#define QM_REM_WIDE(kind)
+#endif
 #define QM_DRIVE(kind)                                                                         \
     for (int64_t r = r0; r < r1; r++) {                                                        \
         const uint8_t *row = w + r * row_bytes;                                                \
@@ -410,14 +422,9 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             QF(tile_##kind)(row, nb, x + t * nb, nb, QM_TILE, o);                              \
             for (int j = 0; j < QM_TILE; j++) y[(t + j) * ldy + r] = o[j];                     \
         }                                                                                      \
-        if (QM_TILE > 4 && t + 4 <= nt) {                                                      \
-            QF(tile_##kind)(row, nb, x + t * nb, nb, 4, o);                                    \
-            for (int j = 0; j < 4; j++) y[(t + j) * ldy + r] = o[j];                           \
-            t += 4;                                                                            \
-        }                                                                                      \
-        for (; t < nt; t++) {                                                                  \
-            QF(tile_##kind)(row, nb, x + t * nb, nb, 1, o);                                    \
-            y[t * ldy + r] = o[0];                                                             \
+        switch (nt - t) {                                                                      \
+        QM_REM(kind, 1) QM_REM(kind, 2) QM_REM(kind, 3) QM_REM_WIDE(kind)                      \
+        default: break;                                                                        \
         }                                                                                      \
     }
 
@@ -451,3 +458,5 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QM_K_MINS
 #undef QM_ARGS
 #undef QM_DRIVE
+#undef QM_REM
+#undef QM_REM_WIDE

@@ -25,8 +25,9 @@ public enum SpeculativeMode: String, Sendable, CaseIterable {
 
 public struct SpeculationConfig: Sendable, Equatable {
     public var mode = SpeculativeMode.ngram
-    /// Most draft tokens per sequence and step (its rows stay on the row kernels: < Matmul.blasMinRows).
-    public var maxDraft = 8
+    /// Most draft tokens per sequence and step: with the pending token, 8 rows, one tile of the AVX-512
+    /// row kernels (each weight block decoded once for them all); always below Matmul.blasMinRows.
+    public var maxDraft = 7
     /// Longest and shortest suffix n-gram looked up (the longest match wins).
     public var maxNgram = 4, minNgram = 2
     /// Draft rows per step across all sequences.

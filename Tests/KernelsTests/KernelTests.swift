@@ -179,7 +179,8 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
     let native = String(cString: zk_kernel_path())
     defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
     var rng = Rng(s: UInt64(type) + 100)
-    for (cols, nt) in [(512, 6), (544, 9)] where zk_block_elems(type) != 256 || cols % 256 == 0 {
+    // Every tile remainder: 1-7 activation rows after full tiles of 8 (AVX-512) or 4 (AVX2).
+    for (cols, nt) in [(512, 6), (544, 9), (512, 3), (256, 7), (256, 5), (512, 2), (256, 12)] where zk_block_elems(type) != 256 || cols % 256 == 0 {
         let rows = 37, nb = cols / 32
         let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
         let x = (0..<nt * cols).map { _ in rng.float() }

@@ -358,7 +358,10 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func dispatch(_ request: HTTPRequest, on c: Connection) {
         var req = request
-        let writer = HTTPResponseWriter(connection: c, request: req, keepAlive: req.keepAlive, draining: draining, limits: config.limits)
+        req.id = RequestID.accept(req.headers[RequestID.header])
+        let common = HTTPHeaders([(RequestID.header, req.id)])
+        let writer = HTTPResponseWriter(connection: c, request: req, keepAlive: req.keepAlive, draining: draining, limits: config.limits,
+                                        commonHeaders: common)
         let encodings = req.headers.tokens("content-encoding")
         if !encodings.isEmpty {
             guard encodings == ["gzip"] || encodings == ["x-gzip"] else {

@@ -10,7 +10,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
     private let requestKeepAlive: Bool
     private let draining: Flag
     let limits: HTTPLimits
-    /// Headers every response through this writer carries (the request id).
+    /// Headers every response through this writer carries (the request id, CORS).
     let commonHeaders: HTTPHeaders
     /// Keep the connection open after this response: the request allows it and the server is not draining.
     var keepAlive: Bool { requestKeepAlive && !draining.value }

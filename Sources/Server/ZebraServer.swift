@@ -150,8 +150,9 @@ public final class ZebraServer: @unchecked Sendable {
     func logRequest(_ req: HTTPRequest, status: Int, started: Double, id: String? = nil, promptTokens: Int? = nil,
                     completionTokens: Int? = nil, ttft: Double? = nil) {
         counters.add(status)
+        // What was asked and how it went, never what was said: no prompt, message or completion text.
         var md: Logger.Metadata = ["method": "\(req.method)", "path": "\(req.path)", "status": "\(status)",
-                                   "total_ms": "\(Int((now() - started) * 1000))"]
+                                   "request_id": "\(req.id)", "total_ms": "\(Int((now() - started) * 1000))"]
         if let id { md["id"] = "\(id)" }
         if let p = promptTokens { md["prompt_tokens"] = "\(p)" }
         if let c = completionTokens { md["completion_tokens"] = "\(c)" }

@@ -1,4 +1,5 @@
-// API keys (several, from files) and the access policy over every route.
+// API keys (several, from files), the access policy over every route, CORS through the API, request ids
+// on responses and in log lines, and no prompt text in the log.
 import Foundation
 import HTTP
 import Logging
@@ -28,6 +29,30 @@ import TestSupport
     }
     #expect(!APIKeys([]).accepts(authorization: "Bearer "))
     #expect(APIKeys.equal([1, 2, 3], [1, 2, 3]) == 1 && APIKeys.equal([1, 2, 3], [1, 2, 4]) == 0 && APIKeys.equal([1, 2], [1, 2, 0]) == 0)
+}
+
+/// Log lines kept in memory (the server's logger, as a test sees it).
+final class LogCapture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    var lines: [String] { lock.withLock { stored } }
+    func append(_ s: String) { lock.withLock { stored.append(s) } }
+    var logger: Logger {
+        Logger(label: "test") { _ in Handler(capture: self) }
+    }
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let md = metadata.merging(event.metadata ?? [:]) { $1 }
+            capture.append("\(event.level) \(event.message)" + md.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined())
+        }
+    }
 }
 
 @Suite(.serialized) struct SecurityTests {
@@ -72,5 +97,71 @@ import TestSupport
         let r = c.request("OPTIONS", "/v1/chat/completions", headers: ["Origin: https://app.example.com", "Access-Control-Request-Method: POST"])
         #expect(r?.status == 405 && r?.headers["allow"] == "POST" && r?.headers["access-control-allow-origin"] == nil)
         #expect(c.request("OPTIONS", "/nope")?.status == 404)
+    }
+
+    /// A browser page from an allowed origin: its preflight needs no key, its requests (and their
+    /// errors, and streams) carry the CORS headers and the request id it may read.
+    @Test func corsThroughTheAPI() throws {
+        let s = try startAPI(apiKeys: ["key-one"], cors: CORSPolicy(origins: ["https://app.example.com"])); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let origin = "Origin: https://app.example.com"
+        let pre = c.request("OPTIONS", "/v1/chat/completions", headers: [origin, "Access-Control-Request-Method: POST",
+                                                                         "Access-Control-Request-Headers: authorization, content-type"])
+        #expect(pre?.status == 204 && pre?.headers["access-control-allow-origin"] == "https://app.example.com")
+        #expect(pre?.headers["access-control-allow-headers"] == "authorization, content-type")
+        let denied = c.request("POST", "/v1/chat/completions", json: "{}", headers: [origin])
+        #expect(denied?.status == 401 && denied?.headers["access-control-allow-origin"] == "https://app.example.com")
+        let msgs = #""messages":[{"role":"user","content":"the a"}],"max_tokens":3,"ignore_eos":true"#
+        let sse = c.request("POST", "/v1/chat/completions", json: "{\(msgs),\"stream\":true}",
+                            headers: [origin, "Authorization: Bearer key-one", "X-Request-Id: page-7"])
+        #expect(sse?.status == 200 && sse?.headers["content-type"] == "text/event-stream" && events(sse).last == "[DONE]")
+        #expect(sse?.headers["access-control-allow-origin"] == "https://app.example.com" && sse?.headers["x-request-id"] == "page-7")
+        #expect(sse?.headers["access-control-expose-headers"]?.contains("X-Request-Id") == true)
+        let other = c.request("POST", "/v1/chat/completions", json: "{\(msgs)}", headers: ["Origin: https://evil.example.com", "Authorization: Bearer key-one"])
+        #expect(other?.status == 200 && other?.headers["access-control-allow-origin"] == nil)
+    }
+
+    /// Every response names its request id, errors and overload too; the log line for a request names it;
+    /// no log line holds the prompt, the messages or the completion.
+    @Test func requestIDsInResponsesAndLogsButNoPromptText() throws {
+        let log = LogCapture()
+        let s = try startAPI(logger: log.logger); defer { s.stop() }
+        let c = try TestClient(port: s.port)
+        let secret = "zebra-confidential-7731"
+        func id(_ r: TestClient.Response?) -> String { r?.headers["x-request-id"] ?? "<none>" }
+        let plain = c.request("POST", "/v1/completions", json: #"{"prompt":"\#(secret) the","max_tokens":4,"temperature":0,"ignore_eos":true}"#,
+                              headers: ["X-Request-Id: trace-plain"])
+        let completion = (object(plain)["choices"] as? [[String: Any]])?.first?["text"] as? String ?? ""
+        #expect(plain?.status == 200 && id(plain) == "trace-plain" && completion.count >= 4)
+        let stream = c.request("POST", "/v1/chat/completions",
+                               json: #"{"messages":[{"role":"system","content":"\#(secret)"},{"role":"user","content":"\#(secret) a"}],"max_tokens":4,"ignore_eos":true,"stream":true}"#,
+                               headers: ["X-Request-Id: trace-stream"])
+        #expect(stream?.status == 200 && id(stream) == "trace-stream")
+        let badTemplate = c.request("POST", "/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"\#(secret)"},{"role":"user","content":"\#(secret)"}]}"#)
+        #expect(badTemplate?.status == 400)
+        let badField = c.request("POST", "/v1/completions", json: #"{"prompt":"\#(secret)","temperature":"\#(secret)"}"#)
+        #expect(badField?.status == 400)
+        let tok = c.request("POST", "/tokenize", json: #"{"content":"\#(secret)"}"#)
+        #expect(tok?.status == 200)
+        #expect(c.request("POST", "/apply-template", json: #"{"messages":[{"role":"user","content":"\#(secret)"}]}"#)?.status == 200)
+        let full = try startAPI(logger: log.logger) { $0.maxQueue = 0 }
+        defer { full.stop() }
+        let overloaded = try TestClient(port: full.port).request("POST", "/v1/completions", json: #"{"prompt":"\#(secret)"}"#, headers: ["X-Request-Id: trace-429"])
+        #expect(overloaded?.status == 429 && id(overloaded) == "trace-429")
+        // The streamed request's line is written when its stream ends, just after the last bytes went out.
+        var lines: [String] = []
+        for _ in 0..<200 {
+            lines = log.lines
+            if lines.contains(where: { $0.contains("request_id=trace-stream") }) { break }
+            usleep(10_000)
+        }
+        for r in [plain, stream, badTemplate, badField, tok, overloaded] {
+            let rid = id(r)
+            #expect(lines.contains { $0.contains("request_id=\(rid)") && $0.contains("status=\(r?.status ?? 0)") }, "no log line for \(rid)")
+        }
+        #expect(lines.count >= 7 && lines.allSatisfy { $0.contains("request_id=") })
+        for l in lines {
+            #expect(!l.contains(secret) && !l.contains(completion), "prompt or completion text in the log: \(l)")
+        }
     }
 }

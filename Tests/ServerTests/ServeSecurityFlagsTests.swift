@@ -1,6 +1,6 @@
-// `zebra serve`'s security flags on the real executable: a key file that cannot be used or an empty key
-// stops it before it listens; keys from the flag and from a key file named in the environment work side
-// by side.
+// `zebra serve`'s security flags on the real executable: a key file that cannot be used, an empty key
+// or a malformed CORS origin stops it before it listens; keys from the flag and from a key file named in
+// the environment work side by side, and ZEBRA_CORS_ORIGINS takes a comma-separated list.
 import Foundation
 import Testing
 import TestSupport
@@ -30,6 +30,8 @@ func zebraServe(_ args: [String], env: [String: String] = [:]) throws -> (Proces
         (["--api-key-file", empty], [:], "the API key file '\(empty)' holds no key"),
         (["--api-key-file", empty, "--api-key", "fine"], [:], "holds no key"),
         (["--api-key", ""], [:], "--api-key is empty"),
+        (["--cors-origin", "https://app.example.com/"], [:], "--cors-origin 'https://app.example.com/'"),
+        ([], ["ZEBRA_CORS_ORIGINS": "https://app.example.com, app.example.com"], "--cors-origin 'app.example.com'"),
     ]
     for (args, env, message) in cases {
         let (p, err) = try zebraServe(args, env: env)
@@ -43,10 +45,11 @@ func zebraServe(_ args: [String], env: [String: String] = [:]) throws -> (Proces
     }
 }
 
-@Test func keysFromFlagAndFile() throws {
+@Test func keysFromFlagAndFileAndOriginsFromTheEnvironment() throws {
     let keyFile = ScratchFiles.path("keys")
     try "# rotation: the new key first, the old one until clients moved\nkey-new\n  key-old  \n".write(toFile: keyFile, atomically: true, encoding: .utf8)
-    let (p, err) = try zebraServe(["--api-key", "key-flag"], env: ["ZEBRA_API_KEY_FILE": keyFile])
+    let (p, err) = try zebraServe(["--api-key", "key-flag"],
+                                  env: ["ZEBRA_API_KEY_FILE": keyFile, "ZEBRA_CORS_ORIGINS": "https://app.example.com, http://localhost:3000,"])
     defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
     var log = "", port = 0
     while port == 0 {
@@ -56,7 +59,7 @@ func zebraServe(_ args: [String], env: [String: String] = [:]) throws -> (Proces
         if let r = log.range(of: #"port=(\d+)"#, options: .regularExpression) { port = Int(log[r].dropFirst(5)) ?? 0 }
     }
     try #require(port > 0, "no listening line in: \(log)")
-    #expect(log.contains("auth=3 key(s)"), "\(log)")
+    #expect(log.contains("auth=3 key(s)") && log.contains("cors=http://localhost:3000,https://app.example.com"), "\(log)")
     #expect(!log.contains("key-new") && !log.contains("key-old") && !log.contains("key-flag"), "keys in the log: \(log)")
     let c = try TestClient(port: port)
     #expect(c.request("GET", "/health")?.status != 401)
@@ -66,4 +69,6 @@ func zebraServe(_ args: [String], env: [String: String] = [:]) throws -> (Proces
     for bad in [[], ["Authorization: Bearer key-"], ["Authorization: Bearer # rotation: the new key first, the old one until clients moved"]] {
         #expect(c.request("GET", "/v1/models", headers: bad)?.status == 401, "\(bad)")
     }
+    let pre = c.request("OPTIONS", "/v1/models", headers: ["Origin: http://localhost:3000", "Access-Control-Request-Method: GET"])
+    #expect(pre?.status == 204 && pre?.headers["access-control-allow-origin"] == "http://localhost:3000")
 }

@@ -44,6 +44,8 @@ public struct HTTPRequest: Sendable, Equatable {
     public var body: [UInt8]
     /// Trailer fields of a chunked body.
     public var trailers: HTTPHeaders
+    /// The request's id (see `RequestID`), set by the server before a handler sees the request.
+    public var id = ""
 
     /// Whether the connection stays open after the response (RFC 9112 9.3).
     public var keepAlive: Bool {

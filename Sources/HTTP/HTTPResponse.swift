@@ -52,7 +52,8 @@ public struct HTTPResponse: Sendable {
             if l == "content-length" || l == "transfer-encoding" || l == "connection" { continue }
             s += "\(n): \(v)\r\n"
         }
-        if let n = contentLength { s += "Content-Length: \(n)\r\n" }
+        if status == 204 || status < 200 {}   // no content, so no framing header (RFC 9110 8.6, RFC 9112 6.1)
+        else if let n = contentLength { s += "Content-Length: \(n)\r\n" }
         else if !closeDelimited { s += "Transfer-Encoding: chunked\r\n" }
         s += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
         s += "\r\n"

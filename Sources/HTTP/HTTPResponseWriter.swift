@@ -10,18 +10,22 @@ public final class HTTPResponseWriter: @unchecked Sendable {
     private let requestKeepAlive: Bool
     private let draining: Flag
     let limits: HTTPLimits
+    /// Headers every response through this writer carries (the request id, CORS).
+    let commonHeaders: HTTPHeaders
     /// Keep the connection open after this response: the request allows it and the server is not draining.
     var keepAlive: Bool { requestKeepAlive && !draining.value }
     private let lock = Mutex()
     private var mode = Mode.initial
     private var streamKeepAlive = false
 
-    init(connection: Connection, request: HTTPRequest, keepAlive: Bool, draining: Flag, limits: HTTPLimits) {
+    init(connection: Connection, request: HTTPRequest, keepAlive: Bool, draining: Flag, limits: HTTPLimits,
+         commonHeaders: HTTPHeaders) {
         self.connection = connection
         self.request = request
         self.requestKeepAlive = keepAlive
         self.draining = draining
         self.limits = limits
+        self.commonHeaders = commonHeaders
     }
 
     /// True once the client disconnected or the connection was dropped.
@@ -36,6 +40,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
             guard mode == .initial else { return }
             mode = .done
             var r = response
+            for (n, v) in commonHeaders { r.headers.add(n, v) }
             if r.body.count >= limits.gzipMinBytes, r.headers["content-encoding"] == nil,
                Self.acceptsGzip(request.headers), let z = Gzip.compress(r.body) {
                 r.body = z
@@ -56,7 +61,9 @@ public final class HTTPResponseWriter: @unchecked Sendable {
             let chunked = request.minorVersion >= 1
             mode = chunked ? .chunked : .closeDelimited
             streamKeepAlive = chunked && keepAlive
-            let head = HTTPResponse.head(status: status, headers: headers, contentLength: nil,
+            var all = headers
+            for (n, v) in commonHeaders { all.add(n, v) }
+            let head = HTTPResponse.head(status: status, headers: all, contentLength: nil,
                                          keepAlive: streamKeepAlive, closeDelimited: !chunked)
             if request.method == "HEAD" {
                 mode = .done

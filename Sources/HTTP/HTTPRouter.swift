@@ -1,11 +1,20 @@
 // Method + exact-path routing: unknown paths get 404, known paths with another method 405 with `Allow`.
-// HEAD is served by a GET route (the writer drops the body).
+// HEAD is served by a GET route (the writer drops the body). An optional gate sees every request first.
 
 public struct HTTPRouter: Sendable {
     private var routes: [String: [String: HTTPHandler]] = [:]
     private var inlineRoutes: Set<String> = []
+    /// Runs before routing, for every request (known path or not); returns false when it has answered
+    /// the request itself, which then goes no further (auth). Must be cheap: it may run on the event loop.
+    public var gate: (@Sendable (HTTPRequest, HTTPResponseWriter) -> Bool)?
 
     public init() {}
+
+    /// Every (method, path) with a handler, sorted by path then method.
+    public var endpoints: [(method: String, path: String)] {
+        routes.flatMap { path, byMethod in byMethod.keys.map { (method: $0, path: path) } }
+            .sorted { ($0.path, $0.method) < ($1.path, $1.method) }
+    }
 
     /// `inline`: the handler is cheap and never blocks, so it may run on the event loop thread itself
     /// (no thread hop: health checks, metrics, small lookups).
@@ -36,7 +45,9 @@ public struct HTTPRouter: Sendable {
     public var handler: HTTPHandler {
         let routes = self.routes
         let allowedFor = self.allowed
+        let gate = self.gate
         return { req, w in
+            if let gate, !gate(req, w) { return }
             guard let byMethod = routes[req.path] else {
                 w.respond(.error(404, "no route for \(req.path)", code: "not_found"))
                 return

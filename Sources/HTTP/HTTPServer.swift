@@ -21,9 +21,12 @@ public struct HTTPServerConfig: Sendable {
     public var shutdownTimeout: Double = 30
     /// HTTPS instead of HTTP on every listener.
     public var tls: TLSConfig?
+    /// Browser origins allowed to call (nil: no CORS headers, and OPTIONS is routed like any method).
+    public var cors: CORSPolicy?
     public init(hosts: [String] = ["::"], port: Int = 8080, limits: HTTPLimits = HTTPLimits(), shutdownTimeout: Double = 30,
-                tls: TLSConfig? = nil) {
+                tls: TLSConfig? = nil, cors: CORSPolicy? = nil) {
         self.hosts = hosts; self.port = port; self.limits = limits; self.shutdownTimeout = shutdownTimeout; self.tls = tls
+        self.cors = cors
     }
 }
 
@@ -358,7 +361,15 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func dispatch(_ request: HTTPRequest, on c: Connection) {
         var req = request
-        let writer = HTTPResponseWriter(connection: c, request: req, keepAlive: req.keepAlive, draining: draining, limits: config.limits)
+        req.id = RequestID.accept(req.headers[RequestID.header])
+        var common = HTTPHeaders([(RequestID.header, req.id)])
+        for (n, v) in config.cors?.responseHeaders(req) ?? [] { common.add(n, v) }
+        let writer = HTTPResponseWriter(connection: c, request: req, keepAlive: req.keepAlive, draining: draining, limits: config.limits,
+                                        commonHeaders: common)
+        if let preflight = config.cors?.preflight(req) {
+            writer.respond(preflight)
+            return
+        }
         let encodings = req.headers.tokens("content-encoding")
         if !encodings.isEmpty {
             guard encodings == ["gzip"] || encodings == ["x-gzip"] else {

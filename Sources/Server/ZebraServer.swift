@@ -1,5 +1,9 @@
 // The API surface: routes, bearer-token auth, health, models, tokenize/detokenize, metrics, and
 // completions (CompletionJob). HTTP knows nothing of models; this is where the two meet.
+//
+// Access policy: with API keys set, every request needs one except those to `publicPaths` (probes and
+// scrapes) and CORS preflights (answered by the HTTP layer before routing); unknown paths too, so
+// nothing about the API answers without a key, and a route added later is guarded by default.
 import Engine
 import Foundation
 import HTTP
@@ -12,10 +16,11 @@ import Tokenizer
 public struct ServerConfig: Sendable {
     /// The model id clients send and see in /v1/models.
     public var modelName: String
-    /// When set, /v1/* and /tokenize, /detokenize need `Authorization: Bearer <key>`.
-    public var apiKey: String?
+    /// Accepted bearer tokens; empty: no auth. When set, every path but `ZebraServer.publicPaths` needs
+    /// `Authorization: Bearer <one of them>`.
+    public var apiKeys: [String]
     public var requestLimits = CompletionRequest.Limits()
-    public init(modelName: String, apiKey: String? = nil) { self.modelName = modelName; self.apiKey = apiKey }
+    public init(modelName: String, apiKeys: [String] = []) { self.modelName = modelName; self.apiKeys = apiKeys }
 }
 
 /// What the server serves once the model is loaded.
@@ -56,6 +61,7 @@ public struct LoadedModel: Sendable {
 
 public final class ZebraServer: @unchecked Sendable {
     public let config: ServerConfig
+    let keys: APIKeys
     let logger: Logger
     let created = Int(Date().timeIntervalSince1970)
     let counters = HTTPCounters()
@@ -64,8 +70,12 @@ public final class ZebraServer: @unchecked Sendable {
 
     public init(config: ServerConfig, logger: Logger) {
         self.config = config
+        self.keys = APIKeys(config.apiKeys)
         self.logger = logger
     }
+
+    /// Paths open without a key: health probes and metrics scrapes.
+    public static let publicPaths: Set<String> = ["/health", "/metrics"]
 
     /// Marks the model as loaded: /health turns 200 and completions are accepted.
     public func setModel(_ m: LoadedModel) { lock.withLock { model = m } }
@@ -73,6 +83,14 @@ public final class ZebraServer: @unchecked Sendable {
 
     public var router: HTTPRouter {
         var r = HTTPRouter()
+        if !keys.isEmpty {
+            r.gate = { [self] req, w in
+                guard !Self.publicPaths.contains(req.path), !keys.accepts(authorization: req.headers["authorization"]) else { return true }
+                respond(w, req, APIError(401, "invalid or missing API key (send 'Authorization: Bearer <key>')", type: "authentication_error",
+                                         code: "invalid_api_key", headers: [("WWW-Authenticate", "Bearer")]).response, started: now())
+                return false
+            }
+        }
         r.add("GET", "/health", inline: true) { [self] req, w in
             if loaded == nil { respond(w, req, .json(503, "{\"status\":\"loading\"}"), started: now()) }
             else { respond(w, req, .json(200, "{\"status\":\"ok\"}"), started: now()) }
@@ -96,11 +114,11 @@ public final class ZebraServer: @unchecked Sendable {
         for (path, wire) in [("/v1/completions", CompletionJob.Wire.completions), ("/v1/chat/completions", .chat), ("/v1/responses", .responses)] {
             r.add("POST", path) { [self] req, w in
                 let t0 = now()
-                if let e = authError(req) ?? (loaded == nil ? APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]) : nil) {
-                    respond(w, req, e.response, started: t0)
+                guard let m = loaded else {
+                    respond(w, req, APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]).response, started: t0)
                     return
                 }
-                CompletionJob.start(server: self, model: loaded!, request: req, writer: w, started: t0, wire: wire)
+                CompletionJob.start(server: self, model: m, request: req, writer: w, started: t0, wire: wire)
             }
         }
         r.add("POST", "/apply-template") { [self] req, w in
@@ -113,34 +131,15 @@ public final class ZebraServer: @unchecked Sendable {
         return r
     }
 
-    /// Auth + loaded-model check, then a synchronous handler; APIError becomes its response.
+    /// Loaded-model check, then a synchronous handler; APIError becomes its response.
     private func guarded(_ req: HTTPRequest, _ w: HTTPResponseWriter, _ body: (LoadedModel) throws(APIError) -> HTTPResponse) {
         let t0 = now()
-        if let e = authError(req) { respond(w, req, e.response, started: t0); return }
         guard let m = loaded else {
             respond(w, req, APIError(503, "the model is still loading", type: "server_error", code: "model_loading", headers: [("Retry-After", "5")]).response, started: t0)
             return
         }
         do { respond(w, req, try body(m), started: t0) }
         catch { respond(w, req, error.response, started: t0) }
-    }
-
-    func authError(_ req: HTTPRequest) -> APIError? {
-        guard let key = config.apiKey else { return nil }
-        let given = req.headers["authorization"] ?? ""
-        let prefix = "Bearer "
-        guard given.hasPrefix(prefix), Self.constantTimeEqual(Array(given.utf8.dropFirst(prefix.utf8.count)), Array(key.utf8)) else {
-            return APIError(401, "invalid or missing API key (send 'Authorization: Bearer <key>')", type: "authentication_error", code: "invalid_api_key",
-                            headers: [("WWW-Authenticate", "Bearer")])
-        }
-        return nil
-    }
-
-    /// Compares without an early exit, so timing does not reveal how much of a guess was right.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var diff = UInt8(a.count == b.count ? 0 : 1)
-        for i in 0..<max(a.count, b.count) { diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
-        return diff == 0
     }
 
     func respond(_ w: HTTPResponseWriter, _ req: HTTPRequest, _ r: HTTPResponse, started: Double) {
@@ -151,8 +150,9 @@ public final class ZebraServer: @unchecked Sendable {
     func logRequest(_ req: HTTPRequest, status: Int, started: Double, id: String? = nil, promptTokens: Int? = nil,
                     completionTokens: Int? = nil, ttft: Double? = nil) {
         counters.add(status)
+        // What was asked and how it went, never what was said: no prompt, message or completion text.
         var md: Logger.Metadata = ["method": "\(req.method)", "path": "\(req.path)", "status": "\(status)",
-                                   "total_ms": "\(Int((now() - started) * 1000))"]
+                                   "request_id": "\(req.id)", "total_ms": "\(Int((now() - started) * 1000))"]
         if let id { md["id"] = "\(id)" }
         if let p = promptTokens { md["prompt_tokens"] = "\(p)" }
         if let c = completionTokens { md["completion_tokens"] = "\(c)" }

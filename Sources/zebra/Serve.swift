@@ -17,7 +17,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Listen address, $ZEBRA_HOST (default: '::' = all IPv6 and IPv4 addresses).") var host: String?
     @Option(help: "Listen port, $ZEBRA_PORT (default: 8080).") var port: Int?
     @Option(name: .customLong("model-name"), help: "Model id served in the API, $ZEBRA_MODEL_NAME (default: the GGUF file name without .gguf).") var modelName: String?
-    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1/* and /tokenize, /detokenize, $ZEBRA_API_KEY (default: none).") var apiKey: String?
+    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on every path but /health and /metrics, $ZEBRA_API_KEY (default: none).") var apiKey: String?
+    @Option(name: .customLong("api-key-file"), help: "Accept each key in this file (one per line; blank lines and # comments skipped), with --api-key if given, $ZEBRA_API_KEY_FILE.") var apiKeyFile: String?
+    @Option(name: .customLong("cors-origin"), help: "Let browser pages from this origin (e.g. https://app.example.com, or *) call the API; repeatable, $ZEBRA_CORS_ORIGINS (comma-separated; default: no CORS).") var corsOrigins: [String] = []
     @Option(name: .customLong("kv-budget"), help: "KV cache bytes for all sequences, e.g. 2G or 512M, $ZEBRA_KV_BUDGET (default: half of available memory).") var kvBudget: String?
     @Option(name: .customLong("prefix-cache"), help: "'on' keeps finished requests' KV blocks to reuse for later prompts with the same prefix, 'off' frees them, $ZEBRA_PREFIX_CACHE (default: on).") var prefixCache: String?
     @Option(name: .customLong("chat-template"), help: "Chat template for /v1/chat/completions: a Jinja file, or a built-in (gemma, chatml, llama3), $ZEBRA_CHAT_TEMPLATE (default: the model's own, else the built-in for its architecture).") var chatTemplate: String?
@@ -73,10 +75,17 @@ struct Serve: ParsableCommand {
         let path = options.modelPath
         let name = modelName ?? env("MODEL_NAME") ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let shutdown = shutdownTimeout ?? env("SHUTDOWN_TIMEOUT").flatMap(Double.init) ?? 30
+        let origins = corsOrigins.isEmpty
+            ? (env("CORS_ORIGINS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            : corsOrigins
+        for o in origins where !CORSPolicy.isValidOrigin(o) {
+            fail("error: --cors-origin '\(o)' is not '*' or an origin like https://app.example.com (scheme://host[:port], no path)")
+        }
         let httpConfig = HTTPServerConfig(hosts: [host ?? env("HOST") ?? "::"], port: int(port, "PORT", 8080), limits: limits,
                                           shutdownTimeout: shutdown,
-                                          tls: cert.map { TLSConfig(certificatePath: $0, privateKeyPath: key!) })
-        var serverConfig = ServerConfig(modelName: name, apiKey: apiKey ?? env("API_KEY"))
+                                          tls: cert.map { TLSConfig(certificatePath: $0, privateKeyPath: key!) },
+                                          cors: origins.isEmpty ? nil : CORSPolicy(origins: origins))
+        var serverConfig = ServerConfig(modelName: name, apiKeys: apiKeys())
         serverConfig.requestLimits.maxTokens = int(maxTokensLimit, "MAX_TOKENS_LIMIT", Int.max)
         let api = ZebraServer(config: serverConfig, logger: logger)
         let http = HTTPServer(config: httpConfig, router: api.router)
@@ -94,9 +103,26 @@ struct Serve: ParsableCommand {
         serve(http, api: api, logger: logger, path: path, name: name, tls: cert != nil)
     }
 
+    /// --api-key and the keys of --api-key-file; a key file that cannot be read or holds no key stops
+    /// the server before it listens, rather than letting it start open to everyone.
+    func apiKeys() -> [String] {
+        var keys: [String] = []
+        if let k = apiKey ?? env("API_KEY") {
+            guard !k.trimmingCharacters(in: .whitespaces).isEmpty else { fail("error: --api-key is empty") }
+            keys.append(k)
+        }
+        if let file = apiKeyFile ?? env("API_KEY_FILE") {
+            do { keys += try APIKeys.load(path: file) } catch { fail("error: --api-key-file: \(error)") }
+        }
+        return keys
+    }
+
     func serve(_ http: HTTPServer, api: ZebraServer, logger: Logger, path: String, name: String, tls: Bool) {
+        let cors = http.config.cors.map { $0.origins.sorted().joined(separator: ",") } ?? "off"
         logger.info("listening", metadata: ["address": "\(http.config.hosts.joined(separator: ","))", "port": "\(http.port)",
-                                            "scheme": "\(tls ? "https" : "http")"])
+                                            "scheme": "\(tls ? "https" : "http")",
+                                            "auth": "\(api.config.apiKeys.isEmpty ? "off" : "\(api.config.apiKeys.count) key(s)")",
+                                            "cors": "\(cors)"])
         let m = Loaded(options)
         var sc = SchedulerConfig()
         sc.maxQueue = int(maxQueue, "MAX_QUEUE", 256)

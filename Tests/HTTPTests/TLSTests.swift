@@ -63,6 +63,36 @@ func selfSignedCertificate() throws -> TLSConfig {
         #expect(old.out.hasPrefix("refused") && old.out.uppercased().contains("ALERT_PROTOCOL_VERSION"), "\(old.out) \(old.err)")
     }
 
+    /// TLS 1.2 offers only ECDHE with AES-GCM or ChaCha20-Poly1305: a client that offers nothing else
+    /// gets it, a client offering only CBC or static-RSA suites is refused by the server (its
+    /// handshake_failure alert; the client runs at security level 0 so the refusal is not its own).
+    @Test func tls12CiphersAreForwardSecretAEADOnly() throws {
+        let s = try server(); defer { s.shutdown(timeout: 1); s.wait() }
+        func handshake(_ ciphers: String) throws -> String {
+            let script = """
+            import socket, ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers("\(ciphers):@SECLEVEL=0")
+            try:
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(s.port))), server_hostname="x")
+                print("accepted", s.version(), s.cipher()[0])
+            except ssl.SSLError as e:
+                print("refused", e)
+            """
+            let r = try runPython(script)
+            #expect(r.status == 0, "\(r.err)")
+            return r.out
+        }
+        for good in ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"] {
+            #expect(try handshake(good).hasPrefix("accepted TLSv1.2 \(good)"))
+        }
+        for weak in ["AES128-SHA", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384", "DHE-RSA-AES128-GCM-SHA256"] {
+            let out = try handshake(weak)
+            #expect(out.hasPrefix("refused") && out.uppercased().contains("HANDSHAKE_FAILURE"), "\(weak): \(out)")
+        }
+    }
+
     @Test func pythonKeepAliveOverTLS() throws {
         let s = try server(); defer { s.shutdown(timeout: 1); s.wait() }
         let script = """

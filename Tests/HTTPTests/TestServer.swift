@@ -4,7 +4,8 @@ import TestSupport
 @testable import HTTP
 
 /// A started server on an ephemeral loopback port with test routes.
-func startServer(limits: HTTPLimits = HTTPLimits(), hosts: [String] = ["127.0.0.1"], extra: (inout HTTPRouter) -> Void = { _ in }) throws -> HTTPServer {
+func startServer(limits: HTTPLimits = HTTPLimits(), hosts: [String] = ["127.0.0.1"], cors: CORSPolicy? = nil,
+                 extra: (inout HTTPRouter) -> Void = { _ in }) throws -> HTTPServer {
     var r = HTTPRouter()
     r.add("GET", "/health") { _, w in w.respond(.json(200, "{\"status\":\"ok\"}")) }
     r.add("POST", "/echo") { req, w in w.respond(HTTPResponse(status: 200, body: req.body)) }
@@ -22,7 +23,7 @@ func startServer(limits: HTTPLimits = HTTPLimits(), hosts: [String] = ["127.0.0.
         }
     }
     extra(&r)
-    let s = HTTPServer(config: HTTPServerConfig(hosts: hosts, port: 0, limits: limits, shutdownTimeout: 5), handler: r.handler)
+    let s = HTTPServer(config: HTTPServerConfig(hosts: hosts, port: 0, limits: limits, shutdownTimeout: 5, cors: cors), handler: r.handler)
     try s.start()
     return s
 }

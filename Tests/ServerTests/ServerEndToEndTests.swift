@@ -19,9 +19,11 @@ struct Running {
     func stop() { http.shutdown(timeout: 1); http.wait(); scheduler?.stop() }
 }
 
-func startAPI(model path: String? = nil, apiKey: String? = nil, loaded: Bool = true, configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Running {
-    let api = ZebraServer(config: ServerConfig(modelName: "test-model", apiKey: apiKey), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-    let http = HTTPServer(config: HTTPServerConfig(hosts: ["127.0.0.1"], port: 0), router: api.router)
+func startAPI(model path: String? = nil, apiKeys: [String] = [], cors: CORSPolicy? = nil, loaded: Bool = true,
+              logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+              configure: (inout SchedulerConfig) -> Void = { _ in }) throws -> Running {
+    let api = ZebraServer(config: ServerConfig(modelName: "test-model", apiKeys: apiKeys), logger: logger)
+    let http = HTTPServer(config: HTTPServerConfig(hosts: ["127.0.0.1"], port: 0, cors: cors), router: api.router)
     try http.start()
     var scheduler: Scheduler?
     if loaded {
@@ -202,7 +204,7 @@ func events(_ r: TestClient.Response?) -> [String] {
     }
 
     @Test func authHealthModelsTokenizeMetrics() throws {
-        let s = try startAPI(apiKey: "sekret"); defer { s.stop() }
+        let s = try startAPI(apiKeys: ["sekret"]); defer { s.stop() }
         let c = try TestClient(port: s.port)
         #expect(c.request("GET", "/health")?.status == 200)
         #expect(c.request("GET", "/metrics")?.status == 200)

@@ -80,7 +80,7 @@ public final class TestClient {
         var headers = TestHeaders()
         for l in lines { let p = l.split(separator: ":", maxSplits: 1); headers.add(String(p[0]), String(p[1]).trimmingCharacters(in: .whitespaces)) }
         if status == 100 { return Response(status: 100, headers: headers, body: []) }
-        if head { return Response(status: status, headers: headers, body: []) }
+        if head || status == 204 || status == 304 { return Response(status: status, headers: headers, body: []) }
         var body: [UInt8] = []
         if let cl = headers["content-length"].flatMap({ Int($0) }) {
             while buffer.count < cl { guard fill() else { return nil } }

@@ -85,6 +85,7 @@ public final class Generator {
             let maxDraft = min(speculation.maxDraft, model.matmul.blasMinRows - 2)
             var context = spec ? prompt : [], acceptance = AcceptanceRate(), cost = StepCostModel(speculation)
             var draft: ArraySlice<Int32> = []
+            var hint: Int?
             // The finish rules are the server's (RequestOutput); onToken returning false stops here.
             generation: while maxTokens > 0 {
                 var accepted = 0, last: Int32 = 0
@@ -113,9 +114,11 @@ public final class Generator {
                     stats.acceptedTokens += accepted
                 }
                 if spec { context.append(last) }
+                hint = hint.map { $0 + 1 + accepted }
                 draft = []
                 if spec {
-                    let found = drafter.draft(context, limit: min(maxDraft, maxTokens - output.generated - 1))
+                    let (found, source) = drafter.draft(context, limit: min(maxDraft, maxTokens - output.generated - 1), hint: hint)
+                    hint = found.isEmpty ? nil : source
                     let k = found.isEmpty ? 0 : acceptance.bestDraft(limit: found.count, sequences: 1, draftRows: 0, tokens: 0, cost: cost)
                     draft = found.prefix(k)
                     if k == 0 { acceptance.idle() }

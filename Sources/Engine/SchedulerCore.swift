@@ -35,6 +35,8 @@ public struct SchedulerCore {
         /// Tokens sampled so far.
         var generated = 0
         var acceptance = AcceptanceRate()
+        /// Where the last draft's source goes on in `context` (see `NGramDrafter.draft`).
+        var draftHint: Int?
     }
 
     /// One sequence's share of a step.
@@ -199,7 +201,9 @@ public struct SchedulerCore {
                 // Room: the request's remaining tokens (the last row samples one more) and the step's draft rows.
                 let room = min(config.speculation.maxDraft, s.request.maxTokens - s.generated - 1,
                                config.speculation.maxDraftRows - draftRows)
-                let draft = drafter.draft(s.context, limit: room)
+                let (draft, source) = drafter.draft(s.context, limit: room, hint: s.draftHint)
+                s.draftHint = draft.isEmpty ? nil : source
+                states[id] = s
                 let k = draft.isEmpty ? 0 : s.acceptance.bestDraft(limit: draft.count, sequences: decoding, draftRows: draftRows,
                                                                    tokens: expected - 1, cost: cost)
                 if k > 0 {
@@ -210,6 +214,9 @@ public struct SchedulerCore {
                     s.acceptance.idle()
                     states[id] = s
                 }
+            } else if s.draftHint != nil {
+                s.draftHint = nil
+                states[id] = s
             }
             let spec = tokens.count > 1
             items.append(Item(id: id, batch: BatchItem(seq: s.kv!, tokens: tokens, logits: spec ? .all : .last, appends: !spec),
@@ -283,10 +290,12 @@ public struct SchedulerCore {
                 case let .next(t)?:
                     states[m]!.pending = t
                     states[m]!.generated += 1
+                    states[m]!.draftHint = states[m]!.draftHint.map { $0 + 1 }
                     if speculates(states[m]!.request) { states[m]!.context.append(t) }
                 case let .accepted(a, t)?:
                     states[m]!.pending = t
                     states[m]!.generated += 1 + a
+                    states[m]!.draftHint = states[m]!.draftHint.map { $0 + 1 + a }
                     states[m]!.context.append(t)
                     if speculates(states[m]!.request) { states[m]!.context.append(t) }
                 case .finished?: done.insert(m)

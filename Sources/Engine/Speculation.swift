@@ -13,8 +13,8 @@
 // batch), and nothing is recorded for rejected rows (`BatchItem.appends`).
 //
 // Draft length per sequence and step: the number k that maximizes expected tokens per second,
-// (1 + a + ... + a^k) / time(step with k more rows), from the sequence's acceptance rate a (a moving
-// average) and the engine's measured step times (`StepCostModel`): long drafts where they are accepted
+// (1 + f (1 + a + ... + a^(k-1))) / time(step with k more rows), from the sequence's acceptance of a
+// draft's first token f and of each next one a (moving averages) and the engine's measured step times (`StepCostModel`): long drafts where they are accepted
 // and a step is bandwidth-bound, none where acceptance is low or extra rows cost their full share (a
 // big batch is compute-bound).
 
@@ -50,11 +50,20 @@ public struct NGramDrafter: Sendable {
         self.maxNgram = maxNgram; self.minNgram = minNgram; self.window = window
     }
 
-    /// Up to `limit` tokens predicted to follow `context` (empty when no n-gram recurs).
-    public func draft(_ context: [Int32], limit: Int) -> ArraySlice<Int32> {
+    /// Up to `limit` tokens predicted to follow `context` (empty when no n-gram recurs), and where in the
+    /// context they start. `hint`: where the previous draft's source continues (its start plus the
+    /// tokens appended since); when the context's last `minNgram` tokens still match the tokens before
+    /// it, the draft goes on from there: a sequence copying a passage keeps following that passage,
+    /// not the latest place its last few tokens occur (a legal text says "this License" everywhere).
+    public func draft(_ context: [Int32], limit: Int, hint: Int? = nil) -> (tokens: ArraySlice<Int32>, source: Int) {
         let L = context.count
-        guard limit > 0, L > minNgram else { return [] }
-        return context.withUnsafeBufferPointer { c -> ArraySlice<Int32> in
+        guard limit > 0, L > minNgram else { return ([], 0) }
+        return context.withUnsafeBufferPointer { c -> (tokens: ArraySlice<Int32>, source: Int) in
+            if let h = hint, h >= minNgram, h < L {
+                var n = 0
+                while n < minNgram, c[h - 1 - n] == c[L - 1 - n] { n += 1 }
+                if n == minNgram { return (context[h ..< min(L, h + limit)], h) }
+            }
             let lo = max(0, L - window)
             // One backward scan finds, for each n, its most recent match; the longest n wins.
             var best = -1, bestN = 0
@@ -68,8 +77,8 @@ public struct NGramDrafter: Sendable {
                 }
                 i -= 1
             }
-            guard best >= 0 else { return [] }
-            return context[(best + 1) ..< min(L, best + 1 + limit)]
+            guard best >= 0 else { return ([], 0) }
+            return (context[(best + 1) ..< min(L, best + 1 + limit)], best + 1)
         }
     }
 }
@@ -137,27 +146,39 @@ public struct StepCostModel: Sendable {
     }
 }
 
-/// A sequence's acceptance rate of drafted tokens (a moving average, per drafted token), drifting back
-/// toward the prior while it does not draft, so a sequence whose text starts repeating is tried again.
+/// A sequence's acceptance of drafted tokens, as two moving averages: of a draft's first token, and of
+/// each later token given the one before it was taken. Drafts from prompt lookup are bursty — either
+/// the sequence is copying a passage and the draft runs on, or the lookup picked the wrong place and
+/// the first token fails — so one per-token rate would undervalue long drafts exactly where they pay.
+/// Both drift back toward the prior while the sequence does not draft, so a sequence whose text starts
+/// repeating is tried again.
 public struct AcceptanceRate: Sendable {
-    public private(set) var rate: Double
-    public init(prior: Double = 0.5) { rate = prior }
-    /// A draft of `drafted` tokens whose first `accepted` were taken: that many successes, then one
-    /// failure if it stopped short (tokens after a rejection say nothing: they followed a wrong token).
+    /// Chance the first draft token is taken, and each later one given its predecessor was.
+    public private(set) var first: Double, rate: Double
+    public init(prior: Double = 0.5) { first = prior; rate = prior }
+    /// A draft of `drafted` tokens whose first `accepted` were taken (tokens after a rejection say
+    /// nothing: they followed a wrong token).
     public mutating func observe(drafted: Int, accepted: Int) {
-        for i in 0..<min(drafted, accepted + 1) { rate = 0.85 * rate + 0.15 * (i < accepted ? 1 : 0) }
+        guard drafted > 0 else { return }
+        first = 0.85 * first + 0.15 * (accepted > 0 ? 1 : 0)
+        for i in stride(from: 1, to: min(drafted, accepted + 1), by: 1) {
+            rate = 0.85 * rate + 0.15 * (i < accepted ? 1 : 0)
+        }
     }
-    public mutating func idle() { rate += (0.5 - rate) * 0.02 }
+    public mutating func idle() {
+        first += (0.5 - first) * 0.02
+        rate += (0.5 - rate) * 0.02
+    }
 
     /// The draft length in 0...limit that maximizes expected tokens per second for a sequence joining a
     /// step of `sequences` decoding sequences with `draftRows` draft rows before its own, which yields
     /// `tokens` expected tokens without it.
     public func bestDraft(limit: Int, sequences: Int, draftRows: Int, tokens: Double, cost: StepCostModel) -> Int {
         var best = 0, bestRate = (tokens + 1) / cost.time(sequences: sequences, draftRows: draftRows)
-        var expected = 1.0, term = 1.0
+        var expected = 1.0, term = first
         for k in stride(from: 1, through: limit, by: 1) {
-            term *= rate
             expected += term
+            term *= rate
             let r = (tokens + expected) / cost.time(sequences: sequences, draftRows: draftRows + k)
             if r > bestRate { best = k; bestRate = r }
         }
@@ -166,8 +187,8 @@ public struct AcceptanceRate: Sendable {
 
     /// Expected tokens from a step with a draft of k tokens.
     public func expectedTokens(draft k: Int) -> Double {
-        var e = 1.0, term = 1.0
-        for _ in stride(from: 0, to: k, by: 1) { term *= rate; e += term }
+        var e = 1.0, term = first
+        for _ in stride(from: 0, to: k, by: 1) { e += term; term *= rate }
         return e
     }
 }

@@ -129,21 +129,27 @@ struct Bench: ParsableCommand {
         // (nothing recorded, so every step is at the same depth), r values interleaved step by step.
         let vrs = verifyRows.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 && $0 < model.matmul.blasMinRows }
         var verify: [(Int, Double)] = []
+        var verifyPhases: [(Int, (slidingAttention: Double, globalAttention: Double, otherLayerWork: Double, output: Double))] = []
         if !vrs.isEmpty && 512 + vrs.max()! < c.contextLength {
             progress("speculative verification steps of \(vrs.map(String.init).joined(separator: ", ")) rows")
             let cache = model.makeCache(type: m.kvCacheType)
             let seq = cache.newSequence()
             _ = try model.forward([BatchItem(seq: seq, tokens: tokens(512), logits: .none)], cache: cache)
             var times = [[Double]](repeating: [], count: vrs.count)
+            var vph = [StepPhases](repeating: StepPhases(), count: vrs.count)
             let toks = tokens(vrs.max()!)
             for i in 0..<(decodeTokens + 2) {
                 for k in vrs.indices {
                     let vi = (i + k) % vrs.count
+                    model.phases = i >= 2 ? vph[vi] : nil
                     let t = try timedStep(cache, counted: false, [BatchItem(seq: seq, tokens: Array(toks.prefix(vrs[vi])), logits: .all, appends: false)])
+                    if let p = model.phases { vph[vi] = p }
                     if i >= 2 { times[vi].append(t) }
                 }
             }
+            model.phases = nil
             verify = zip(vrs, times).map { ($0, median($1)) }
+            verifyPhases = zip(vrs, vph).map { ($0, $1.millisecondsPerStep) }
         }
         let allocsPerStep = countedSteps > 0 ? Double(allocations) / Double(countedSteps) : 0
         progress("")
@@ -195,6 +201,10 @@ struct Bench: ParsableCommand {
         if let one = verify.first(where: { $0.0 == 1 })?.1 ?? verify.first?.1 {
             let each = verify.map { String(format: "%d rows %.2f ms (%.2fx)", $0.0, $0.1 * 1000, $0.1 / one) }.joined(separator: ", ")
             print("speculative verification step at depth 512, every row's logits: \(each)")
+            for (r, ms) in verifyPhases {
+                print(String(format: "  per step of %d rows: attention %.3f ms; other layer work %.3f ms; output %.3f ms",
+                             r, ms.slidingAttention + ms.globalAttention, ms.otherLayerWork, ms.output))
+            }
         }
         print(String(format: "heap allocations per decode step (steady state, inside forward): %.2f", allocsPerStep))
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }

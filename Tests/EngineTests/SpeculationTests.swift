@@ -13,16 +13,24 @@ import Tokenizer
     let d = NGramDrafter(maxNgram: 3, minNgram: 2)
     // "7 8" recurs twice; the last occurrence of "6 7 8" (3 tokens) wins over the later "7 8".
     let ctx: [Int32] = [1, 6, 7, 8, 20, 21, 22, 9, 7, 8, 30, 31, 5, 6, 7, 8]
-    #expect(d.draft(ctx, limit: 3) == [20, 21, 22])
-    #expect(d.draft(ctx, limit: 1) == [20])
-    #expect(d.draft(ctx, limit: 0) == [])
+    #expect(d.draft(ctx, limit: 3).tokens == [20, 21, 22])
+    #expect(d.draft(ctx, limit: 1).tokens == [20])
+    #expect(d.draft(ctx, limit: 0).tokens == [])
     // Only a 2-token match: the most recent one.
-    #expect(d.draft([1, 2, 3, 9, 2, 3, 4, 5, 0, 2, 3], limit: 4) == [4, 5, 0, 2])
+    #expect(d.draft([1, 2, 3, 9, 2, 3, 4, 5, 0, 2, 3], limit: 4).tokens == [4, 5, 0, 2])
     // No n-gram of 2 recurs (a single token does, which is not enough).
-    #expect(d.draft([1, 2, 3, 4, 2], limit: 4) == [])
+    #expect(d.draft([1, 2, 3, 4, 2], limit: 4).tokens == [])
     // A draft runs to the context's end at most.
-    #expect(d.draft([4, 5, 4, 5], limit: 8) == [4, 5])
-    #expect(d.draft([], limit: 8) == [] && d.draft([4, 4], limit: 8) == [])
+    #expect(d.draft([4, 5, 4, 5], limit: 8).tokens == [4, 5])
+    #expect(d.draft([], limit: 8).tokens == [] && d.draft([4, 4], limit: 8).tokens == [])
+    // Copying a passage: "1 2" occurs at 0 and again later; the hint (where the last draft's source goes
+    // on) keeps the draft in the passage being copied instead of jumping to the latest "1 2".
+    let copy: [Int32] = [1, 2, 3, 4, 5, 6, 9, 1, 2, 7, 1, 2]
+    #expect(d.draft(copy, limit: 2).tokens == [7, 1])
+    let hinted = d.draft(copy, limit: 2, hint: 2)
+    #expect(hinted.tokens == [3, 4] && hinted.source == 2)
+    // A hint whose tokens no longer match the context's end is ignored.
+    #expect(d.draft(copy, limit: 2, hint: 4).tokens == [7, 1])
 }
 
 @Test func draftLengthFollowsAcceptanceAndCost() {
@@ -32,7 +40,7 @@ import Tokenizer
     for _ in 0..<20 { high.observe(drafted: 8, accepted: 8) }
     var low = AcceptanceRate(prior: 0.5)
     for _ in 0..<20 { low.observe(drafted: 8, accepted: 0) }
-    #expect(high.rate > 0.95 && low.rate < 0.05)
+    #expect(high.rate > 0.95 && high.first > 0.95 && low.first < 0.05)
     // Cheap rows (bandwidth-bound): a long draft when accepted, none when not.
     #expect(high.bestDraft(limit: 8, sequences: 1, draftRows: 0, tokens: 0, cost: cost) == 8)
     #expect(low.bestDraft(limit: 8, sequences: 1, draftRows: 0, tokens: 0, cost: cost) == 0)
@@ -41,12 +49,21 @@ import Tokenizer
     bound.observe(sequences: 16, draftRows: 0, seconds: 0.160)
     bound.observe(sequences: 16, draftRows: 4, seconds: 0.200)
     #expect(high.bestDraft(limit: 8, sequences: 16, draftRows: 0, tokens: 15, cost: bound) == 0)
-    // Rejections after the first say nothing: a draft taken up to its 6th token counts 5 successes, 1 failure.
+    // Rejections after the first say nothing: a draft taken up to its 6th token counts a taken first
+    // token, then 4 continuations taken and 1 refused.
     var r = AcceptanceRate(prior: 0.5)
     r.observe(drafted: 8, accepted: 5)
     var expected = 0.5
-    for i in 0..<6 { expected = 0.85 * expected + 0.15 * (i < 5 ? 1 : 0) }
-    #expect(abs(r.rate - expected) < 1e-12)
+    for i in 1..<6 { expected = 0.85 * expected + 0.15 * (i < 5 ? 1 : 0) }
+    #expect(abs(r.rate - expected) < 1e-12 && abs(r.first - 0.575) < 1e-12)
+    // Bursty drafts (copying): the first token often fails, but once taken the draft runs on, so long
+    // drafts still pay where a single per-token rate would call for short ones.
+    var bursty = AcceptanceRate(prior: 0.5)
+    for i in 0..<40 { bursty.observe(drafted: 7, accepted: i % 2 == 0 ? 7 : 0) }
+    #expect(bursty.first > 0.4 && bursty.first < 0.6 && bursty.rate > 0.95)
+    var measured = StepCostModel()
+    for _ in 0..<50 { measured.observe(sequences: 1, draftRows: 0, seconds: 0.010); measured.observe(sequences: 1, draftRows: 4, seconds: 0.0132) }
+    #expect(bursty.bestDraft(limit: 7, sequences: 1, draftRows: 0, tokens: 0, cost: measured) == 7)
 }
 
 @Test func stepCostLearnsBaseAndRowCost() {

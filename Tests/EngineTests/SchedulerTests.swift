@@ -137,6 +137,24 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
     #expect(throws: SchedulerError.emptyPrompt) { try s.submit(GenerationRequest(prompt: [], maxTokens: 1, params: .greedy), sink: c.sink(98)) }
 }
 
+@Test func severalGroupsAreQueuedAllOrNone() throws {
+    // An idle scheduler whose queue holds two groups: three at once are refused and none of them is
+    // queued (a request with several prompts is answered 429 before anything of it runs); two run.
+    let s = try makeScheduler { $0.maxQueue = 2 }
+    defer { s.stop() }
+    let c = Collector()
+    func group(_ i: Int) -> [(GenerationRequest, GenerationSink)] {
+        [(GenerationRequest(prompt: prompt(i, length: 20), maxTokens: 4, params: .greedy, ignoreEOS: true), c.sink(i))]
+    }
+    #expect(throws: SchedulerError.queueFull(waiting: 0)) { try s.submit(groups: [group(0), group(1), group(2)]) }
+    #expect(s.snapshot.waiting == 0 && s.snapshot.running == 0)
+    let ids = try s.submit(groups: [group(3), group(4)])
+    #expect(ids.count == 2 && ids[0].count == 1 && ids[1].count == 1 && ids[0] != ids[1])
+    c.wait(); c.wait()
+    #expect(c.result(3).2 == .length && c.result(4).2 == .length)
+    #expect((0..<3).allSatisfy { c.result($0).0.isEmpty && c.result($0).2 == nil }, "the refused groups never ran")
+}
+
 @Test func stopStringsNeverLeak() {
     var m = StopMatcher(["</end>", "STOP"])
     var out = ""

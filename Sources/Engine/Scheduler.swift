@@ -111,6 +111,14 @@ public final class Scheduler: @unchecked Sendable {
         pthread_mutex_unlock(&m)
     }
 
+    /// Whether a submission now would be refused for a full queue: a cheap early answer for a caller
+    /// about to spend time on a request (tokenizing a long prompt); `submit` still decides.
+    public var queueIsFull: Bool {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return incoming.count + statsShared.waiting >= config.maxQueue
+    }
+
     public var snapshot: SchedulerStats {
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }

@@ -77,6 +77,12 @@ final class CompletionJob: @unchecked Sendable {
                                                      type: "invalid_request_error", param: "model", code: "model_not_found").response, started: started)
             return
         }
+        // A full queue refuses before the prompt is tokenized or rendered, which can take longer than the
+        // refusal itself (tens of milliseconds for an 8k-token prompt, times a burst of them).
+        if model.scheduler.queueIsFull {
+            server.respond(writer, request, refusal(.queueFull(waiting: model.scheduler.config.maxQueue)).response, started: started)
+            return
+        }
         var prompts: [[Int32]] = body.prompts.map {
             switch $0 {
             case let .text(s): model.tokenizer.encode(s, addSpecial: true, parseSpecial: true)
@@ -160,18 +166,21 @@ final class CompletionJob: @unchecked Sendable {
             let ids = try model.scheduler.submit(groups: groups)
             lock.withLock { sequenceIDs += ids.joined() }
         } catch {
-            let e: APIError
-            switch error {
-            case .queueFull: e = APIError(429, "the server is overloaded (\(error)); retry shortly", type: "rate_limit_error", code: "overloaded", headers: [("Retry-After", "1")])
-            case .exceedsKVBudget: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
-            case .exceedsContext: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
-            case .emptyPrompt: e = APIError.invalid("prompt", error.description)
-            case .stopped: e = APIError(503, error.description, type: "server_error", code: "shutting_down")
-            }
-            fail(e)
+            fail(Self.refusal(error))
             return
         }
         if body.stream { openStream() }
+    }
+
+    /// The answer to a submission the scheduler refused.
+    static func refusal(_ error: SchedulerError) -> APIError {
+        switch error {
+        case .queueFull: APIError(429, "the server is overloaded (\(error)); retry shortly", type: "rate_limit_error", code: "overloaded", headers: [("Retry-After", "1")])
+        case .exceedsKVBudget: APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+        case .exceedsContext: APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+        case .emptyPrompt: APIError.invalid("prompt", error.description)
+        case .stopped: APIError(503, error.description, type: "server_error", code: "shutting_down")
+        }
     }
 
     /// echo with logprobs: the prompt tokens get log-probabilities too (the first one null).

@@ -26,6 +26,30 @@ def cpu_description():
             f"{os.cpu_count()} cores")
 
 
+class CPUPressure:
+    """The share of wall time in which some runnable task waited for a CPU (Linux PSI, /proc/pressure/cpu)
+    since construction: this run's own threads and, on a shared machine, the neighbours' load."""
+
+    def __init__(self):
+        self.t0, self.s0 = time.time(), self._stall()
+
+    @staticmethod
+    def _stall():
+        try:
+            for line in open("/proc/pressure/cpu"):
+                if line.startswith("some"):
+                    return int(line.split("total=")[1]) / 1e6
+        except OSError:
+            pass
+        return None
+
+    def describe(self):
+        s = self._stall()
+        if s is None or self.s0 is None:
+            return "CPU pressure: not available"
+        return f"CPU pressure (PSI some): {100 * (s - self.s0) / max(1e-9, time.time() - self.t0):.0f}% of the run"
+
+
 def rss_mib(pid):
     """Resident memory of a process in MiB (nan once it is gone)."""
     try:

@@ -44,8 +44,12 @@ build: deps
 serve: deps models build
 	.build/release/zebra serve --model $(MODEL)
 
+# The test suite, then a 2-minute soak of the real server (mixed seeded load, bars: no unexpected error,
+# live KV back to 0; see scripts/soak). Debug builds compile the hot modules with -O, so it is fast enough.
 test: setup
 	swift test 2>&1 | tee .build-test.log; exit $${PIPESTATUS[0]}
+	[ -x .build/debug/zebra ] || swift build --product zebra
+	$(PYTHON) scripts/soak --minutes 2 --streams 8 --binary .build/debug/zebra
 
 bench: setup build
 	.build/release/zebra bench --model $(MODEL)

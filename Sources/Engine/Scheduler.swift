@@ -66,31 +66,44 @@ public final class Scheduler: @unchecked Sendable {
     /// prompt is processed once. Returns their ids, in order.
     @discardableResult
     public func submit(group: [(GenerationRequest, GenerationSink)]) throws(SchedulerError) -> [Int] {
-        guard let first = group.first, !first.0.prompt.isEmpty else { throw .emptyPrompt }
-        precondition(group.allSatisfy { $0.0.prompt == first.0.prompt && $0.0.promptLogprobs == first.0.promptLogprobs },
-                     "a group shares one prompt (and its scoring)")
+        try submit(groups: [group])[0]
+    }
+
+    /// Queues several groups (a request with several prompts) all or none: when any is refused, none
+    /// is queued, so the caller can still answer with a plain error status before sending anything.
+    /// Each group takes one place in the queue. Returns each group's ids, in order.
+    @discardableResult
+    public func submit(groups: [[(GenerationRequest, GenerationSink)]]) throws(SchedulerError) -> [[Int]] {
         let ctx = model.config.contextLength
-        var need = 0
-        for (request, _) in group {
-            guard request.prompt.count + request.maxTokens <= ctx else {
-                throw .exceedsContext(promptTokens: request.prompt.count, maxTokens: request.maxTokens, context: ctx)
+        for group in groups {
+            guard let first = group.first, !first.0.prompt.isEmpty else { throw .emptyPrompt }
+            precondition(group.allSatisfy { $0.0.prompt == first.0.prompt && $0.0.promptLogprobs == first.0.promptLogprobs },
+                         "a group shares one prompt (and its scoring)")
+            var need = 0
+            for (request, _) in group {
+                guard request.prompt.count + request.maxTokens <= ctx else {
+                    throw .exceedsContext(promptTokens: request.prompt.count, maxTokens: request.maxTokens, context: ctx)
+                }
+                need += cache.bytesReserved(tokens: request.prompt.count + request.maxTokens, step: config.chunkTokens)
             }
-            need += cache.bytesReserved(tokens: request.prompt.count + request.maxTokens, step: config.chunkTokens)
+            guard need <= config.kvBudgetBytes else { throw .exceedsKVBudget(needed: need, budget: config.kvBudgetBytes) }
         }
-        guard need <= config.kvBudgetBytes else { throw .exceedsKVBudget(needed: need, budget: config.kvBudgetBytes) }
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }
         if stopping { throw .stopped }
         let queued = incoming.count + statsShared.waiting
-        guard queued < config.maxQueue else { throw .queueFull(waiting: queued) }
+        guard queued + groups.count <= config.maxQueue else { throw .queueFull(waiting: queued) }
         let now = monotonicSeconds()
-        let members = group.map { (request, sink) in
-            defer { nextID += 1 }
-            return (id: nextID, request: request, sink: sink, at: now)
+        let ids = groups.map { group in
+            let members = group.map { (request, sink) in
+                defer { nextID += 1 }
+                return (id: nextID, request: request, sink: sink, at: now)
+            }
+            incoming.append(members)
+            return members.map(\.id)
         }
-        incoming.append(members)
         pthread_cond_signal(&cv)
-        return members.map(\.id)
+        return ids
     }
 
     /// Cancels a request (it is dropped before the next step; its KV is freed).
@@ -99,6 +112,14 @@ public final class Scheduler: @unchecked Sendable {
         cancelled.insert(id)
         pthread_cond_signal(&cv)
         pthread_mutex_unlock(&m)
+    }
+
+    /// Whether a submission now would be refused for a full queue: a cheap early answer for a caller
+    /// about to spend time on a request (tokenizing a long prompt); `submit` still decides.
+    public var queueIsFull: Bool {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return incoming.count + statsShared.waiting >= config.maxQueue
     }
 
     public var snapshot: SchedulerStats {

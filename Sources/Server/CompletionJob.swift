@@ -38,6 +38,10 @@ final class CompletionJob: @unchecked Sendable {
     private var remaining: Int
     private var firstTokenAt: Double?
     private var failed = false
+    /// A streamed answer's head: not sent yet, sent (events may follow), or never (`fail` answered).
+    private enum StreamState { case notOpen, open, closed }
+    private let streamLock = Mutex()
+    private var streamState = StreamState.notOpen
 
     private init(server: ZebraServer, model: LoadedModel, request: HTTPRequest, writer: HTTPResponseWriter,
                  body: CompletionRequest, count: Int, started: Double, wire: Wire) {
@@ -71,6 +75,12 @@ final class CompletionJob: @unchecked Sendable {
         if let m = body.model, m != server.config.modelName {
             server.respond(writer, request, APIError(404, "the model '\(m)' does not exist; this server serves '\(server.config.modelName)'",
                                                      type: "invalid_request_error", param: "model", code: "model_not_found").response, started: started)
+            return
+        }
+        // A full queue refuses before the prompt is tokenized or rendered, which can take longer than the
+        // refusal itself (tens of milliseconds for an 8k-token prompt, times a burst of them).
+        if model.scheduler.queueIsFull {
+            server.respond(writer, request, refusal(.queueFull(waiting: model.scheduler.config.maxQueue)).response, started: started)
             return
         }
         var prompts: [[Int32]] = body.prompts.map {
@@ -133,15 +143,14 @@ final class CompletionJob: @unchecked Sendable {
         if body.maxTokens == 0 && !scoresPrompt {
             // Nothing to generate: every choice ends at once (echo still returns the prompt).
             for k in choices.indices { choices[k].finish = .length }
-            if body.stream { startStream(); for k in choices.indices { sendFinish(k) }; endStream() }
+            if body.stream { openStream(); for k in choices.indices { sendFinish(k) }; endStream() }
             else { sendFull() }
             return
         }
-        if body.stream { startStream() }
         writer.onClose { [weak self] in self?.cancelAll() }
-        for (i, p) in prompts.enumerated() {
-            // The n choices of a prompt form one group: the scheduler runs the prompt once.
-            let group: [(GenerationRequest, GenerationSink)] = (0..<body.n).map { j in
+        // The n choices of a prompt form one group: the scheduler runs the prompt once.
+        let groups: [[(GenerationRequest, GenerationSink)]] = prompts.enumerated().map { i, p in
+            (0..<body.n).map { j in
                 let k = i * body.n + j
                 var r = GenerationRequest(prompt: p, maxTokens: body.maxTokens, params: body.sampling(index: k),
                                           stop: body.stop, ignoreEOS: body.ignoreEOS,
@@ -151,22 +160,27 @@ final class CompletionJob: @unchecked Sendable {
                 // The sink keeps the job alive until the scheduler drops it at the end of the sequence.
                 return (r, { ev in self.handle(k, ev) })
             }
-            do {
-                let ids = try model.scheduler.submit(group: group)
-                lock.withLock { sequenceIDs += ids }
-            } catch {
-                cancelAll()
-                let e: APIError
-                switch error {
-                case .queueFull: e = APIError(429, "the server is overloaded (\(error)); retry shortly", type: "rate_limit_error", code: "overloaded", headers: [("Retry-After", "1")])
-                case .exceedsKVBudget: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
-                case .exceedsContext: e = APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
-                case .emptyPrompt: e = APIError.invalid("prompt", error.description)
-                case .stopped: e = APIError(503, error.description, type: "server_error", code: "shutting_down")
-                }
-                fail(e)
-                return
-            }
+        }
+        // All prompts are queued or none, and a stream opens only once they are: a refusal (a full
+        // queue's 429 with Retry-After) is a plain response with its status, streaming or not.
+        do {
+            let ids = try model.scheduler.submit(groups: groups)
+            lock.withLock { sequenceIDs += ids.joined() }
+        } catch {
+            fail(Self.refusal(error))
+            return
+        }
+        if body.stream { openStream() }
+    }
+
+    /// The answer to a submission the scheduler refused.
+    static func refusal(_ error: SchedulerError) -> APIError {
+        switch error {
+        case .queueFull: APIError(429, "the server is overloaded (\(error)); retry shortly", type: "rate_limit_error", code: "overloaded", headers: [("Retry-After", "1")])
+        case .exceedsKVBudget: APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+        case .exceedsContext: APIError(400, error.description, param: "max_tokens", code: "context_length_exceeded")
+        case .emptyPrompt: APIError.invalid("prompt", error.description)
+        case .stopped: APIError(503, error.description, type: "server_error", code: "shutting_down")
         }
     }
 
@@ -183,7 +197,7 @@ final class CompletionJob: @unchecked Sendable {
         if writer.isClosed { return false }
         switch ev {
         case .prefilling:
-            if body.stream { return writer.sendComment("ping") }
+            if body.stream { openStream(); return writer.sendComment("ping") }
             return true
         case let .promptLogprobs(scores):
             lock.withLock { choices[k].promptScores = scores }
@@ -235,7 +249,13 @@ final class CompletionJob: @unchecked Sendable {
         let first: Bool = lock.withLock { defer { failed = true }; return !failed }
         guard first else { return }
         cancelAll()
-        if body.stream {
+        // Before the stream opened (a refused submission) the error is a plain response with its status
+        // and headers; afterwards it can only be the stream's last event.
+        let streaming = body.stream && streamLock.withLock {
+            defer { streamState = .closed }
+            return streamState == .open
+        }
+        if streaming {
             writer.sendEvent(e.json)
             writer.finish()
             server.logRequest(request, status: e.status, started: started, id: String(id))
@@ -251,9 +271,14 @@ final class CompletionJob: @unchecked Sendable {
         lock.withLock { Answer(id: id, created: created, model: server.config.modelName, body: body, choices: choices, tokenizer: model.tokenizer) }
     }
 
-    /// Sends events; false when the client is gone.
+    /// Sends events, opening the stream first if it is not yet; false when the client is gone.
     @discardableResult
     private func send(_ events: [ServerEvent]) -> Bool {
+        openStream()
+        return write(events)
+    }
+
+    private func write(_ events: [ServerEvent]) -> Bool {
         for e in events where !writer.sendEvent(e.data, name: e.name) { return false }
         return true
     }
@@ -264,9 +289,16 @@ final class CompletionJob: @unchecked Sendable {
         logDone(a)
     }
 
-    private func startStream() {
-        writer.startEventStream()
-        send(wire.streamStart(answer()))
+    /// Opens the event stream once: the 200 head and the endpoint's opening events. The HTTP thread
+    /// calls it once the scheduler accepted the request, but the engine thread may have an event
+    /// first, so whichever comes first opens it; nothing opens it after `fail` answered.
+    private func openStream() {
+        streamLock.withLock {
+            guard streamState == .notOpen else { return }
+            streamState = .open
+            writer.startEventStream()
+            _ = write(wire.streamStart(answer()))   // answer() takes `lock`; nothing takes streamLock under it
+        }
     }
 
     private func sendFinish(_ k: Int) { send(wire.choiceDone(answer(), choice: k)) }

@@ -137,6 +137,42 @@ func sameOutputAloneOrAmongFifteenOthers(params: SamplingParams) throws {
     #expect(throws: SchedulerError.emptyPrompt) { try s.submit(GenerationRequest(prompt: [], maxTokens: 1, params: .greedy), sink: c.sink(98)) }
 }
 
+@Test func queueIsFullAnswersAsSubmitWould() throws {
+    let none = try makeScheduler { $0.maxQueue = 0 }
+    defer { none.stop() }
+    #expect(none.queueIsFull)
+    let s = try makeScheduler { $0.maxQueue = 2; $0.maxRunning = 1 }
+    defer { s.stop() }
+    let c = Collector()
+    #expect(!s.queueIsFull)
+    let first = try s.submit(GenerationRequest(prompt: prompt(0, length: 20), maxTokens: 400, params: .greedy, ignoreEOS: true), sink: c.sink(0))
+    let deadline = Date().addingTimeInterval(30)
+    while s.snapshot.running == 0 && Date() < deadline { usleep(1000) }
+    #expect(!s.queueIsFull, "one running, none waiting")
+    let waiting = try (1...2).map { try s.submit(GenerationRequest(prompt: prompt($0, length: 20), maxTokens: 4, params: .greedy), sink: c.sink($0)) }
+    #expect(s.queueIsFull, "two waiting behind the running one")
+    #expect(throws: SchedulerError.self) { try s.submit(GenerationRequest(prompt: prompt(3, length: 20), maxTokens: 4, params: .greedy), sink: c.sink(3)) }
+    for id in [first] + waiting { s.cancel(id) }
+}
+
+@Test func severalGroupsAreQueuedAllOrNone() throws {
+    // An idle scheduler whose queue holds two groups: three at once are refused and none of them is
+    // queued (a request with several prompts is answered 429 before anything of it runs); two run.
+    let s = try makeScheduler { $0.maxQueue = 2 }
+    defer { s.stop() }
+    let c = Collector()
+    func group(_ i: Int) -> [(GenerationRequest, GenerationSink)] {
+        [(GenerationRequest(prompt: prompt(i, length: 20), maxTokens: 4, params: .greedy, ignoreEOS: true), c.sink(i))]
+    }
+    #expect(throws: SchedulerError.queueFull(waiting: 0)) { try s.submit(groups: [group(0), group(1), group(2)]) }
+    #expect(s.snapshot.waiting == 0 && s.snapshot.running == 0)
+    let ids = try s.submit(groups: [group(3), group(4)])
+    #expect(ids.count == 2 && ids[0].count == 1 && ids[1].count == 1 && ids[0] != ids[1])
+    c.wait(); c.wait()
+    #expect(c.result(3).2 == .length && c.result(4).2 == .length)
+    #expect((0..<3).allSatisfy { c.result($0).0.isEmpty && c.result($0).2 == nil }, "the refused groups never ran")
+}
+
 @Test func stopStringsNeverLeak() {
     var m = StopMatcher(["</end>", "STOP"])
     var out = ""

@@ -201,6 +201,21 @@ func events(_ r: TestClient.Response?) -> [String] {
         defer { full.stop() }
         r = try TestClient(port: full.port).request("POST", "/v1/completions", json: #"{"prompt":"x"}"#)
         #expect(r?.status == 429 && r?.headers["retry-after"] == "1" && err(r)["type"] as? String == "rate_limit_error")
+        // ...streaming too, on every endpoint: the refusal comes before the stream opens, so it is a plain
+        // 429 with Retry-After, not a 200 event stream that ends in an error event.
+        for (path, body) in [("/v1/completions", #"{"prompt":"x","stream":true}"#),
+                             ("/v1/completions", #"{"prompt":["x","y"],"stream":true}"#),
+                             ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"stream":true}"#),
+                             ("/v1/responses", #"{"input":"x","stream":true}"#)] {
+            r = try TestClient(port: full.port).request("POST", path, json: body)
+            #expect(r?.status == 429 && r?.headers["retry-after"] == "1" && err(r)["code"] as? String == "overloaded", "\(path) \(body)")
+            #expect(r?.headers["content-type"]?.hasPrefix("application/json") == true)
+        }
+        // A streamed request the whole KV budget could never hold: a 400 before any stream.
+        let small = try startAPI { $0.kvBudgetBytes = 64 << 10 }
+        defer { small.stop() }
+        r = try TestClient(port: small.port).request("POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":500,"stream":true}"#)
+        #expect(r?.status == 400 && err(r)["code"] as? String == "context_length_exceeded")
     }
 
     @Test func authHealthModelsTokenizeMetrics() throws {

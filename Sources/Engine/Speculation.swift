@@ -92,7 +92,7 @@ public struct NGramDrafter: Sendable {
 public struct StepCostModel: Sendable {
     private var base: [Double]
     private var slope: Double?
-    private var stepsWithoutDrafts = 0
+    private var stepsWithoutDrafts = 0, draftSteps = 0
     /// Assumed cost of one draft row, as a share of a one-sequence step, before any draft ran.
     public let priorRowShare: Double
     /// Whether observations are ignored (the prior stands: `SpeculationConfig.fixedRowShare`).
@@ -113,8 +113,12 @@ public struct StepCostModel: Sendable {
         guard !fixed, n > 0, n < base.count, d >= 0, t > 0 else { return }
         let b = baseTime(n)
         if d > 0 && base[n] > 0 {
-            let sample = min(max(0, (t - b) / Double(d)), 2 * b)
-            slope = slope.map { 0.9 * $0 + 0.1 * sample } ?? sample
+            // The first steps with drafts grow scratch buffers (every row's logits): not their cost.
+            draftSteps += 1
+            if draftSteps > 2 {
+                let sample = min(max(0, (t - b) / Double(d)), b)
+                slope = slope.map { 0.9 * $0 + 0.1 * sample } ?? sample
+            }
         }
         stepsWithoutDrafts = d > 0 ? 0 : stepsWithoutDrafts + 1
         if stepsWithoutDrafts > 32, let s = slope {

@@ -148,14 +148,16 @@ final class LogCapture: @unchecked Sendable {
         defer { full.stop() }
         let overloaded = try TestClient(port: full.port).request("POST", "/v1/completions", json: #"{"prompt":"\#(secret)"}"#, headers: ["X-Request-Id: trace-429"])
         #expect(overloaded?.status == 429 && id(overloaded) == "trace-429")
-        // The streamed request's line is written when its stream ends, just after the last bytes went out.
+        // A request's line is written just after its last bytes went out (a stream's when it ends): wait
+        // for every one of them (a loaded machine can be slow to schedule the writer).
         var lines: [String] = []
-        for _ in 0..<200 {
+        let responses = [plain, stream, badTemplate, badField, tok, overloaded]
+        for _ in 0..<1000 {
             lines = log.lines
-            if lines.contains(where: { $0.contains("request_id=trace-stream") }) { break }
+            if responses.allSatisfy({ r in lines.contains { $0.contains("request_id=\(id(r))") } }) { break }
             usleep(10_000)
         }
-        for r in [plain, stream, badTemplate, badField, tok, overloaded] {
+        for r in responses {
             let rid = id(r)
             #expect(lines.contains { $0.contains("request_id=\(rid)") && $0.contains("status=\(r?.status ?? 0)") }, "no log line for \(rid)")
         }

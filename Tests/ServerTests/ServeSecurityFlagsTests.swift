@@ -5,21 +5,6 @@ import Foundation
 import Testing
 import TestSupport
 
-let zebraBinary = TestModels.root + "/.build/debug/zebra"
-
-func zebraServe(_ args: [String], env: [String: String] = [:]) throws -> (Process, Pipe) {
-    try #require(FileManager.default.isExecutableFile(atPath: zebraBinary), "build the zebra executable first (swift build)")
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: zebraBinary)
-    p.arguments = ["serve", "--model", TestModels.smollm, "--host", "127.0.0.1", "--port", "0", "--kv-budget", "64M"] + args
-    p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ZEBRA_") }.merging(env) { $1 }
-    let err = Pipe()
-    p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
-    try p.run()
-    return (p, err)
-}
-
 @Test func unusableSecuritySettingsStopTheServerBeforeItListens() throws {
     let missing = ScratchFiles.path("no-such-keys")
     let empty = ScratchFiles.path("empty-keys")
@@ -51,14 +36,7 @@ func zebraServe(_ args: [String], env: [String: String] = [:]) throws -> (Proces
     let (p, err) = try zebraServe(["--api-key", "key-flag"],
                                   env: ["ZEBRA_API_KEY_FILE": keyFile, "ZEBRA_CORS_ORIGINS": "https://app.example.com, http://localhost:3000,"])
     defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
-    var log = "", port = 0
-    while port == 0 {
-        let d = err.fileHandleForReading.availableData
-        if d.isEmpty { break }
-        log += String(decoding: d, as: UTF8.self)
-        if let r = log.range(of: #"port=(\d+)"#, options: .regularExpression) { port = Int(log[r].dropFirst(5)) ?? 0 }
-    }
-    try #require(port > 0, "no listening line in: \(log)")
+    let (port, log) = try listeningPort(err)
     #expect(log.contains("auth=3 key(s)") && log.contains("cors=http://localhost:3000,https://app.example.com"), "\(log)")
     #expect(!log.contains("key-new") && !log.contains("key-old") && !log.contains("key-flag"), "keys in the log: \(log)")
     let c = try TestClient(port: port)

@@ -4,26 +4,10 @@ import Testing
 import TestSupport
 
 @Test func sigtermDrainsInFlightStreams() throws {
-    let binary = TestModels.root + "/.build/debug/zebra"
-    try #require(FileManager.default.isExecutableFile(atPath: binary), "build the zebra executable first (swift build)")
-    let model = TestModels.gemma   // real decode speed: the stream is still running when SIGTERM arrives
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: binary)
-    p.arguments = ["serve", "--model", model, "--host", "127.0.0.1", "--port", "0", "--kv-budget", "64M", "--shutdown-timeout", "20"]
-    let err = Pipe()
-    p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
-    try p.run()
+    // Gemma: real decode speed, so the stream is still running when SIGTERM arrives.
+    let (p, err) = try zebraServe(["--shutdown-timeout", "20"], model: TestModels.gemma)
     defer { if p.isRunning { p.terminate() } }
-    // The port comes from the "listening" log line.
-    var log = "", port = 0
-    while port == 0 {
-        let d = err.fileHandleForReading.availableData
-        if d.isEmpty { break }
-        log += String(decoding: d, as: UTF8.self)
-        if let r = log.range(of: #"port=(\d+)"#, options: .regularExpression) { port = Int(log[r].dropFirst(5)) ?? 0 }
-    }
-    try #require(port > 0, "no listening line in: \(log)")
+    let port = try listeningPort(err).port
     var ready = false
     for _ in 0..<100 where !ready {
         ready = (try? TestClient(port: port))?.request("GET", "/health")?.status == 200

@@ -83,9 +83,9 @@ public final class Generator {
             let spec = speculation.mode == .ngram && speculation.maxDraft > 0
             let drafter = NGramDrafter(maxNgram: speculation.maxNgram, minNgram: speculation.minNgram)
             let maxDraft = min(speculation.maxDraft, model.matmul.blasMinRows - 2)
-            var context = spec ? prompt : [], acceptance = AcceptanceRate(), cost = StepCostModel(speculation)
-            var draft: ArraySlice<Int32> = []
-            var hint: Int?
+            var state = spec ? DraftState(prompt: prompt, capacity: prompt.count + maxTokens) : nil
+            var cost = StepCostModel(speculation)
+            var draft: ArraySlice<Int32> = [], input: Int32 = 0   // the step's draft and pending token
             // The finish rules are the server's (RequestOutput); onToken returning false stops here.
             generation: while maxTokens > 0 {
                 var accepted = 0, last: Int32 = 0
@@ -107,22 +107,14 @@ public final class Generator {
                 }
                 if !draft.isEmpty {
                     // The verified step's rows were stored, not recorded: record the token and the accepted draft.
-                    cache.append(seq, Array(context.suffix(1)) + Array(draft.prefix(accepted)))
-                    context.append(contentsOf: draft.prefix(accepted))
-                    acceptance.observe(drafted: draft.count, accepted: accepted)
+                    cache.append(seq, [input] + Array(draft.prefix(accepted)))
                     stats.draftTokens += draft.count
                     stats.acceptedTokens += accepted
                 }
-                if spec { context.append(last) }
-                hint = hint.map { $0 + 1 + accepted }
-                draft = []
-                if spec {
-                    let (found, source) = drafter.draft(context, limit: min(maxDraft, maxTokens - output.generated - 1), hint: hint)
-                    hint = found.isEmpty ? nil : source
-                    let k = found.isEmpty ? 0 : acceptance.bestDraft(limit: found.count, sequences: 1, draftRows: 0, tokens: 0, cost: cost)
-                    draft = found.prefix(k)
-                    if k == 0 { acceptance.idle() }
-                }
+                state?.advance(draft: draft, accepted: accepted, next: last)
+                draft = state?.propose(drafter, limit: min(maxDraft, maxTokens - output.generated - 1), sequences: 1,
+                                       draftRows: 0, tokens: 0, cost: cost) ?? []
+                input = last
                 let t = monotonicSeconds()
                 logits = try model.forward([BatchItem(seq: seq, tokens: [last] + draft, logits: draft.isEmpty ? .last : .all,
                                                       appends: draft.isEmpty)], cache: cache)

@@ -29,14 +29,10 @@ public struct SchedulerCore {
         var followers: [Int] = []
         /// The whole prompt came from the cache with its last row's logits: sample without a forward.
         var ready = false
-        /// Prompt and sampled tokens (the pending one included): what drafts are looked up in. Kept only
-        /// for requests that may speculate.
-        var context: [Int32] = []
         /// Tokens sampled so far.
         var generated = 0
-        var acceptance = AcceptanceRate()
-        /// Where the last draft's source goes on in `context` (see `NGramDrafter.draft`).
-        var draftHint: Int?
+        /// Drafting state, for requests that may speculate.
+        var draft: DraftState?
     }
 
     /// One sequence's share of a step.
@@ -166,10 +162,7 @@ public struct SchedulerCore {
             for (id, kv) in zip(members, kvs) {
                 states[id]!.kv = kv
                 let r = states[id]!.request
-                if speculates(r) {
-                    states[id]!.context.reserveCapacity(r.prompt.count + r.maxTokens)
-                    states[id]!.context.append(contentsOf: r.prompt)
-                }
+                if speculates(r) { states[id]!.draft = DraftState(prompt: r.prompt, capacity: r.prompt.count + r.maxTokens) }
             }
             states[lead]!.prefilled = kvs[0].length
             states[lead]!.ready = kvs[0].cachedLogits != nil
@@ -197,25 +190,18 @@ public struct SchedulerCore {
         for id in running {
             guard var s = states[id], let t = s.pending else { continue }
             var tokens = [t]
-            if drafting && speculates(s.request) {
+            if drafting, var d = s.draft {
                 // Room: the request's remaining tokens (the last row samples one more) and the step's draft rows.
                 let room = min(config.speculation.maxDraft, s.request.maxTokens - s.generated - 1,
                                config.speculation.maxDraftRows - draftRows)
-                let (draft, source) = drafter.draft(s.context, limit: room, hint: s.draftHint)
-                s.draftHint = draft.isEmpty ? nil : source
+                let draft = d.propose(drafter, limit: room, sequences: decoding, draftRows: draftRows, tokens: expected - 1, cost: cost)
+                tokens.append(contentsOf: draft)
+                draftRows += draft.count
+                expected += d.acceptance.expectedTokens(draft: draft.count) - 1
+                s.draft = d
                 states[id] = s
-                let k = draft.isEmpty ? 0 : s.acceptance.bestDraft(limit: draft.count, sequences: decoding, draftRows: draftRows,
-                                                                   tokens: expected - 1, cost: cost)
-                if k > 0 {
-                    tokens.append(contentsOf: draft.prefix(k))
-                    draftRows += k
-                    expected += s.acceptance.expectedTokens(draft: k) - 1
-                } else {
-                    s.acceptance.idle()
-                    states[id] = s
-                }
-            } else if s.draftHint != nil {
-                s.draftHint = nil
+            } else if s.draft != nil {
+                s.draft!.skip()
                 states[id] = s
             }
             let spec = tokens.count > 1
@@ -261,15 +247,11 @@ public struct SchedulerCore {
             guard var s = states[item.id] else { continue }
             if item.decoding {
                 s.pending = nil
-                if let b = item.batch, !b.appends {
+                if let b = item.batch, !b.appends, outcomes[item.id] != .finished {
                     // A verified draft: record the token and the accepted draft tokens.
                     var a = 0
                     if case let .accepted(n, _)? = outcomes[item.id] { a = n }
-                    if outcomes[item.id] != .finished {
-                        cache.append(b.seq, Array(b.tokens[...a]))
-                        s.context.append(contentsOf: b.tokens[1 ..< 1 + a])
-                    }
-                    s.acceptance.observe(drafted: b.tokens.count - 1, accepted: a)
+                    cache.append(b.seq, Array(b.tokens[...a]))
                 }
             } else {
                 s.prefilled += item.batch?.tokens.count ?? 0
@@ -285,19 +267,18 @@ public struct SchedulerCore {
                 }
             }
             states[item.id] = s
+            // A decode item's draft: the tokens after its pending one.
+            let drafted = item.decoding ? item.batch!.tokens.dropFirst() : []
             for m in item.members {
                 switch outcomes[m] {
                 case let .next(t)?:
                     states[m]!.pending = t
                     states[m]!.generated += 1
-                    states[m]!.draftHint = states[m]!.draftHint.map { $0 + 1 }
-                    if speculates(states[m]!.request) { states[m]!.context.append(t) }
+                    states[m]!.draft?.advance(draft: drafted, accepted: 0, next: t)
                 case let .accepted(a, t)?:
                     states[m]!.pending = t
                     states[m]!.generated += 1 + a
-                    states[m]!.draftHint = states[m]!.draftHint.map { $0 + 1 + a }
-                    states[m]!.context.append(t)
-                    if speculates(states[m]!.request) { states[m]!.context.append(t) }
+                    states[m]!.draft?.advance(draft: drafted, accepted: a, next: t)
                 case .finished?: done.insert(m)
                 case nil: break
                 }

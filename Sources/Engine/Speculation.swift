@@ -83,6 +83,46 @@ public struct NGramDrafter: Sendable {
     }
 }
 
+/// One speculating sequence's drafting state: its context (prompt and sampled tokens, the pending one
+/// included), its acceptance, and where its last draft's source goes on. The scheduler and `generate`
+/// keep one per sequence and move it with `propose` before a step and `advance` after it.
+public struct DraftState: Sendable {
+    public private(set) var context: [Int32]
+    public private(set) var acceptance = AcceptanceRate()
+    private var hint: Int?
+
+    /// A sequence about to sample its first token after `prompt`, growing to `capacity` tokens.
+    public init(prompt: [Int32], capacity: Int) {
+        context = []
+        context.reserveCapacity(capacity)
+        context.append(contentsOf: prompt)
+    }
+
+    /// The draft for the next step (empty: none pays), at most `limit` tokens, for a sequence joining a
+    /// step of `sequences` decoding sequences with `draftRows` draft rows and `tokens` expected tokens
+    /// before its own (`AcceptanceRate.bestDraft`).
+    public mutating func propose(_ drafter: NGramDrafter, limit: Int, sequences: Int, draftRows: Int, tokens: Double,
+                                 cost: StepCostModel) -> ArraySlice<Int32> {
+        let (found, source) = drafter.draft(context, limit: limit, hint: hint)
+        hint = found.isEmpty ? nil : source
+        let k = found.isEmpty ? 0 : acceptance.bestDraft(limit: found.count, sequences: sequences, draftRows: draftRows,
+                                                          tokens: tokens, cost: cost)
+        if k == 0 { acceptance.idle() }
+        return found.prefix(k)
+    }
+
+    /// A step without drafting (its place in a copied passage is not followed any more).
+    public mutating func skip() { hint = nil }
+
+    /// After a step: the first `accepted` tokens of `draft` (empty: none) were taken and `next` sampled.
+    public mutating func advance(draft: ArraySlice<Int32>, accepted: Int, next: Int32) {
+        if !draft.isEmpty { acceptance.observe(drafted: draft.count, accepted: accepted) }
+        context.append(contentsOf: draft.prefix(accepted))
+        context.append(next)
+        hint = hint.map { $0 + 1 + accepted }
+    }
+}
+
 /// A decode step's time as base(sequences) + draft rows x slope, learned from the steps that ran (steps
 /// of decode rows only: a prompt chunk's time says nothing about decode rows). The base is per number
 /// of decoding sequences; the slope, one draft row's cost, is shared. Both are moving averages, so they

@@ -102,8 +102,20 @@ import Tokenizer
     var items = core.schedule(cache: cache)
     #expect(items.count == 1 && items[0].decoding && items[0].batch!.tokens.count > 2 && !items[0].batch!.appends)
     #expect(Array(items[0].batch!.tokens.prefix(3)) == [12, 13, 14])
-    let before = kv.length
-    simulate(&core, cache, items, { _ in .accepted(1, next: 20) })   // 13 taken, 20 sampled instead of 14
+    // A wholly taken draft and the token after it, all along the pattern: the next draft goes on right
+    // after them (the context holds exactly the recorded tokens and the new pending one).
+    let cycle: [Int32] = [11, 12, 13, 14, 15, 16]
+    var taken = items[0].batch!.tokens.count - 1
+    var before = kv.length
+    simulate(&core, cache, items, { _ in .accepted(taken, next: cycle[(2 + taken) % 6]) })
+    #expect(kv.length == before + 1 + taken)
+    items = core.schedule(cache: cache)
+    #expect(items[0].batch!.tokens.count > 1 && items[0].batch!.tokens[1] == cycle[(3 + taken) % 6],
+            "after a taken draft: \(items[0].batch!.tokens)")
+    // A rejected one: one draft token taken, 20 sampled instead of the next; the rest is not recorded.
+    taken = 1
+    before = kv.length
+    simulate(&core, cache, items, { _ in .accepted(taken, next: 20) })
     #expect(kv.length == before + 2)
     items = core.schedule(cache: cache)
     #expect(items[0].start == before + 2 && items[0].batch!.tokens.first == 20)

@@ -57,13 +57,15 @@ bench: setup build
 clean:
 	rm -rf .build .build-*
 
-# libFuzzer targets (not part of `make test`), each built with ASan and run for FUZZ_SECONDS on a copy
-# of its committed seed corpus. $(call run_fuzz,PRODUCT,CORPUS,FLAGS)
+# libFuzzer targets (not part of `make test`), each built with ASan and run for FUZZ_SECONDS, or for
+# FUZZ_RUNS executions when set, on a copy of its committed seed corpus. $(call run_fuzz,PRODUCT,CORPUS,FLAGS)
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 define run_fuzz
 	cd Fuzz && swift build --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product $(1)
 	mkdir -p .build-fuzz/$(2) && cp Fuzz/$(2)/* .build-fuzz/$(2)/
-	.build-fuzz/debug/$(1) -max_total_time=$(FUZZ_SECONDS) $(3) .build-fuzz/$(2) 2>&1 | tail -n 20
+	.build-fuzz/debug/$(1) $(FUZZ_LIMIT) $(3) .build-fuzz/$(2) 2>&1 | tail -n 20
 endef
 
 # The HTTP parser and connection state machine.

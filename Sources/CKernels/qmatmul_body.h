@@ -37,7 +37,17 @@ QM_FN float QF(hsum)(__m256 v) {
     return _mm_cvtss_f32(h);
 }
 
+QM_FN uint16_t QF(f16_bits)(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
+
 QM_FN __m256i QF(load_q)(const zk_q8a *a) { return _mm256_loadu_si256((const __m256i *)a->q); }
+
+QM_FN int32_t QF(block_sum)(const zk_q8a *a) {
+    const __m256i w = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), QF(load_q)(a)), _mm256_set1_epi16(1));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1)));
+}
+
 
 #if QM_VNNI
 // Pairs of blocks in one 512-bit vector (AVX-512): lanes 0-7 the even block, 8-15 the odd one.
@@ -84,67 +94,197 @@ QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
     for (int j = 0; j < NT; j++) { acc[j] = _mm256_setzero_ps(); off[j] = 0.0f; }
 #define QM_END for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]) + off[j];
 
-#define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, int64_t ldx, const int NT, float *out
+// xd, xo: the activation blocks' scales d and integer sums (the signed types' kernels; NULL for the
+// others), see QM_DRIVE_SCALED.
+#define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, const float *xd, const int32_t *xo, int64_t ldx, const int NT, float *out
 
-// The signed 32-element block types (Q8_0, Q4_0, Q5_0), one skeleton. Blocks alternate between two
-// accumulators per activation row (even blocks, odd blocks), added at the end: two multiply-add
-// chains instead of one. On AVX-512 a pair of blocks is one 512-bit vector (lanes 0-7 the even
-// block, 8-15 the odd one) of unsigned weights u = w + OFF through vpdpbusd, with OFF x the
-// activations' 4-byte sums taken off: the exact lane dots AVX2 gets from its sign trick on w. Both
-// variants then do the same float operations in the same order: bit-identical results.
+// The signed 32-element block types (Q8_0, Q4_0, Q5_0), one skeleton, in the int8 GEMM's order
+// (qgemm.c), so that a product may send any rows to either and a row's result still never depends
+// on the batch: per activation row, eight float accumulators, block b's exact integer dot D_b going
+// to accumulator b mod 8 as acc = fma(float(D_b), d_w * d_a, acc) in block order, the eight added at
+// the end as ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) (QF(hsum)'s tree). The integer dots
+// of a group of blocks are summed across lanes together (exact, so in any order): on AVX-512 a pair
+// of blocks is one 512-bit vector (lanes 0-7 the even block, 8-15 the odd one) of unsigned weights
+// u = w + OFF through vpdpbusd, with OFF x the activations' 4-byte sums taken off, and three rounds
+// of pairwise lane sums turn 8 pairs into one vector of 16 blocks' dots; on AVX2 the sign trick on w
+// gives each block's 8 lane sums and vphaddd rounds sum 8 blocks into one vector. A group's dots
+// then take their scales in one multiply-add per 8 blocks (lane k: block g0 + k, g0 a multiple of 8).
 //
 // QM_ONE decodes block p0 (BS bytes) for the tail and for AVX2: signed weights v1 and scale d0.
 // QM_PAIR (AVX-512) decodes blocks p0, p1 into u (512 bits) and d0, d1.
-#define QM_ACC_ROW(j, dot, sv)                                                                 \
-    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j])
 #if QM_VNNI
-#define QM_BLOCKS(BS, OFF, QM_PAIR, QM_ONE)                                                    \
-    __m512 acc[QM_TILE];                                                                       \
-    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();                                 \
-    const __m512i coff = _mm512_set1_epi8((char)(OFF));                                        \
-    int64_t b = 0;                                                                             \
-    for (; b + 2 <= nb; b += 2) {                                                              \
-        const uint8_t *p0 = row + b * (BS), *p1 = p0 + (BS);                                   \
+// The lane sums, as 128-bit lanes L0-L3 of a pair's vector hold the even block's elements 0-15 and
+// 16-31, then the odd block's: (1) unpack and add pairs of vectors within 128-bit lanes, (2) the same
+// with 64-bit halves, leaving each 128-bit lane of one vector with the four pairs' sums over it, (3)
+// add L0 + L1 and L2 + L3 across two such vectors. The 16 lanes then hold blocks
+// [0 2 4 6 1 3 5 7 | 8 10 12 14 9 11 13 15] of the group (qm_lane_block): lanes 0-7 and 8-15 are each
+// one block of every class b mod 8, in the order [0 2 4 6 1 3 5 7]. The int32 sums are exact.
+static const int qm_lane_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+QM_FN __m512i QF(fold32)(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+QM_FN __m512i QF(fold64)(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+QM_FN __m512i QF(fold128)(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
+}
+// The 16 lane dots of a pair of unsigned-offset weight blocks u with activation blocks a[0], a[1]
+// (the offset is taken off after the lane sums: QM_BLOCKS's xo).
+QM_FN __m512i QF(pair_dot)(__m512i u, const zk_q8a *a) {
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, QF(load_q2)(a));
+}
+// acc's lanes hold classes [0 2 4 6 1 3 5 7]: the canonical ((c0 + c4) + (c2 + c6)) + ((c1 + c5) +
+// (c3 + c7)) is ((l0 + l2) + (l1 + l3)) + ((l4 + l6) + (l5 + l7)).
+QM_FN float QF(hsum_classes)(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    hi = _mm_add_ps(hi, _mm_movehl_ps(hi, hi));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    hi = _mm_add_ss(hi, _mm_movehdup_ps(hi));
+    return _mm_cvtss_f32(_mm_add_ss(lo, hi));
+}
+#define QM_GROUP 8
+// Decodes pair p of the group (blocks g0 + 2p, g0 + 2p + 1) into up[p], their f16 scales into dwh's
+// lanes for those blocks.
+#define QM_DEC_PAIR(p, BS, QM_PAIR)                                                                       \
+    {                                                                                          \
+        const uint8_t *p0 = row + (g0 + 2 * (p)) * (BS), *p1 = p0 + (BS);                      \
         __m512i u;                                                                             \
         float d0, d1;                                                                          \
         QM_PAIR                                                                                \
-        for (int j = 0; j < NT; j++) {                                                         \
-            const zk_q8a *a = x + j * ldx + b;                                                 \
-            const __m512i av = QF(load_q2)(a);                                                 \
-            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av), \
-                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), coff, av)); \
-            QM_ACC_ROW(j, dot, QF(pair_ps)(d0 * a->d, d1 * a[1].d));                           \
-        }                                                                                      \
-    }                                                                                          \
-    if (b < nb) { /* a last even block: lanes 0-7 only */                                      \
-        const uint8_t *p0 = row + b * (BS);                                                    \
-        __m256i v1;                                                                            \
-        float d0;                                                                              \
-        QM_ONE                                                                                 \
-        for (int j = 0; j < NT; j++) {                                                         \
-            const zk_q8a *a = x + j * ldx + b;                                                 \
-            acc[j] = _mm512_mask3_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(QF(dot_ss)(v1, QF(load_q)(a)))), \
-                                           _mm512_set1_ps(d0 * a->d), acc[j], 0x00FF);         \
-        }                                                                                      \
-    }                                                                                          \
-    for (int j = 0; j < NT; j++)                                                               \
-        out[j] = QF(hsum_pair)(acc[j]);
-#else
+        (void)d0; (void)d1;                                                                    \
+        up[p] = u;                                                                             \
+        /* lanes of blocks 2p, 2p + 1: p, p + 4 */                                             \
+        dwh = _mm_mask_set1_epi16(dwh, (__mmask8)(1u << (p)), (short)QF(f16_bits)(p0));        \
+        dwh = _mm_mask_set1_epi16(dwh, (__mmask8)(16u << (p)), (short)QF(f16_bits)(p1));       \
+    }
 #define QM_BLOCKS(BS, OFF, QM_PAIR, QM_ONE)                                                    \
-    __m256 acc[2][QM_TILE];  /* [block parity][activation row] */                              \
-    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();                  \
-    for (int64_t b = 0; b < nb; b++) {                                                         \
-        const uint8_t *p0 = row + b * (BS);                                                    \
+    __m256 acc[QM_TILE];                                                                       \
+    for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();                                 \
+    const __m512i z = _mm512_setzero_si512();                                                  \
+    const int64_t xs = (nb + 7) & ~(int64_t)7;                                                 \
+    for (int64_t g0 = 0; g0 < nb; g0 += 8) {                                                   \
+        const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8, np = gn / 2;                          \
+        __m512i up[4];                                                                         \
+        __m128i dwh = _mm_setzero_si128();  /* the blocks' f16 scales in lane order */         \
+        if (NT == 1 && gn == 8) { /* one activation row: decode and dot pair by pair */        \
+            const zk_q8a *a = x + g0;                                                          \
+            QM_DEC_PAIR(0, BS, QM_PAIR) QM_DEC_PAIR(1, BS, QM_PAIR)                            \
+            const __m512i f01 = QF(fold32)(QF(pair_dot)(up[0], a), QF(pair_dot)(up[1], a + 2)); \
+            QM_DEC_PAIR(2, BS, QM_PAIR) QM_DEC_PAIR(3, BS, QM_PAIR)                            \
+            const __m512i f23 = QF(fold32)(QF(pair_dot)(up[2], a + 4), QF(pair_dot)(up[3], a + 6)); \
+            const __m512i dots = QF(fold128)(QF(fold64)(f01, f23), z);                         \
+            const __m256i d8 = _mm256_sub_epi32(_mm512_castsi512_si256(dots),                  \
+                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(xo + g0)), __builtin_ctz(OFF))); \
+            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d8), _mm256_mul_ps(_mm256_cvtph_ps(dwh), _mm256_loadu_ps(xd + g0)), acc[0]); \
+            continue;                                                                          \
+        }                                                                                      \
+        if (gn == 8) {                                                                         \
+            QM_DEC_PAIR(0, BS, QM_PAIR) QM_DEC_PAIR(1, BS, QM_PAIR)                            \
+            QM_DEC_PAIR(2, BS, QM_PAIR) QM_DEC_PAIR(3, BS, QM_PAIR)                            \
+        } else if (gn == 4) {                                                                  \
+            QM_DEC_PAIR(0, BS, QM_PAIR) QM_DEC_PAIR(1, BS, QM_PAIR)                            \
+        } else {                                                                               \
+            for (int p = 0; p < np; p++) QM_DEC_PAIR(p, BS, QM_PAIR)                           \
+            if (gn & 1) { /* a last block alone: the even block of pair np, u = w + OFF */     \
+                const uint8_t *p0 = row + (g0 + gn - 1) * (BS);                                \
+                __m256i v1;                                                                    \
+                float d0;                                                                      \
+                QM_ONE                                                                         \
+                (void)d0;                                                                      \
+                up[np] = _mm512_zextsi256_si512(_mm256_add_epi8(v1, _mm256_set1_epi8((char)(OFF)))); \
+                dwh = _mm_mask_set1_epi16(dwh, (__mmask8)(1u << np), (short)QF(f16_bits)(p0)); \
+            }                                                                                  \
+        }                                                                                      \
+        const __m256 dwv = _mm256_cvtph_ps(dwh);                                               \
+        for (int j = 0; j < NT; j++) {                                                         \
+            const zk_q8a *a = x + j * ldx + g0;                                                \
+            __m512i dots;                                                                      \
+            if (gn == 8) {                                                                     \
+                dots = QF(fold128)(QF(fold64)(QF(fold32)(QF(pair_dot)(up[0], a), QF(pair_dot)(up[1], a + 2)), \
+                                              QF(fold32)(QF(pair_dot)(up[2], a + 4), QF(pair_dot)(up[3], a + 6))), z); \
+            } else if (gn == 4) {                                                              \
+                dots = QF(fold128)(QF(fold64)(QF(fold32)(QF(pair_dot)(up[0], a), QF(pair_dot)(up[1], a + 2)), z), z); \
+            } else {                                                                           \
+                __m512i v[4];                                                                  \
+                for (int p = 0; p < 4; p++)                                                    \
+                    v[p] = p < np ? QF(pair_dot)(up[p], a + 2 * p)                             \
+                         : p == np && (gn & 1) ? _mm512_dpbusd_epi32(z, up[np], _mm512_zextsi256_si512(QF(load_q)(a + gn - 1))) \
+                         : z;                                                                  \
+                dots = QF(fold128)(QF(fold64)(QF(fold32)(v[0], v[1]), gn > 4 ? QF(fold32)(v[2], v[3]) : z), z); \
+            }                                                                                  \
+            const __m256i d8 = _mm256_sub_epi32(_mm512_castsi512_si256(dots),                  \
+                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(xo + j * xs + g0)), __builtin_ctz(OFF))); \
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d8), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + j * xs + g0)), acc[j]); \
+        }                                                                                      \
+    }                                                                                          \
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum_classes)(acc[j]);
+#else
+#define QM_GROUP 8
+// One block's 8 lane dots against activation block a (the sign trick: exact).
+#define QM_ONE_DOT(k, a, BS, QM_ONE)                                                                     \
+    ({                                                                                         \
+        const uint8_t *p0 = row + (g0 + (k)) * (BS);                                           \
         __m256i v1;                                                                            \
         float d0;                                                                              \
         QM_ONE                                                                                 \
-        __m256 *ab = acc[b & 1];                                                               \
+        (void)d0;                                                                              \
+        dwh[(k) >> 2] |= (uint64_t)QF(f16_bits)(p0) << (16 * ((k) & 3));                      \
+        QF(dot_ss)(v1, QF(load_q)((a) + (k)));                                                 \
+    })
+// The 8 blocks' exact sums from their lane dots (vphaddd rounds; lanes in block order).
+#define QM_HSUM8(v0, v1, v2, v3, v4, v5, v6, v7)                                               \
+    ({                                                                                         \
+        const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3)); \
+        const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7)); \
+        _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31)); \
+    })
+#define QM_BLOCKS(BS, OFF, QM_PAIR, QM_ONE)                                                    \
+    __m256 acc[QM_TILE];                                                                       \
+    for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();                                 \
+    const int64_t xs = (nb + 7) & ~(int64_t)7;                                                 \
+    const __m256i z = _mm256_setzero_si256();                                                  \
+    for (int64_t g0 = 0; g0 < nb; g0 += 8) {                                                   \
+        const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8;                                       \
+        uint64_t dwh[2] = {0, 0};  /* the blocks' f16 scales, gathered in registers */         \
+        if (NT == 1 && gn == 8) { /* one activation row: decode and dot block by block */      \
+            const zk_q8a *a = x + g0;                                                          \
+            const __m256i v0 = QM_ONE_DOT(0, a, BS, QM_ONE), v1_ = QM_ONE_DOT(1, a, BS, QM_ONE);                       \
+            const __m256i h01 = _mm256_hadd_epi32(v0, v1_);                                    \
+            const __m256i v2 = QM_ONE_DOT(2, a, BS, QM_ONE), v3 = QM_ONE_DOT(3, a, BS, QM_ONE);                        \
+            const __m256i h0 = _mm256_hadd_epi32(h01, _mm256_hadd_epi32(v2, v3));              \
+            const __m256i v4 = QM_ONE_DOT(4, a, BS, QM_ONE), v5 = QM_ONE_DOT(5, a, BS, QM_ONE);                        \
+            const __m256i h45 = _mm256_hadd_epi32(v4, v5);                                     \
+            const __m256i v6 = QM_ONE_DOT(6, a, BS, QM_ONE), v7 = QM_ONE_DOT(7, a, BS, QM_ONE);                        \
+            const __m256i h1 = _mm256_hadd_epi32(h45, _mm256_hadd_epi32(v6, v7));              \
+            const __m256i dots = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),     \
+                                                  _mm256_permute2x128_si256(h0, h1, 0x31));    \
+            const __m256 dwv = _mm256_cvtph_ps(_mm_set_epi64x((long long)dwh[1], (long long)dwh[0])); \
+            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + g0)), acc[0]); \
+            continue;                                                                          \
+        }                                                                                      \
+        __m256i wv[8];                                                                         \
+        for (int k = 0; k < gn; k++) {                                                         \
+            const uint8_t *p0 = row + (g0 + k) * (BS);                                         \
+            __m256i v1;                                                                        \
+            float d0;                                                                          \
+            QM_ONE                                                                             \
+            (void)d0;                                                                          \
+            wv[k] = v1;                                                                        \
+            dwh[k >> 2] |= (uint64_t)QF(f16_bits)(p0) << (16 * (k & 3));                       \
+        }                                                                                      \
+        const __m256 dwv = _mm256_cvtph_ps(_mm_set_epi64x((long long)dwh[1], (long long)dwh[0])); \
         for (int j = 0; j < NT; j++) {                                                         \
-            const zk_q8a *a = x + j * ldx + b;                                                 \
-            ab[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(v1, QF(load_q)(a))), _mm256_set1_ps(d0 * a->d), ab[j]); \
+            const zk_q8a *a = x + j * ldx + g0;                                                \
+            __m256i v[8];                                                                      \
+            for (int k = 0; k < 8; k++) v[k] = k < gn ? QF(dot_ss)(wv[k], QF(load_q)(a + k)) : z; \
+            const __m256i dots = QM_HSUM8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);    \
+            const __m256 da = _mm256_loadu_ps(xd + j * xs + g0);                               \
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dwv, da), acc[j]); \
         }                                                                                      \
     }                                                                                          \
-    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j]));
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]);
 #endif
 
 #if QM_VNNI
@@ -243,6 +383,8 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
 // accumulator (as the 32-element types; on AVX-512 one 512-bit vector), the minimum terms to
 // QM_K_MINS's vector.
 #if QM_VNNI
+#define QM_ACC_ROW(j, dot, sv)                                                                 \
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j])
 #define QM_K4(BS, QS, HIGH)                                                                    \
     __m512 acc[QM_TILE];                                                                       \
     __m256 off[QM_TILE];                                                                       \
@@ -384,10 +526,8 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 }
 #endif
 
-// Each weight row is read once per product: prefetch the row 16 ahead with the non-temporal hint,
-// so the weight stream (~250 MB per decode step) does not evict the KV cache and activations from
-// the caches. Measured on Gemma 3 270M: decode ~10% faster at depth 0 and at depth 16384, and 16
-// parallel sequences 385 -> 420 tokens/s; a plain (T0) prefetch gained nothing.
+// Each weight row is read once per product: prefetch the row 16 ahead, into L2 or with the
+// non-temporal hint (zk_weight_prefetch_l2; qmatmul.c says which CPUs measured which faster).
 #define QM_PREFETCH_ROW                                                                        \
     if (r + 16 < r1) {                                                                         \
         if (zk_weight_prefetch_l2)                                                             \
@@ -404,7 +544,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 // Identical results whichever tile a row lands in: a row's arithmetic does not depend on NT.
 #define QM_REM(kind, n)                                                                        \
     case n:                                                                                    \
-        QF(tile_##kind)(row, nb, x + t * nb, nb, n, o);                                        \
+        QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL, nb, n, o);                                      \
         for (int j = 0; j < n; j++) y[(t + j) * ldy + r] = o[j];                               \
         break;
 #if QM_TILE > 4
@@ -419,7 +559,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         float o[QM_TILE];                                                                      \
         int64_t t = 0;                                                                         \
         for (; t + QM_TILE <= nt; t += QM_TILE) {                                              \
-            QF(tile_##kind)(row, nb, x + t * nb, nb, QM_TILE, o);                              \
+            QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL, nb, QM_TILE, o);                            \
             for (int j = 0; j < QM_TILE; j++) y[(t + j) * ldy + r] = o[j];                     \
         }                                                                                      \
         switch (nt - t) {                                                                      \
@@ -428,14 +568,55 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         }                                                                                      \
     }
 
+// The signed types' kernels take the activation blocks' scales (xd) and, on AVX-512, their integer
+// sums (xo: the offset term OFF x sum, taken off after the lane sums) as plain arrays, each row padded
+// with zeros to whole groups of QM_GROUP blocks, in the lanes' block order (one vector load per group;
+// an absent block's scale and dot are 0, so its multiply-add leaves the accumulator as it is): filled
+// here for chunks of activation rows, on the stack (2 x 16 KiB, or one row's when longer).
+#define QM_XD_FLOATS 4096
+#if QM_VNNI
+#define QM_LANE_BLOCK(l) qm_lane_block[l]
+#define QM_FILL_XO 1
+#else
+#define QM_LANE_BLOCK(l) (l)
+#define QM_FILL_XO 0
+#endif
+#define QM_DRIVE_SCALED(kind)                                                                  \
+    {                                                                                          \
+        const int64_t xs = (nb + QM_GROUP - 1) / QM_GROUP * QM_GROUP;                          \
+        const int64_t room = xs > QM_XD_FLOATS ? xs : QM_XD_FLOATS;                            \
+        float xdb[room];                                                                       \
+        int32_t xob[QM_FILL_XO ? room : 1];                                                    \
+        const int64_t chunk = xs <= QM_XD_FLOATS ? QM_XD_FLOATS / xs : 1;                      \
+        const zk_q8a *x0 = x;                                                                  \
+        float *y0 = y;                                                                         \
+        for (int64_t t0 = 0; t0 < nt0; t0 += chunk) {                                          \
+            const int64_t nt = nt0 - t0 < chunk ? nt0 - t0 : chunk;                            \
+            const zk_q8a *x = x0 + t0 * nb;                                                    \
+            float *y = y0 + t0 * ldy, *xd = xdb;                                               \
+            int32_t *xo = QM_FILL_XO ? xob : NULL;                                             \
+            for (int64_t t = 0; t < nt; t++)                                                   \
+                for (int64_t g = 0; g < xs; g += QM_GROUP)                                     \
+                    for (int l = 0; l < QM_GROUP; l++) {                                       \
+                        const int64_t b = g + QM_LANE_BLOCK(l);                                \
+                        xd[t * xs + g + l] = b < nb ? x[t * nb + b].d : 0.0f;                  \
+                        if (QM_FILL_XO) xob[t * xs + g + l] = b < nb ? QF(block_sum)(x + t * nb + b) : 0; \
+                    }                                                                          \
+            QM_DRIVE(kind)                                                                     \
+        }                                                                                      \
+    }
+
 __attribute__((target(QM_TARGET)))
 static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
-                      const zk_q8a *x, int64_t nt, float *y, int64_t ldy) {
+                      const zk_q8a *x, int64_t nt0, float *y, int64_t ldy) {
     const int64_t nb = k / 32;
+    const int64_t nt = nt0, xs = nb;  // the unscaled types' kernels take no scale arrays
+    const float *xd = NULL;
+    const int32_t *xo = NULL;
     switch (type) {
-    case ZK_Q8_0: QM_DRIVE(q8_0) return 1;
-    case ZK_Q4_0: QM_DRIVE(q4_0) return 1;
-    case ZK_Q5_0: QM_DRIVE(q5_0) return 1;
+    case ZK_Q8_0: QM_DRIVE_SCALED(q8_0) return 1;
+    case ZK_Q4_0: QM_DRIVE_SCALED(q4_0) return 1;
+    case ZK_Q5_0: QM_DRIVE_SCALED(q5_0) return 1;
     case ZK_Q4_1: QM_DRIVE(q4_1) return 1;
     case ZK_Q5_1: QM_DRIVE(q5_1) return 1;
     case ZK_Q4_K: QM_DRIVE(q4_K) return 1;
@@ -458,5 +639,13 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QM_K_MINS
 #undef QM_ARGS
 #undef QM_DRIVE
+#undef QM_DRIVE_SCALED
+#undef QM_FILL_XO
+#undef QM_DEC_PAIR
+#undef QM_ONE_DOT
+#undef QM_HSUM8
+#undef QM_LANE_BLOCK
+#undef QM_GROUP
+#undef QM_XD_FLOATS
 #undef QM_REM
 #undef QM_REM_WIDE

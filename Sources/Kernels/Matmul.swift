@@ -13,6 +13,7 @@
 // call cut into `pieces` computed as separate products (Transformer cuts prompts at KV block
 // boundaries): a thread takes each weight tile once, dequantized or in cache, for every piece.
 import CKernels
+import Glibc
 import COpenBLAS
 
 /// Which route a matmul takes; `auto` picks BLAS for `T >= blasMinRows` when that route is enabled.
@@ -28,6 +29,10 @@ public final class Matmul: @unchecked Sendable {
     /// Whether long quantized products use the int8 panel GEMM where it exists for the type and CPU
     /// (zk_gemm_q8a: every quantized type, AVX-512 VNNI or AVX2) instead of sgemm.
     public var int8Gemm = true
+    /// Row-route products of at least this many activation rows go through the panel GEMM for the types
+    /// where it computes the row kernels' bits (zk_gemm_matches_rows): each weight panel is unpacked
+    /// once and every row then costs a quarter of a row kernel's pass (batched decode, drafts).
+    public var rowsGemmMinRows = 8
     /// Quantized weights multiply 8-bit activations (true, llama.cpp's arithmetic and the fast decode
     /// route) or f32 ones (false: dequantize-row + f32 dot or sgemm; slower, for accuracy checks).
     public var int8Activations = true
@@ -44,6 +49,10 @@ public final class Matmul: @unchecked Sendable {
     public init(pool: KernelPool) {
         self.pool = pool
         onePiece[0] = 0
+        // A/B of the batched route (0: never; any other value the row count from which it is taken).
+        if let v = getenv("ZEBRA_ROWS_GEMM_MIN").flatMap({ Int(String(cString: $0)) }), v >= 0 {
+            rowsGemmMinRows = v == 0 ? .max : v
+        }
         openblas_set_num_threads(1)  // we parallelise ourselves; two spinning pools fight (PLATFORM.md)
     }
 
@@ -88,11 +97,15 @@ public final class Matmul: @unchecked Sendable {
             let nb = w.cols / 32
             let q = xq.reserve(nt * nb)
             pool.parallelFor(nt, granularity: 8, QuantizeActivations(x: x, q: q, cols: w.cols, format: zk_act_format(w.type)))
-            if !useBlas {
+            // Short products take the row kernels; the panel GEMM takes long ones, and (same bits) the
+            // row route's batches from rowsGemmMinRows rows where its float order is the row kernels'.
+            let panels = useBlas ? (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0
+                                 : nt >= rowsGemmMinRows && zk_gemm_matches_rows(w.type) != 0
+            if !useBlas && !panels {
                 pool.parallelFor(w.rows, granularity: 16, Int8Rows(w: w, q: q, nt: nt, y: y, ldy: ldy))
                 return
             }
-            if (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0 {
+            if panels {
                 let sums = xs.reserve(2 * nt * nb)
                 pool.parallelFor(nt, granularity: 8, HalfBlockSums(q: q, sums: sums, nb: nb))
                 ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)

@@ -474,3 +474,65 @@ func matmulPiecesEqualSeparateCalls(type: Int32) {
         #expect(whole == apart, "type \(type) route \(route): a piece's result depends on the rows beside it")
     }
 }
+
+/// For Q8_0, Q4_0 and Q5_0 the row kernels and the panel GEMM share one float order (block b's exact
+/// integer dot to accumulator b mod 8, the eight added in a fixed tree), so `Matmul` may send a decode
+/// batch to either: bit for bit equal on both paths, at every activation row count (row-kernel tiles
+/// and remainders, GEMM tiles), for block counts that leave every kind of short last group (3, 17, 20,
+/// 23 blocks), with the largest weight bytes and +-127 activations in the first rows.
+@Test(arguments: [Int32(8), 2, 6])
+func rowKernelsAndGemmAgreeForOffsetTypes(type: Int32) {
+    #expect(zk_gemm_matches_rows(type) != 0)
+    let native = String(cString: zk_kernel_path())
+    defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
+    var rng = Rng(s: UInt64(type) + 1300)
+    for cols in [96, 544, 640, 736] {
+        let rows = 37, nb = cols / 32, nt = 20
+        let largest: UInt8 = type == 8 ? 0x80 : 0xFF
+        let bytes = randomWeights(type: type, rows: 16, cols: cols, rng: &rng, fill: largest)
+            + randomWeights(type: type, rows: rows - 16, cols: cols, rng: &rng)
+        var x = (0..<nt * cols).map { _ in rng.float() }
+        for i in 0..<cols { x[i] = 1; x[cols + i] = -1 }
+        var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
+        q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
+        var sums = [Int32](repeating: 0, count: 2 * nt * nb)
+        zk_q8a_half_sums(q, &sums, Int64(nt * nb))
+        var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
+        let rowBytes = Int64(bytes.count / rows)
+        var results: [[Float]] = []
+        for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
+            for n in 1...nt {
+                var byRows = [Float](repeating: .nan, count: n * rows), byGemm = byRows
+                #expect(zk_matmul_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, Int64(n), &byRows, Int64(rows)) == 1)
+                #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(n), &byGemm, Int64(rows), &scratch) == 1)
+                #expect(byRows == byGemm, "type \(type) cols \(cols) vnni \(vnni) rows \(n)")
+                if n == nt { results.append(byRows) }
+            }
+        }
+        if results.count == 2 { #expect(results[0] == results[1], "type \(type) cols \(cols): AVX2 and AVX-512 differ") }
+    }
+    for other: Int32 in [3, 7, 12, 13, 14] { #expect(zk_gemm_matches_rows(other) == 0) }
+}
+
+/// Through `Matmul`: a row-route batch at and past `rowsGemmMinRows` (the panel GEMM) gives each row
+/// what it gets alone (the row kernels).
+@Test(arguments: [Int32(8), 6])
+func batchedRowRouteMatchesRowsAlone(type: Int32) {
+    var rng = Rng(s: UInt64(type) + 1400)
+    let rows = 300, cols = 640, nt = 24
+    let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
+    let x = (0..<nt * cols).map { _ in rng.float() }
+    let mm = Matmul(pool: KernelPool(threads: 2))
+    #expect(mm.rowsGemmMinRows <= 16)
+    var batched = [Float](repeating: .nan, count: nt * rows), alone = batched
+    bytes.withUnsafeBytes { wb in
+        let w = WeightMatrix(type: type, data: wb.baseAddress!, rows: rows, cols: cols)
+        mm(w, x, rows: nt, into: &batched, route: .rows)
+        alone.withUnsafeMutableBufferPointer { ap in
+            x.withUnsafeBufferPointer { xp in
+                for t in 0..<nt { mm(w, xp.baseAddress! + t * cols, rows: 1, into: ap.baseAddress! + t * rows, route: .rows) }
+            }
+        }
+    }
+    #expect(batched == alone, "type \(type): a batched decode row differs from the row alone")
+}

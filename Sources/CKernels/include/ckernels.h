@@ -86,6 +86,9 @@ void zk_q8a_sums(const zk_q8a *src, int32_t *dst, int64_t n);
 void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n);
 /// Whether zk_gemm_q8a handles `type` (every type with an int8 kernel).
 int zk_has_int8_gemm(int type);
+/// Whether zk_gemm_q8a gives the row kernels' bits for `type` (Q8_0, Q4_0, Q5_0: the same float order),
+/// so that any rows may take either without changing a result.
+int zk_gemm_matches_rows(int type);
 /// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2" (ZEBRA_KERNEL_PATH=avx2
 /// takes AVX2 on a VNNI CPU too, for measuring).
 const char *zk_kernel_path(void);

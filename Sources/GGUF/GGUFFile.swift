@@ -138,6 +138,13 @@ public final class GGUFFile: @unchecked Sendable {
             let start = dataStart + Int(raw.offset)
             let (end, o) = start.addingReportingOverflow(bytes)
             guard !o, end <= size else { throw .tensorOutOfBounds(tensor: raw.name, end: o ? Int.max : end, fileSize: size) }
+            // Tensor data starts at a multiple of the alignment within the (aligned) data section (gguf.md): the
+            // kernels read it through typed pointers (floats, ggml block structs). llama.cpp goes further and wants
+            // the tensors packed in directory order; overlaps and gaps only alias or skip read-only bytes, so they
+            // are not refused here.
+            guard raw.offset % UInt64(align) == 0 else {
+                throw .misalignedTensor(tensor: raw.name, offset: raw.offset, alignment: align)
+            }
             guard tensors[raw.name] == nil else { throw .badTensorShape(tensor: raw.name, reason: "duplicate tensor name") }
             tensors[raw.name] = GGUFTensorInfo(name: raw.name, dims: raw.dims, type: raw.type, fileOffset: start, byteCount: bytes)
             names.append(raw.name)

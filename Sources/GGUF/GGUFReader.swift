@@ -2,6 +2,9 @@
 // so a truncated or corrupted file produces a GGUFError, never a read outside the mapping.
 
 struct GGUFReader {
+    /// How deep metadata arrays may nest (an array at the top is depth 1).
+    static let maxArrayDepth = 8
+
     let base: UnsafeRawPointer
     let size: Int
     var offset: Int = 0
@@ -56,11 +59,16 @@ struct GGUFReader {
         case .bool: return .bool(try read(UInt8.self, key) != 0)
         case .string: return .string(try readString(key))
         case .array:
-            guard depth < 8 else { throw .invalidValueType(raw, key: key + " (arrays nested too deep)") }
+            // Arrays of arrays (which llama.cpp refuses) are read to a fixed depth, so the recursion is bounded.
+            guard depth < Self.maxArrayDepth else { throw .arrayNestedTooDeep(key: key, limit: Self.maxArrayDepth) }
             let elemKind = try read(UInt32.self, key)
             let count = try read(UInt64.self, key)
-            // Every element takes at least one byte: a count beyond the file is a lie, not an allocation.
-            guard count <= UInt64(size - offset) else { throw .truncated(what: "array '\(key)'", offset: offset) }
+            // Every element takes at least its smallest encoding: a count the rest of the file cannot hold is
+            // a lie, refused before anything is allocated for it.
+            let least = GGUFValue.Kind(rawValue: elemKind)?.minimumBytes ?? 1
+            guard count <= UInt64((size - offset) / least) else {
+                throw .arrayTooLong(key: key, count: count, bytesLeft: size - offset)
+            }
             var out: [GGUFValue] = []
             out.reserveCapacity(Int(count))
             for _ in 0..<Int(count) { out.append(try readValue(kind: elemKind, key: key, depth: depth + 1)) }

@@ -11,6 +11,18 @@ public indirect enum GGUFValue: Sendable, Equatable {
     public enum Kind: UInt32, Sendable {
         case uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5, float32 = 6
         case bool = 7, string = 8, array = 9, uint64 = 10, int64 = 11, float64 = 12
+
+        /// The fewest bytes one value of this kind takes in a file: a string its u64 length, an array its
+        /// element kind and count.
+        var minimumBytes: Int {
+            switch self {
+            case .uint8, .int8, .bool: 1
+            case .uint16, .int16: 2
+            case .uint32, .int32, .float32: 4
+            case .uint64, .int64, .float64, .string: 8
+            case .array: 12
+            }
+        }
     }
 
     /// Any integer value as Int (nil for non-integers or out-of-range UInt64).

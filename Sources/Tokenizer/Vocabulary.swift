@@ -76,8 +76,11 @@ public struct Vocabulary: Sendable {
             let scores = file.metadata["tokenizer.ggml.scores"] == nil ? nil : try file.floats("tokenizer.ggml.scores")
             let types = file.metadata["tokenizer.ggml.token_type"] == nil ? nil
                 : try file.ints("tokenizer.ggml.token_type").map { TokenType(rawValue: $0) ?? .normal }
-            guard scores == nil || scores!.count == tokens.count, types == nil || types!.count == tokens.count else {
-                throw TokenizerError.missingMetadata("scores/token_type length differs from tokens")
+            // One score and one type per token: ids index all three arrays.
+            for (key, n) in [("tokenizer.ggml.scores", scores?.count), ("tokenizer.ggml.token_type", types?.count)] {
+                if let n, n != tokens.count {
+                    throw TokenizerError.missingMetadata("\(key) has \(n) entries for \(tokens.count) tokens")
+                }
             }
             func id(_ k: String) throws -> Int32? {
                 guard file.metadata[k] != nil else { return nil }

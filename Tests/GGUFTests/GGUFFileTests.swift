@@ -121,3 +121,35 @@ func smallFile() -> [UInt8] {
         _ = try? GGUFFile(bytes: b)   // must return or throw, never trap or read out of bounds
     }
 }
+
+@Test func arraysNestToTheLimitAndNoDeeper() throws {
+    func nested(_ depth: Int) -> GGUFValue { depth == 0 ? .uint8(1) : .array([nested(depth - 1)]) }
+    var ok = GGUFWriter()
+    ok.add("n", nested(8))
+    #expect(try GGUFFile(bytes: ok.serialize()).metadata["n"] == nested(8))
+    var deep = GGUFWriter()
+    deep.add("n", nested(9))
+    #expect(throws: GGUFError.arrayNestedTooDeep(key: "n", limit: 8)) { _ = try GGUFFile(bytes: deep.serialize()) }
+}
+
+@Test func arrayCountsAreHeldToTheElementsSmallestSize() {
+    var w = GGUFWriter()
+    w.add("s", .array([.string(""), .string("")]))
+    // The header, the key, two u32 types, the count and two empty strings; without the padding after them.
+    let countAt = 24 + 8 + 1 + 4 + 4
+    var b = Array(w.serialize()[..<(countAt + 8 + 16)])
+    // The count says 3: the 16 bytes left hold at most 2 strings.
+    b[countAt] = 3
+    #expect(throws: GGUFError.arrayTooLong(key: "s", count: 3, bytesLeft: 16)) { _ = try GGUFFile(bytes: b) }
+}
+
+@Test func misalignedTensorOffset() {
+    var w = GGUFWriter()
+    w.addF32("x", dims: [8], [1, 2, 3, 4, 5, 6, 7, 8])
+    w.addF32("y", dims: [8], [1, 2, 3, 4, 5, 6, 7, 8])
+    var b = w.serialize()
+    // x's offset (0) moves to 4: still inside the file, no longer aligned.
+    let offsetAt = b.indices.first { i in b[i] == UInt8(ascii: "x") && b[i - 1] == 0 }! + 1 + 4 + 8 + 4
+    b[offsetAt] = 4
+    #expect(throws: GGUFError.misalignedTensor(tensor: "x", offset: 4, alignment: 32)) { _ = try GGUFFile(bytes: b) }
+}

@@ -68,6 +68,11 @@ public enum SyntheticModel {
 
     /// Serialized GGUF bytes of the synthetic model.
     public static func bytes(seed: UInt64 = 7, context: Int = 256) -> [UInt8] {
+        writer(seed: seed, context: context).serialize()
+    }
+
+    /// The synthetic model before serialization, for tests that change its metadata or tensors.
+    public static func writer(seed: UInt64 = 7, context: Int = 256) -> GGUFWriter {
         var rng = Rng(s: seed)
         var w = GGUFWriter()
         let a = "gemma3."
@@ -121,7 +126,7 @@ public enum SyntheticModel {
             w.tensors.append(randomTensor(p + "ffn_down.weight", rows: dim, cols: ffn, type: td, rng: &rng))
             w.addF32(p + "post_ffw_norm.weight", dims: [dim], norm(dim, &rng))
         }
-        return w.serialize()
+        return w
     }
 
     /// Writes the synthetic model to a temporary file and returns its path.

@@ -4,11 +4,13 @@
 //
 // Every kernel computes, for one weight row and NT activation rows, the dot products of the row's
 // GGML blocks with the activations' 32-element int8 blocks (zk_q8a). The integer part of each
-// 32-element dot is exact; the float part applies weight scale x activation scale per block into
-// 8-lane accumulators per activation row: two (even and odd blocks, added at the end) for all types
-// but Q4_1/Q5_1, which keep one in llama.cpp's order (see their comment). A row's operations never
-// depend on NT or on its slot in the tile, so results are identical whatever else is in the batch,
-// and the two instruction sets do the same float operations in the same order (bit-identical).
+// 32-element dot is exact; the float part applies weight scale x activation scale per block: for
+// Q8_0/Q4_0/Q5_0 to each block's whole dot in the int8 GEMM's order (see QM_BLOCKS: the GEMM and
+// these kernels agree bit for bit), for the K-quants and Q6_K into 8-lane accumulators per activation
+// row (even and odd blocks, added at the end), for Q4_1/Q5_1 into one in llama.cpp's order (see
+// their comment). A row's operations never depend on NT or on its slot in the tile, so results are
+// identical whatever else is in the batch, and the two instruction sets do the same float operations
+// in the same order (bit-identical).
 
 #define QM_CAT_(a, b) a##b
 #define QM_CAT(a, b) QM_CAT_(a, b)

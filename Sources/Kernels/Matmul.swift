@@ -33,6 +33,8 @@ public final class Matmul: @unchecked Sendable {
     /// where it computes the row kernels' bits (zk_gemm_matches_rows): each weight panel is unpacked
     /// once and every row then costs a quarter of a row kernel's pass (batched decode, drafts).
     public var rowsGemmMinRows = 8
+    /// What `rowsGemmMinRows` is, for the bench and the server's start line.
+    public var rowsGemmDescription: String { rowsGemmMinRows == .max ? "off" : "from \(rowsGemmMinRows) rows" }
     /// Quantized weights multiply 8-bit activations (true, llama.cpp's arithmetic and the fast decode
     /// route) or f32 ones (false: dequantize-row + f32 dot or sgemm; slower, for accuracy checks).
     public var int8Activations = true

@@ -114,7 +114,8 @@ public struct HTTPConnectionMachine: Sendable {
 
     private mutating func fail(_ status: Int, _ message: String) -> [Action] {
         closing = true
-        let r = HTTPResponse.error(status, message)
+        // No request was parsed, so no client id to echo: a fresh one still names the answer in logs.
+        let r = HTTPResponse.error(status, message, headers: HTTPHeaders([(RequestID.header, RequestID.generate())]))
         return [.write(HTTPResponse.head(status: status, headers: r.headers, contentLength: r.body.count, keepAlive: false) + r.body),
                 .closeAfterWrites]
     }

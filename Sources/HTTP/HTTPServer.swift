@@ -280,7 +280,8 @@ public final class HTTPServer: @unchecked Sendable {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
             if connections.count >= config.limits.maxConnections {
                 // Over the cap: answer 503 without reading, never stall the accept loop.
-                let r = HTTPResponse.error(503, "server is at its connection limit; retry later", type: "server_error")
+                let r = HTTPResponse.error(503, "server is at its connection limit; retry later", type: "server_error",
+                                           headers: HTTPHeaders([(RequestID.header, RequestID.generate())]))
                 let bytes = HTTPResponse.head(status: 503, headers: r.headers, contentLength: r.body.count, keepAlive: false) + r.body
                 _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
                 shutdownWrite(fd)

@@ -46,4 +46,17 @@ func isGeneratedID(_ s: String?) -> Bool {
         #expect(sse?.headers["content-type"] == "text/event-stream" && sse?.headers["x-request-id"] == "rsse")
         #expect(values(sse, "x-request-id").count == 1)
     }
+
+    /// Errors found before a request is parsed (a malformed request line, an oversized header) carry a
+    /// fresh id too.
+    @Test func errorsBeforeParsingCarryAFreshID() throws {
+        let s = try startServer(); defer { s.shutdown(timeout: 1); s.wait() }
+        for raw in ["GARBAGE\r\n\r\n", "GET /health HTTP/1.1\r\nX-Big: \(String(repeating: "y", count: 70_000))\r\n\r\n"] {
+            let c = try TestClient(port: s.port)
+            c.send(raw)
+            let r = c.readResponse()
+            #expect(r.map { (400...431).contains($0.status) } == true, "\(raw.prefix(20))")
+            #expect(isGeneratedID(r?.headers["x-request-id"]), "\(raw.prefix(20))")
+        }
+    }
 }

@@ -116,7 +116,8 @@ public final class HTTPServer: @unchecked Sendable {
         thread = t
     }
 
-    /// SIGTERM and SIGINT start a graceful shutdown (the process's handlers for them are replaced).
+    /// SIGTERM and SIGINT start a graceful shutdown, and a second one aborts it (the process's handlers
+    /// for them are replaced).
     /// Call before or after `start`.
     public func shutdownOnSignals() {
         guard sigfd < 0 else { return }
@@ -143,6 +144,13 @@ public final class HTTPServer: @unchecked Sendable {
         state.withLock {
             if shutdownRequested == nil { shutdownRequested = monotonicNow() + (timeout ?? config.shutdownTimeout) }
         }
+        draining.value = true
+        wakeLoop()
+    }
+
+    /// Ends a shutdown now: responses still in flight are cut (their connections closed).
+    public func abort() {
+        state.withLock { shutdownRequested = monotonicNow() }
         draining.value = true
         wakeLoop()
     }
@@ -230,7 +238,10 @@ public final class HTTPServer: @unchecked Sendable {
                     if tag == Self.wakeTag || tag == Self.signalTag {
                         var v: UInt64 = 0
                         _ = read(tag == Self.wakeTag ? wakefd : sigfd, &v, 8)
-                        if tag == Self.signalTag { shutdown() }
+                        if tag == Self.signalTag {
+                            // The first signal drains; a second (or two at once) cuts what is left now.
+                            if v >= 2 || state.withLock({ shutdownRequested }) != nil { abort() } else { shutdown() }
+                        }
                     } else if tag >= Self.listenerBase {
                         acceptAll(listeners[Int(tag - Self.listenerBase)], now: now)
                     } else if let c = connections[Int(tag - 16)] {

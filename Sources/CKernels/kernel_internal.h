@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#include "ckernels.h"
 
 // qmatmul.c: whether the AVX-512 kernels are in use (zk_kernel_path; tests may force either path).
 int zk_path_is_avx512(void);
@@ -14,6 +15,31 @@ extern int zk_weight_prefetch_l2;
 
 // An f16 value stored at p (GGML block scales), as f32.
 static inline float half_to_float(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
+
+// 16 packed nibbles -> 32 bytes: low nibbles first (elements 0-15), then high nibbles (16-31). (AVX2, the
+// build's baseline.)
+static inline __m256i nibble_bytes(const uint8_t *p) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+// The fifth bits of one Q5_0/Q5_1 block (a 32-bit mask at h, bit e for element e) as 16 (0x10) per byte.
+static inline __m256i fifth_bits(const uint8_t *h) {
+    uint32_t x;
+    memcpy(&x, h, 4);
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+// The integer sum of an activation block's 32 values.
+static inline int32_t q8a_block_sum(const zk_q8a *a) {
+    int32_t sum = 0;
+    for (int i = 0; i < 32; i++) sum += a->q[i];
+    return sum;
+}
 
 // The 6-bit scales and minimums of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4, all eight),
 // four at a time in 32-bit words: bytes 0-3 hold the low 6 bits of scales 0-3 and their top 2 bits

@@ -109,26 +109,15 @@ static void unpack_q6_k(const uint8_t *row, int64_t nb, int i, uint8_t *panel, f
     }
 }
 
-// The offset types' unpacking, vectorized: each row's block decoded to 32 unsigned bytes in a vector,
-// then 8 rows at a time transposed from [row][4-byte group] to the panel's [group][row] (an 8 x 8
-// transpose of 32-bit words). The same bytes as unpack_row.
+// The offset types' unpacking, vectorized: each row's block decoded to 32 unsigned bytes u = w + offset
+// (Q8_0: w + 128; Q4_0: the nibbles; Q5_0: the nibbles and fifth bits) in a vector, then 8 rows at a
+// time transposed from [row][4-byte group] to the panel's [group][row] (an 8 x 8 transpose of 32-bit
+// words).
 __attribute__((target(QG_AVX2), always_inline))
 static inline __m256i offset_block_avx2(int type, const uint8_t *blk) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     if (type == ZK_Q8_0) return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
-    const uint8_t *q = blk + (type == ZK_Q5_0 ? 6 : 2);
-    const __m128i b = _mm_loadu_si128((const __m128i *)q);
-    __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), m4);
-    if (type == ZK_Q5_0) {  // element e's fifth bit: bit e of the 32-bit qh
-        uint32_t qh;
-        memcpy(&qh, blk + 2, 4);
-        const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                              2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-        const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf);
-        u = _mm256_or_si256(u, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10)));
-    }
-    return u;
+    if (type == ZK_Q4_0) return nibble_bytes(blk + 2);
+    return _mm256_or_si256(nibble_bytes(blk + 6), fifth_bits(blk + 2));  // Q5_0
 }
 
 __attribute__((target(QG_AVX2)))
@@ -166,29 +155,10 @@ static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, in
 }
 
 // Unpacks weight row r into panel row i; sc/mn: [block][QG_ROWS] (mn: the minimum, or for Q6_K the
-// scale of elements 16-31). Returns 0 for unsupported types.
+// scale of elements 16-31). The offset types go through unpack_offset_rows. Returns 0 for other types.
 static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
     uint8_t u[32];
     switch (type) {
-    case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0: {
-        const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : 34;
-        for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = row + b * bb;
-            if (type == ZK_Q8_0) {
-                for (int e = 0; e < 32; e++) u[e] = (uint8_t)((int)(int8_t)blk[2 + e] + 128);
-            } else if (type == ZK_Q4_0) {
-                nibbles_32(blk + 2, 0, u);
-            } else {
-                uint32_t qh;
-                memcpy(&qh, blk + 2, 4);
-                nibbles_32(blk + 6, qh, u);
-            }
-            put_block(panel, b, i, u);
-            sc[b * QG_ROWS + i] = half_to_float(blk);
-            mn[b * QG_ROWS + i] = 0.0f;
-        }
-        return 1;
-    }
     case ZK_Q4_1: case ZK_Q5_1: {  // f16 d, f16 m, (Q5_1: 4 bytes of fifth bits), 16 bytes of nibbles
         const int q5 = type == ZK_Q5_1;
         for (int64_t b = 0; b < nb; b++) {
@@ -212,12 +182,12 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
 // NT activation rows against the panel: out[t] lanes = the panel rows' results. hs: the activation
 // rows' half-block sums, [t][block][2], ldx blocks per row.
 __attribute__((target(QG_TARGET), always_inline))
-static inline void panel_tile(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                              const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
+static inline void panel_tile(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
+                              int step, const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
                               const int offset, const int NT, __m512 *out) {
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = b0; b < nb; b += step) {
         const __m512i *wb = (const __m512i *)(panel + b * (QG_ROWS * 32));
         __m512i w[8];
         for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(wb + j);
@@ -249,33 +219,15 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
 }
 
 // The offset types (Q8_0, Q4_0, Q5_0) in the row kernels' order (qmatmul_body.h): per activation row
-// eight accumulators, block b's dot to accumulator b mod 8, added as ((a0 + a4) + (a2 + a6)) +
-// ((a1 + a5) + (a3 + a7)). One accumulator class m at a time keeps panel_tile's registers.
+// eight accumulators, block b's dot to accumulator b mod 8 (panel_tile over blocks m, m + 8, ...),
+// added as ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)). One class at a time keeps panel_tile's
+// registers.
 __attribute__((target(QG_TARGET), always_inline))
-static inline void panel_tile_offset(const uint8_t *panel, const float *sc, int64_t nb, const zk_q8a *x, int64_t ldx,
-                                     const int32_t *hs, const int offset, const int NT, __m512 *out) {
+static inline void panel_tile_offset(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
+                                     const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int NT,
+                                     __m512 *out) {
     __m512 part[8][8];  // [m][t]
-    for (int m = 0; m < 8; m++) {
-        __m512 acc[8];
-        for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-        for (int64_t b = m; b < nb; b += 8) {
-            const __m512i *wb = (const __m512i *)(panel + b * (QG_ROWS * 32));
-            __m512i w[8];
-            for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(wb + j);
-            const __m512 s = _mm512_loadu_ps(sc + b * QG_ROWS);
-            for (int t = 0; t < NT; t++) {
-                const zk_q8a *a = x + t * ldx + b;
-                const int32_t *h = hs + 2 * (t * ldx + b);
-                int32_t q4[8];
-                memcpy(q4, a->q, 32);
-                __m512i dot = _mm512_setzero_si512();
-                for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
-                dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * (h[0] + h[1])));
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc[t]);
-            }
-        }
-        for (int t = 0; t < NT; t++) part[m][t] = acc[t];
-    }
+    for (int m = 0; m < 8; m++) panel_tile(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, NT, part[m]);
     for (int t = 0; t < NT; t++)
         out[t] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(part[0][t], part[4][t]), _mm512_add_ps(part[2][t], part[6][t])),
                                _mm512_add_ps(_mm512_add_ps(part[1][t], part[5][t]), _mm512_add_ps(part[3][t], part[7][t])));
@@ -290,13 +242,13 @@ static inline void panel_rows(const uint8_t *panel, const float *sc, const float
     __m512 o[8];
     int64_t t = 0;
     for (; t + 8 <= nt; t += 8) {
-        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 8, o);
-        else panel_tile(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 8, o);
+        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 8, o);
+        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 8, o);
         for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
     }
     for (; t < nt; t++) {
-        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 1, o);
-        else panel_tile(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 1, o);
+        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 1, o);
+        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 1, o);
         _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
     }
 }
@@ -347,12 +299,12 @@ static inline __m256i dot8(const uint8_t *wb, const int32_t *q4, const int j0, c
 
 // panel_tile's AVX2 twin: NT (at most 4) activation rows, out[t][0] rows 0-7, out[t][1] rows 8-15.
 __attribute__((target(QG_AVX2), always_inline))
-static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                                   const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
+static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
+                                   int step, const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
                                    const int offset, const int G, const int NT, __m256 out[][2]) {
     __m256 acc[4][2];
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = b0; b < nb; b += step) {
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
             const int32_t *h = hs + 2 * (t * ldx + b);
@@ -379,33 +331,13 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
     for (int t = 0; t < NT; t++) { out[t][0] = acc[t][0]; out[t][1] = acc[t][1]; }
 }
 
-// panel_tile_offset's AVX2 twin (the offset types in the row kernels' order).
+// panel_tile_offset's AVX2 twin.
 __attribute__((target(QG_AVX2), always_inline))
-static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc, int64_t nb, const zk_q8a *x,
-                                          int64_t ldx, const int32_t *hs, const int offset, const int G, const int NT,
-                                          __m256 out[][2]) {
+static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
+                                          const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int G,
+                                          const int NT, __m256 out[][2]) {
     __m256 part[8][4][2];  // [m][t][half]
-    for (int m = 0; m < 8; m++) {
-        __m256 acc[4][2];
-        for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-        for (int64_t b = m; b < nb; b += 8) {
-            for (int t = 0; t < NT; t++) {
-                const zk_q8a *a = x + t * ldx + b;
-                const int32_t *h = hs + 2 * (t * ldx + b);
-                int32_t q4[8];
-                memcpy(q4, a->q, 32);
-                const __m256 da = _mm256_set1_ps(a->d);
-                for (int r = 0; r < 2; r++) {
-                    const uint8_t *wb = panel + b * (QG_ROWS * 32) + 32 * r;
-                    const __m256 s = _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r);
-                    __m256i dot = dot8(wb, q4, 0, 8, G);
-                    if (G > 1) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset * (h[0] + h[1])));
-                    acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, da), acc[t][r]);
-                }
-            }
-        }
-        for (int t = 0; t < NT; t++) { part[m][t][0] = acc[t][0]; part[m][t][1] = acc[t][1]; }
-    }
+    for (int m = 0; m < 8; m++) panel_tile_avx2(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, G, NT, part[m]);
     for (int t = 0; t < NT; t++)
         for (int r = 0; r < 2; r++)
             out[t][r] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(part[0][t][r], part[4][t][r]), _mm256_add_ps(part[2][t][r], part[6][t][r])),
@@ -434,13 +366,13 @@ static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const 
     __m256 o[4][2];
     int64_t t = 0;
     for (; t + 4 <= nt; t += 4) {
-        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, 4, o);
-        else panel_tile_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 4, o);
+        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, 4, o);
+        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 4, o);
         for (int j = 0; j < 4; j++) store_rows(y + (t + j) * ldy + p0, o[j], nr);
     }
     for (; t < nt; t++) {
-        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, 1, o);
-        else panel_tile_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 1, o);
+        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, 1, o);
+        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 1, o);
         store_rows(y + t * ldy + p0, o[0], nr);
     }
 }

@@ -177,18 +177,12 @@ void zk_dequantize_q8a(const zk_q8a *src, float *dst, int64_t k) {
         for (int i = 0; i < 32; i++) dst[b * 32 + i] = src[b].d * (float)src[b].q[i];
 }
 
-static inline int32_t block_sum(const zk_q8a *a) {
-    int32_t sum = 0;
-    for (int i = 0; i < 32; i++) sum += a->q[i];
-    return sum;
-}
-
 void zk_q8a_sums(const zk_q8a *src, int32_t *dst, int64_t n) {
-    for (int64_t b = 0; b < n; b++) dst[b] = block_sum(src + b);
+    for (int64_t b = 0; b < n; b++) dst[b] = q8a_block_sum(src + b);
 }
 
 void zk_q8a_s_excess(const zk_q8a *src, float *dst, int64_t n) {
-    for (int64_t b = 0; b < n; b++) dst[b] = src[b].s - src[b].d * (float)block_sum(src + b);
+    for (int64_t b = 0; b < n; b++) dst[b] = src[b].s - src[b].d * (float)q8a_block_sum(src + b);
 }
 
 int zk_block_mins(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1, float *dst) {

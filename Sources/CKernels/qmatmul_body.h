@@ -43,14 +43,6 @@ QM_FN uint16_t QF(f16_bits)(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); re
 
 QM_FN __m256i QF(load_q)(const zk_q8a *a) { return _mm256_loadu_si256((const __m256i *)a->q); }
 
-QM_FN int32_t QF(block_sum)(const zk_q8a *a) {
-    const __m256i w = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), QF(load_q)(a)), _mm256_set1_epi16(1));
-    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1)));
-}
-
-
 #if QM_VNNI
 // Pairs of blocks in one 512-bit vector (AVX-512): lanes 0-7 the even block, 8-15 the odd one.
 QM_FN __m512i QF(load_q2)(const zk_q8a *a) {  // activation blocks a[0], a[1]
@@ -64,21 +56,6 @@ QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane s
     return QF(hsum)(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
 }
 #endif
-
-// 16 packed nibbles -> 32 bytes: low nibbles first (elements 0-15), then high nibbles (16-31).
-QM_FN __m256i QF(nibbles)(const uint8_t *p) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
-}
-
-// Bit i of a 32-bit mask -> byte i is 0xFF or 0.
-QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
 
 // One 32-element block of unsigned weights u with scale dw and minimum mw (Q4_1, Q5_1):
 // sum = dw * da * (u . q) + mw * (da * sum q).
@@ -104,23 +81,22 @@ QM_FN __m256i QF(bits_to_bytes)(uint32_t x) {
 // (qgemm.c), so that a product may send any rows to either and a row's result still never depends
 // on the batch: per activation row, eight float accumulators, block b's exact integer dot D_b going
 // to accumulator b mod 8 as acc = fma(float(D_b), d_w * d_a, acc) in block order, the eight added at
-// the end as ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) (QF(hsum)'s tree). The integer dots
-// of a group of blocks are summed across lanes together (exact, so in any order): on AVX-512 a pair
-// of blocks is one 512-bit vector (lanes 0-7 the even block, 8-15 the odd one) of unsigned weights
-// u = w + OFF through vpdpbusd, with OFF x the activations' 4-byte sums taken off, and three rounds
-// of pairwise lane sums turn 8 pairs into one vector of 16 blocks' dots; on AVX2 the sign trick on w
-// gives each block's 8 lane sums and vphaddd rounds sum 8 blocks into one vector. A group's dots
-// then take their scales in one multiply-add per 8 blocks (lane k: block g0 + k, g0 a multiple of 8).
+// the end as ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)). Blocks go in groups of 8 (g0 a
+// multiple of 8, one block of each class), whose integer dots are summed across lanes together
+// (exact, so in any order): on AVX-512 a pair of blocks is one 512-bit vector (lanes 0-7 the even
+// block, 8-15 the odd one) of unsigned weights u = w + OFF through vpdpbusd, and three rounds of lane
+// sums turn 4 pairs into 8 dots in lanes [0 2 4 6 1 3 5 7] (OFF x the activations' block sums taken
+// off after); on AVX2 the sign trick on w gives each block's 8 lane sums and vphaddd rounds sum 8
+// blocks into one vector in block order. A group's dots then take their scales in one multiply-add.
 //
-// QM_ONE decodes block p0 (BS bytes) for the tail and for AVX2: signed weights v1 and scale d0.
-// QM_PAIR (AVX-512) decodes blocks p0, p1 into u (512 bits) and d0, d1.
+// QM_ONE decodes block p0 (BS bytes) for the tail and for AVX2: signed weights v1. QM_PAIR (AVX-512)
+// decodes blocks p0, p1 into u (512 bits, w + OFF). Each block's f16 scale is its first two bytes.
 #if QM_VNNI
 // The lane sums, as 128-bit lanes L0-L3 of a pair's vector hold the even block's elements 0-15 and
 // 16-31, then the odd block's: (1) unpack and add pairs of vectors within 128-bit lanes, (2) the same
 // with 64-bit halves, leaving each 128-bit lane of one vector with the four pairs' sums over it, (3)
-// add L0 + L1 and L2 + L3 across two such vectors. The 16 lanes then hold blocks
-// [0 2 4 6 1 3 5 7 | 8 10 12 14 9 11 13 15] of the group (qm_lane_block): lanes 0-7 and 8-15 are each
-// one block of every class b mod 8, in the order [0 2 4 6 1 3 5 7]. The int32 sums are exact.
+// add L0 + L1 and L2 + L3. Lanes 0-7 then hold the group's blocks [0 2 4 6 1 3 5 7] (qm_lane_block),
+// lanes 8-15 zero. The int32 sums are exact.
 static const int qm_lane_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 QM_FN __m512i QF(fold32)(__m512i a, __m512i b) {
     return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
@@ -153,9 +129,7 @@ QM_FN float QF(hsum_classes)(__m256 v) {
     {                                                                                          \
         const uint8_t *p0 = row + (g0 + 2 * (p)) * (BS), *p1 = p0 + (BS);                      \
         __m512i u;                                                                             \
-        float d0, d1;                                                                          \
         QM_PAIR                                                                                \
-        (void)d0; (void)d1;                                                                    \
         up[p] = u;                                                                             \
         /* lanes of blocks 2p, 2p + 1: p, p + 4 */                                             \
         dwh = _mm_mask_set1_epi16(dwh, (__mmask8)(1u << (p)), (short)QF(f16_bits)(p0));        \
@@ -192,9 +166,7 @@ QM_FN float QF(hsum_classes)(__m256 v) {
             if (gn & 1) { /* a last block alone: the even block of pair np, u = w + OFF */     \
                 const uint8_t *p0 = row + (g0 + gn - 1) * (BS);                                \
                 __m256i v1;                                                                    \
-                float d0;                                                                      \
                 QM_ONE                                                                         \
-                (void)d0;                                                                      \
                 up[np] = _mm512_zextsi256_si512(_mm256_add_epi8(v1, _mm256_set1_epi8((char)(OFF)))); \
                 dwh = _mm_mask_set1_epi16(dwh, (__mmask8)(1u << np), (short)QF(f16_bits)(p0)); \
             }                                                                                  \
@@ -229,9 +201,7 @@ QM_FN float QF(hsum_classes)(__m256 v) {
     ({                                                                                         \
         const uint8_t *p0 = row + (g0 + (k)) * (BS);                                           \
         __m256i v1;                                                                            \
-        float d0;                                                                              \
         QM_ONE                                                                                 \
-        (void)d0;                                                                              \
         dwh[(k) >> 2] |= (uint64_t)QF(f16_bits)(p0) << (16 * ((k) & 3));                      \
         QF(dot_ss)(v1, QF(load_q)((a) + (k)));                                                 \
     })
@@ -270,9 +240,7 @@ QM_FN float QF(hsum_classes)(__m256 v) {
         for (int k = 0; k < gn; k++) {                                                         \
             const uint8_t *p0 = row + (g0 + k) * (BS);                                         \
             __m256i v1;                                                                        \
-            float d0;                                                                          \
             QM_ONE                                                                             \
-            (void)d0;                                                                          \
             wv[k] = v1;                                                                        \
             dwh[k >> 2] |= (uint64_t)QF(f16_bits)(p0) << (16 * (k & 3));                       \
         }                                                                                      \
@@ -306,32 +274,24 @@ QM_FN __m512i QF(high_bits2)(__m512i nib, const uint8_t *h0, const uint8_t *h1) 
     return _mm512_mask_add_epi8(nib, (__mmask64)(((uint64_t)b << 32) | a), nib, _mm512_set1_epi8(0x10));
 }
 #endif
-// The fifth bits of one block (a 32-bit mask at h) as 16 (0x10) per byte.
-QM_FN __m256i QF(high_bits)(const uint8_t *h) {
-    uint32_t m;
-    memcpy(&m, h, 4);
-    return _mm256_and_si256(QF(bits_to_bytes)(m), _mm256_set1_epi8(0x10));
-}
-
 QM_FN void QF(tile_q8_0)(QM_ARGS) {
     QM_BLOCKS(34, 128,
         u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
                                                 _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1), _mm512_set1_epi8((char)0x80));
-        d0 = half_to_float(p0); d1 = half_to_float(p1);,
-        v1 = _mm256_loadu_si256((const __m256i *)(p0 + 2)); d0 = half_to_float(p0);)
+        ,
+        v1 = _mm256_loadu_si256((const __m256i *)(p0 + 2));)
 }
 
 QM_FN void QF(tile_q4_0)(QM_ARGS) {
     QM_BLOCKS(18, 8,
-        u = QF(nibbles2)(p0 + 2, p1 + 2); d0 = half_to_float(p0); d1 = half_to_float(p1);,
-        v1 = _mm256_sub_epi8(QF(nibbles)(p0 + 2), _mm256_set1_epi8(8)); d0 = half_to_float(p0);)
+        u = QF(nibbles2)(p0 + 2, p1 + 2);,
+        v1 = _mm256_sub_epi8(nibble_bytes(p0 + 2), _mm256_set1_epi8(8));)
 }
 
 QM_FN void QF(tile_q5_0)(QM_ARGS) {
     QM_BLOCKS(22, 16,
-        u = QF(high_bits2)(QF(nibbles2)(p0 + 6, p1 + 6), p0 + 2, p1 + 2); d0 = half_to_float(p0); d1 = half_to_float(p1);,
-        v1 = _mm256_sub_epi8(_mm256_or_si256(QF(nibbles)(p0 + 6), QF(high_bits)(p0 + 2)), _mm256_set1_epi8(16));
-        d0 = half_to_float(p0);)
+        u = QF(high_bits2)(QF(nibbles2)(p0 + 6, p1 + 6), p0 + 2, p1 + 2);,
+        v1 = _mm256_sub_epi8(_mm256_or_si256(nibble_bytes(p0 + 6), fifth_bits(p0 + 2)), _mm256_set1_epi8(16));)
 }
 
 // Q4_1 and Q5_1 keep one accumulator and one chain of minimum terms in block order: llama.cpp's
@@ -341,7 +301,7 @@ QM_FN void QF(tile_q4_1)(QM_ARGS) {
     QM_BEGIN
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + b * 20;
-        const __m256i u = QF(nibbles)(blk + 4);
+        const __m256i u = nibble_bytes(blk + 4);
         const float dw = half_to_float(blk), mw = half_to_float(blk + 2);
         QM_UNSIGNED_BLOCK(u, dw, mw, b)
     }
@@ -352,7 +312,7 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
     QM_BEGIN
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + b * 24;
-        const __m256i u = _mm256_or_si256(QF(nibbles)(blk + 8), QF(high_bits)(blk + 4));
+        const __m256i u = _mm256_or_si256(nibble_bytes(blk + 8), fifth_bits(blk + 4));
         const float dw = half_to_float(blk), mw = half_to_float(blk + 2);
         QM_UNSIGNED_BLOCK(u, dw, mw, b)
     }
@@ -574,7 +534,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 // sums (xo: the offset term OFF x sum, taken off after the lane sums) as plain arrays, each row padded
 // with zeros to whole groups of QM_GROUP blocks, in the lanes' block order (one vector load per group;
 // an absent block's scale and dot are 0, so its multiply-add leaves the accumulator as it is): filled
-// here for chunks of activation rows, on the stack (2 x 16 KiB, or one row's when longer).
+// here for chunks of activation rows, on the stack (2 x 16 KiB, or one row's each when longer).
 #define QM_XD_FLOATS 4096
 #if QM_VNNI
 #define QM_LANE_BLOCK(l) qm_lane_block[l]
@@ -602,7 +562,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
                     for (int l = 0; l < QM_GROUP; l++) {                                       \
                         const int64_t b = g + QM_LANE_BLOCK(l);                                \
                         xd[t * xs + g + l] = b < nb ? x[t * nb + b].d : 0.0f;                  \
-                        if (QM_FILL_XO) xob[t * xs + g + l] = b < nb ? QF(block_sum)(x + t * nb + b) : 0; \
+                        if (QM_FILL_XO) xob[t * xs + g + l] = b < nb ? q8a_block_sum(x + t * nb + b) : 0; \
                     }                                                                          \
             QM_DRIVE(kind)                                                                     \
         }                                                                                      \

@@ -78,6 +78,20 @@ import Tokenizer
     #expect(abs(c.time(sequences: 1, draftRows: 8) - 0.018) < 5e-4)
 }
 
+/// A sequence that drafts one token in most steps: the base comes from the few steps without drafts, so
+/// the drafts' whole cost lands in the slope, and at a first-token acceptance near 40% (1.4 tokens for a
+/// step 1.55x as long) the best draft is none.
+@Test func stepCostBaseIsNotInflatedByDraftSteps() {
+    var c = StepCostModel()
+    for i in 0..<400 { c.observe(sequences: 1, draftRows: i % 40 == 0 ? 0 : 1, seconds: i % 40 == 0 ? 0.010 : 0.0155) }
+    #expect(abs(c.time(sequences: 1, draftRows: 0) - 0.010) < 2e-4)
+    #expect(abs(c.time(sequences: 1, draftRows: 1) - 0.0155) < 3e-4)
+    var a = AcceptanceRate()
+    for i in 0..<100 { a.observe(drafted: 1, accepted: i % 8 < 3 ? 1 : 0) }
+    a.observe(drafted: 1, accepted: 0)
+    #expect(a.bestDraft(limit: 7, sequences: 1, draftRows: 0, tokens: 0, cost: c) == 0)
+}
+
 /// The scheduler's bookkeeping without a model: a speculative item records nothing in the step; the
 /// update records the pending token and the accepted draft tokens, and the next item starts after them.
 @Test func acceptedDraftTokensAreRecordedAndRejectedOnesAreNot() {

@@ -101,6 +101,31 @@ func matmulRoutesMatchNaive(type: Int32) {
 /// Whether this CPU runs the AVX-512 VNNI kernels (tests of that path are skipped, visibly, elsewhere).
 let cpuHasVNNI = String(cString: zk_kernel_path()) == "avx512-vnni"
 
+/// Inputs for the panel GEMM tests: `rows` weight rows whose first 16 (one panel) hold the largest
+/// weight bytes, `nt` activation rows of which the first two are +-1 throughout (quantized to +-127:
+/// the int16 sums' worst cases), quantized in the type's activation format, with their half-block sums
+/// and a GEMM scratch.
+struct GemmInputs {
+    let bytes: [UInt8], rowBytes: Int64, q: [zk_q8a], sums: [Int32]
+    var scratch: [UInt8]
+    init(type: Int32, rows: Int, cols: Int, nt: Int, rng: inout Rng) {
+        let nb = cols / 32
+        let largest: UInt8 = type == 8 ? 0x80 : 0xFF  // Q8_0: -128; others: every quantity bit set
+        bytes = randomWeights(type: type, rows: 16, cols: cols, rng: &rng, fill: largest)
+            + randomWeights(type: type, rows: rows - 16, cols: cols, rng: &rng)
+        rowBytes = Int64(bytes.count / rows)
+        var x = (0..<nt * cols).map { _ in rng.float() }
+        for i in 0..<cols { x[i] = 1; x[cols + i] = -1 }
+        var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
+        q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
+        var sums = [Int32](repeating: 0, count: 2 * nt * nb)
+        zk_q8a_half_sums(q, &sums, Int64(nt * nb))
+        self.q = q
+        self.sums = sums
+        scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
+    }
+}
+
 /// The int8 panel GEMM (prompt chunks): a row's result does not depend on the other activation rows
 /// in the call or on how the weight rows are split, bit for bit, on each kernel path; and the AVX2
 /// path (int16 sums before widening) gives the AVX-512 VNNI path's bits. The first panel holds the
@@ -113,24 +138,15 @@ func int8GemmIsBatchInvariant(type: Int32) {
     defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
     var rng = Rng(s: UInt64(type) + 500)
     let rows = 40, cols = 512, nt = 13, nb = cols / 32
-    let largest: UInt8 = type == 8 ? 0x80 : 0xFF  // Q8_0: -128; others: every quantity bit set
-    let bytes = randomWeights(type: type, rows: 16, cols: cols, rng: &rng, fill: largest)
-        + randomWeights(type: type, rows: rows - 16, cols: cols, rng: &rng)
-    var x = (0..<nt * cols).map { _ in rng.float() }
-    for i in 0..<cols { x[i] = 1; x[cols + i] = -1 }
-    var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
-    q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
-    var sums = [Int32](repeating: 0, count: 2 * nt * nb)
-    zk_q8a_half_sums(q, &sums, Int64(nt * nb))
-    var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
-    let rowBytes = Int64(bytes.count / rows)
+    var g = GemmInputs(type: type, rows: rows, cols: cols, nt: nt, rng: &rng)
+    let (bytes, rowBytes, q, sums) = (g.bytes, g.rowBytes, g.q, g.sums)
     var results: [[Float]] = []
     for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
         var all = [Float](repeating: .nan, count: nt * rows), pieces = all, single = all
-        #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(nt), &all, Int64(rows), &scratch) == 1)
+        #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(nt), &all, Int64(rows), &g.scratch) == 1)
         for (r0, r1) in [(0, 16), (16, 32), (32, 40)] {
             pieces.withUnsafeMutableBufferPointer {
-                _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, sums, Int64(nt), $0.baseAddress!, Int64(rows), &scratch)
+                _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, sums, Int64(nt), $0.baseAddress!, Int64(rows), &g.scratch)
             }
         }
         for t in 0..<nt {
@@ -138,7 +154,7 @@ func int8GemmIsBatchInvariant(type: Int32) {
                 single.withUnsafeMutableBufferPointer {
                     _ = zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), qp.baseAddress! + t * nb,
                                     Array(sums[2 * t * nb..<2 * (t + 1) * nb]), 1,
-                                    $0.baseAddress! + t * rows, Int64(rows), &scratch)
+                                    $0.baseAddress! + t * rows, Int64(rows), &g.scratch)
                 }
             }
         }
@@ -487,25 +503,17 @@ func rowKernelsAndGemmAgreeForOffsetTypes(type: Int32) {
     defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
     var rng = Rng(s: UInt64(type) + 1300)
     for cols in [96, 544, 640, 736] {
-        let rows = 37, nb = cols / 32, nt = 20
-        let largest: UInt8 = type == 8 ? 0x80 : 0xFF
-        let bytes = randomWeights(type: type, rows: 16, cols: cols, rng: &rng, fill: largest)
-            + randomWeights(type: type, rows: rows - 16, cols: cols, rng: &rng)
-        var x = (0..<nt * cols).map { _ in rng.float() }
-        for i in 0..<cols { x[i] = 1; x[cols + i] = -1 }
-        var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
-        q.withUnsafeMutableBufferPointer { zk_quantize_q8a(x, $0.baseAddress!, Int64(nt * cols), zk_act_format(type)) }
-        var sums = [Int32](repeating: 0, count: 2 * nt * nb)
-        zk_q8a_half_sums(q, &sums, Int64(nt * nb))
-        var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
-        let rowBytes = Int64(bytes.count / rows)
+        let rows = 37, nt = 20
+        var g = GemmInputs(type: type, rows: rows, cols: cols, nt: nt, rng: &rng)
+        let (bytes, rowBytes, q, sums) = (g.bytes, g.rowBytes, g.q, g.sums)
         var results: [[Float]] = []
         for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
             for n in 1...nt {
                 var byRows = [Float](repeating: .nan, count: n * rows), byGemm = byRows
                 #expect(zk_matmul_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, Int64(n), &byRows, Int64(rows)) == 1)
-                #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(n), &byGemm, Int64(rows), &scratch) == 1)
-                #expect(byRows == byGemm, "type \(type) cols \(cols) vnni \(vnni) rows \(n)")
+                #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(n), &byGemm, Int64(rows), &g.scratch) == 1)
+                let same = byRows == byGemm  // (not the arrays themselves in a failure message)
+                #expect(same, "type \(type) cols \(cols) vnni \(vnni) rows \(n)")
                 if n == nt { results.append(byRows) }
             }
         }
@@ -534,5 +542,6 @@ func batchedRowRouteMatchesRowsAlone(type: Int32) {
             }
         }
     }
-    #expect(batched == alone, "type \(type): a batched decode row differs from the row alone")
+    let same = batched == alone
+    #expect(same, "type \(type): a batched decode row differs from the row alone")
 }

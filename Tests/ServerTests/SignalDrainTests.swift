@@ -5,14 +5,8 @@ import TestSupport
 
 @Test func sigtermDrainsInFlightStreams() throws {
     // Gemma: real decode speed, so the stream is still running when SIGTERM arrives.
-    let (p, err) = try zebraServe(["--shutdown-timeout", "20"], model: TestModels.gemma)
+    let (p, port) = try readyServer(["--shutdown-timeout", "20"])
     defer { if p.isRunning { p.terminate() } }
-    let port = try listeningPort(err).port
-    var ready = false
-    for _ in 0..<100 where !ready {
-        ready = (try? TestClient(port: port))?.request("GET", "/health")?.status == 200
-        if !ready { usleep(50_000) }
-    }
     let c = try TestClient(port: port, timeout: 30)
     c.send("POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n" +
            #"{"prompt":"the","max_tokens":40,"ignore_eos":true,"stream":true}"#)

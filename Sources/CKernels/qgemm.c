@@ -22,6 +22,11 @@
 #define QG_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define QG_AVX2 "avx2,fma,f16c"
 #define QG_ROWS 16
+// A prepacked panel block (zk_pack_panels): the 512 panel bytes of 16 rows, then their 16 f16 scales.
+#define QP_BLOCK (QG_ROWS * 32 + QG_ROWS * 2)
+#ifndef PF_PANELS
+#define PF_PANELS 2
+#endif
 
 enum qg_kind { QG_MIN, QG_OFFSET, QG_HALVES };
 
@@ -184,14 +189,18 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
                               int step, const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
-                              const int offset, const int NT, __m512 *out) {
+                              const int offset, const int packed, const int NT, __m512 *out) {
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = b0; b < nb; b += step) {
-        const __m512i *wb = (const __m512i *)(panel + b * (QG_ROWS * 32));
+        const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
+        const __m512i *wb = (const __m512i *)pb;
         __m512i w[8];
         for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(wb + j);
-        const __m512 s = _mm512_loadu_ps(sc + b * QG_ROWS), m = _mm512_loadu_ps(mn + b * QG_ROWS);
+        const __m512 s = packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32)))
+                                : _mm512_loadu_ps(sc + b * QG_ROWS);
+        const __m512 m = packed ? _mm512_setzero_ps() : _mm512_loadu_ps(mn + b * QG_ROWS);
+#pragma clang loop unroll(full)
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
             const int32_t *h = hs + 2 * (t * ldx + b);
@@ -208,9 +217,8 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(m, da), acc[t]);
                 continue;
             }
-            __m512i dot = _mm512_setzero_si512();
+            __m512i dot = kind == QG_OFFSET ? _mm512_set1_epi32(-offset * (h[0] + h[1])) : _mm512_setzero_si512();
             for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
-            if (kind == QG_OFFSET) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * (h[0] + h[1])));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, da), acc[t]);
             if (kind == QG_MIN) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);
         }
@@ -224,44 +232,88 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
 // registers.
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile_offset(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                                     const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int NT,
-                                     __m512 *out) {
+                                     const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int packed,
+                                     const int NT, __m512 *out) {
     __m512 part[8][8];  // [m][t]
-    for (int m = 0; m < 8; m++) panel_tile(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, NT, part[m]);
+    for (int m = 0; m < 8; m++) panel_tile(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, packed, NT, part[m]);
     for (int t = 0; t < NT; t++)
         out[t] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(part[0][t], part[4][t]), _mm512_add_ps(part[2][t], part[6][t])),
                                _mm512_add_ps(_mm512_add_ps(part[1][t], part[5][t]), _mm512_add_ps(part[3][t], part[7][t])));
+}
+
+// panel_tile_offset for one or two activation rows: the same accumulators and tree, the blocks taken in
+// order (block b to accumulator b mod 8) so that a panel streamed from memory (prepacked) is read
+// front to back; the eight passes stride over it.
+__attribute__((target(QG_TARGET), always_inline))
+static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, int64_t nb, const zk_q8a *x,
+                                         int64_t ldx, const int32_t *hs, const int offset, const int packed,
+                                         const int NT, __m512 *out) {
+    __m512 acc[8][2];
+    for (int m = 0; m < 8; m++)
+        for (int t = 0; t < NT; t++) acc[m][t] = _mm512_setzero_ps();
+    for (int64_t b8 = 0; b8 < nb; b8 += 8) {
+#pragma clang loop unroll(full)
+        for (int m = 0; m < 8; m++) {
+            const int64_t b = b8 + m;
+            if (b >= nb) break;
+            const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
+            if (packed)  // streamed: the same block PF_PANELS panels on, into L2
+                for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + PF_PANELS * nb * QP_BLOCK + off), _MM_HINT_T1);
+            __m512i w[8];
+            for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const __m512i *)pb + j);
+            const __m512 s = packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32)))
+                                    : _mm512_loadu_ps(sc + b * QG_ROWS);
+#pragma clang loop unroll(full)
+            for (int t = 0; t < NT; t++) {
+                const zk_q8a *a = x + t * ldx + b;
+                const int32_t *h = hs + 2 * (t * ldx + b);
+                int32_t q4[8];
+                memcpy(q4, a->q, 32);
+                __m512i dot = _mm512_set1_epi32(-offset * (h[0] + h[1]));
+                for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
+                acc[m][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc[m][t]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        out[t] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0][t], acc[4][t]), _mm512_add_ps(acc[2][t], acc[6][t])),
+                               _mm512_add_ps(_mm512_add_ps(acc[1][t], acc[5][t]), _mm512_add_ps(acc[3][t], acc[7][t])));
 }
 
 // All activation rows against one unpacked panel of nr rows at column p0, tiles of 8 then single rows.
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_rows(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                               const zk_q8a *x, const int32_t *hs, int64_t nt, const enum qg_kind kind,
-                              const int offset, float *y, int64_t ldy, int64_t p0, int nr) {
+                              const int offset, const int packed, float *y, int64_t ldy, int64_t p0, int nr) {
     const __mmask16 keep = (__mmask16)((1u << nr) - 1);
     __m512 o[8];
     int64_t t = 0;
     for (; t + 8 <= nt; t += 8) {
-        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 8, o);
-        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 8, o);
+        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, 8, o);
+        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 8, o);
         for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
     }
     for (; t < nt; t++) {
-        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 1, o);
-        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 1, o);
+        if (kind == QG_OFFSET) panel_tile_offset_seq(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, 1, o);
+        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 1, o);
         _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
     }
 }
 
-// One instance per kind, so the kind's branches leave the inner loop.
+// One instance per kind (and for the offset kind, per panel layout), so their branches leave the inner
+// loop.
 __attribute__((target(QG_TARGET)))
 static void panel_vnni(int type, const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                       const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, int64_t p0, int nr) {
+                       const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, int64_t p0, int nr,
+                       int packed) {
     const int offset = offset_of(type);
     switch (kind_of(type)) {
-    case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, y, ldy, p0, nr); break;
-    case QG_OFFSET: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, y, ldy, p0, nr); break;
-    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, y, ldy, p0, nr); break;
+    case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 0, y, ldy, p0, nr); break;
+    case QG_OFFSET:
+        if (packed) panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, y, ldy, p0, nr);
+        else panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 0, y, ldy, p0, nr);
+        break;
+    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 0, y, ldy, p0, nr); break;
     }
 }
 
@@ -301,10 +353,11 @@ static inline __m256i dot8(const uint8_t *wb, const int32_t *q4, const int j0, c
 __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
                                    int step, const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
-                                   const int offset, const int G, const int NT, __m256 out[][2]) {
+                                   const int offset, const int G, const int packed, const int NT, __m256 out[][2]) {
     __m256 acc[4][2];
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (int64_t b = b0; b < nb; b += step) {
+#pragma clang loop unroll(full)
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
             const int32_t *h = hs + 2 * (t * ldx + b);
@@ -312,8 +365,10 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
             memcpy(q4, a->q, 32);
             const __m256 da = _mm256_set1_ps(a->d);
             for (int r = 0; r < 2; r++) {
-                const uint8_t *wb = panel + b * (QG_ROWS * 32) + 32 * r;
-                const __m256 s = _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r), m = _mm256_loadu_ps(mn + b * QG_ROWS + 8 * r);
+                const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32), *wb = pb + 32 * r;
+                const __m256 s = packed ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)))
+                                        : _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r);
+                const __m256 m = packed ? _mm256_setzero_ps() : _mm256_loadu_ps(mn + b * QG_ROWS + 8 * r);
                 if (kind == QG_HALVES) {
                     const __m256i lo = _mm256_sub_epi32(dot8(wb, q4, 0, 4, G), _mm256_set1_epi32(offset * h[0]));
                     const __m256i hi = _mm256_sub_epi32(dot8(wb, q4, 4, 8, G), _mm256_set1_epi32(offset * h[1]));
@@ -335,9 +390,9 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
 __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                                           const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int G,
-                                          const int NT, __m256 out[][2]) {
+                                          const int packed, const int NT, __m256 out[][2]) {
     __m256 part[8][4][2];  // [m][t][half]
-    for (int m = 0; m < 8; m++) panel_tile_avx2(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, G, NT, part[m]);
+    for (int m = 0; m < 8; m++) panel_tile_avx2(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, G, packed, NT, part[m]);
     for (int t = 0; t < NT; t++)
         for (int r = 0; r < 2; r++)
             out[t][r] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(part[0][t][r], part[4][t][r]), _mm256_add_ps(part[2][t][r], part[6][t][r])),
@@ -362,33 +417,38 @@ static inline void store_rows(float *y, const __m256 *o, int nr) {
 __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                                    const zk_q8a *x, const int32_t *hs, int64_t nt, const enum qg_kind kind,
-                                   const int offset, const int G, float *y, int64_t ldy, int64_t p0, int nr) {
+                                   const int offset, const int G, const int packed, float *y, int64_t ldy, int64_t p0,
+                                   int nr) {
     __m256 o[4][2];
     int64_t t = 0;
     for (; t + 4 <= nt; t += 4) {
-        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, 4, o);
-        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 4, o);
+        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 4, o);
+        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 4, o);
         for (int j = 0; j < 4; j++) store_rows(y + (t + j) * ldy + p0, o[j], nr);
     }
     for (; t < nt; t++) {
-        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, 1, o);
-        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 1, o);
+        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 1, o);
+        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 1, o);
         store_rows(y + t * ldy + p0, o[0], nr);
     }
 }
 
-// One instance per (kind, G).
+// One instance per (kind, G), and for Q8_0 per panel layout.
 __attribute__((target(QG_AVX2)))
 static void panel_avx2(int type, const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                       const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, int64_t p0, int nr) {
+                       const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, int64_t p0, int nr,
+                       int packed) {
     const int offset = offset_of(type);
     switch (type) {
-    case ZK_Q4_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 8, y, ldy, p0, nr); break;
-    case ZK_Q5_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 4, y, ldy, p0, nr); break;
-    case ZK_Q8_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, y, ldy, p0, nr); break;
-    case ZK_Q4_1: case ZK_Q4_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 8, y, ldy, p0, nr); break;
-    case ZK_Q5_1: case ZK_Q5_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 4, y, ldy, p0, nr); break;
-    case ZK_Q6_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 2, y, ldy, p0, nr); break;
+    case ZK_Q4_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 8, 0, y, ldy, p0, nr); break;
+    case ZK_Q5_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 4, 0, y, ldy, p0, nr); break;
+    case ZK_Q8_0:
+        if (packed) panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 1, y, ldy, p0, nr);
+        else panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 0, y, ldy, p0, nr);
+        break;
+    case ZK_Q4_1: case ZK_Q4_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 8, 0, y, ldy, p0, nr); break;
+    case ZK_Q5_1: case ZK_Q5_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 4, 0, y, ldy, p0, nr); break;
+    case ZK_Q6_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 2, 0, y, ldy, p0, nr); break;
     default: break;
     }
 }
@@ -410,8 +470,8 @@ static void gemm_panels(int type, int vnni, const uint8_t *w, int64_t row_bytes,
             for (int64_t off = 0; off < row_bytes; off += 64) _mm_prefetch((const char *)(w + r * row_bytes + off), _MM_HINT_T1);
         if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
         else for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);
-        if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr);
-        else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr);
+        if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0);
+        else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0);
     }
 }
 
@@ -455,5 +515,52 @@ int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r
     float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
     gemm_panels(type, zk_path_is_avx512(), (const uint8_t *)w, row_bytes, nb, r0, r1, x, half_sums, nt, y, ldy,
                 panel, sc, mn);
+    return 1;
+}
+
+// Prepacked weights: Q8_0 panels built once at load, so no product unpacks them (a batched decode step
+// spent about a third of the output matrix's time unpacking its 262144 rows). Per 16 rows (a panel) and
+// block: the 512 panel bytes, then the rows' 16 f16 scales: 34 bytes per row and block, as the GGUF
+// layout. The products compute the unpacked panels' float operations in the same order: the bits of
+// zk_matmul_q8a for every row count (tested).
+int64_t zk_packed_bytes(int type, int64_t rows, int64_t k) {
+    if (type != ZK_Q8_0 || k % 32) return 0;
+    return (rows + QG_ROWS - 1) / QG_ROWS * (k / 32) * QP_BLOCK;
+}
+
+void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64_t rows, int64_t p0, int64_t p1,
+                    void *dst, void *scratch) {
+    const int64_t nb = k / 32;
+    uint8_t *panel = (uint8_t *)scratch;
+    float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t r0 = p * QG_ROWS;
+        const int nr = (int)(rows - r0 < QG_ROWS ? rows - r0 : QG_ROWS);
+        if (nr < QG_ROWS) memset(panel, 0, (size_t)nb * QG_ROWS * 32);
+        unpack_offset_rows(type, (const uint8_t *)w + r0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
+        uint8_t *out = (uint8_t *)dst + p * nb * QP_BLOCK;
+        for (int64_t b = 0; b < nb; b++) {
+            memcpy(out + b * QP_BLOCK, panel + b * QG_ROWS * 32, QG_ROWS * 32);
+            for (int i = 0; i < QG_ROWS; i++) {  // the f16 scales back (exact: they came from f16)
+                const uint16_t h = _cvtss_sh(sc[b * QG_ROWS + i], _MM_FROUND_TO_NEAREST_INT);
+                memcpy(out + b * QP_BLOCK + QG_ROWS * 32 + 2 * i, &h, 2);
+            }
+        }
+    }
+}
+
+int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_t r0, int64_t r1, const zk_q8a *x,
+                   const int32_t *half_sums, int64_t nt, float *y, int64_t ldy) {
+    if (zk_packed_bytes(type, rows, k) == 0 || r0 % QG_ROWS) return 0;
+    const int64_t nb = k / 32, bytes = nb * QP_BLOCK;
+    const int vnni = zk_path_is_avx512();
+    for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
+        const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
+        const uint8_t *panel = (const uint8_t *)packed + p0 / QG_ROWS * bytes;
+        if (nt >= 8)  // panel_tile_offset's passes stride over the panel: fetch it PF_PANELS panels ahead
+            for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch((const char *)(panel + PF_PANELS * bytes + off), _MM_HINT_T1);
+        if (vnni) panel_vnni(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1);
+        else panel_avx2(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1);
+    }
     return 1;
 }

@@ -57,6 +57,16 @@ public final class GGUFFile: @unchecked Sendable {
         }
     }
 
+    /// Drops the pages wholly inside `count` bytes at `p` (a tensor's data) from this process's
+    /// memory, when the file is mapped: a later read faults them back in from the file. A no-op for
+    /// an in-memory copy (dropping its pages would zero them).
+    public func releasePages(_ p: UnsafeRawPointer, count: Int) {
+        guard mapped else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: p) + page - 1) / page * page, hi = (Int(bitPattern: p) + count) / page * page
+        if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, 4) }  // MADV_DONTNEED
+    }
+
     /// Parses an in-memory copy of a GGUF file (tests, fuzzing). The bytes are copied.
     public convenience init(bytes: [UInt8]) throws(GGUFError) {
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)

@@ -99,6 +99,13 @@ public final class Matmul: @unchecked Sendable {
             let nb = w.cols / 32
             let q = xq.reserve(nt * nb)
             pool.parallelFor(nt, granularity: 8, QuantizeActivations(x: x, q: q, cols: w.cols, format: zk_act_format(w.type)))
+            // Prepacked panels: every row count, the row kernels' bits (sgemm only when asked for).
+            if let packed = w.packed, route != .blas {
+                let sums = xs.reserve(2 * nt * nb)
+                pool.parallelFor(nt, granularity: 8, HalfBlockSums(q: q, sums: sums, nb: nb))
+                pool.parallelFor(w.rows, granularity: 16, Int8Packed(w: w, packed: packed, q: q, sums: sums, nt: nt, y: y, ldy: ldy))
+                return
+            }
             // Short products take the row kernels; the panel GEMM takes long ones, and (same bits) the
             // row route's batches from rowsGemmMinRows rows where its float order is the row kernels'.
             let panels = useBlas ? (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0
@@ -171,6 +178,16 @@ private struct Int8Panels: RangeJob {
     func run(_ range: Range<Int>, thread: Int) {
         _ = zk_gemm_q8a(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(range.lowerBound),
                         Int64(range.upperBound), q, sums, Int64(nt), y, Int64(ldy), scratch[thread])
+    }
+}
+
+/// The products from prepacked panels over a range of weight rows (ranges start at multiples of 16).
+private struct Int8Packed: RangeJob {
+    let w: WeightMatrix, packed: UnsafeRawPointer, q: UnsafePointer<zk_q8a>, sums: UnsafePointer<Int32>
+    let nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+    func run(_ range: Range<Int>, thread: Int) {
+        _ = zk_gemm_packed(w.type, packed, Int64(w.cols), Int64(w.rows), Int64(range.lowerBound), Int64(range.upperBound),
+                           q, sums, Int64(nt), y, Int64(ldy))
     }
 }
 

@@ -1,5 +1,6 @@
 // Weights: views into the mmapped GGUF (immutable after load, so Sendable). Norm vectors are copied
-// to Float arrays; matrices stay in their quantized block format.
+// to Float arrays; matrices stay in their quantized block format, and those of a type with a packed
+// layout (Q8_0: Gemma 3's output matrix) are also packed into the int8 GEMM's panels for products.
 import GGUF
 import Kernels
 
@@ -19,8 +20,16 @@ public final class ModelWeights: @unchecked Sendable {
     public let output: WeightMatrix           // [vocab, dim]; the embedding when tied
     public let outputNorm: [Float]
     public let layers: [LayerWeights]
+    /// The packed copies products read (PackedPanels; empty with ZEBRA_PACK_WEIGHTS=0).
+    public let packed: [PackedPanels]
+    /// For the bench and the server's start line: how many matrices are packed, and their bytes.
+    public var packedDescription: String {
+        packed.isEmpty ? "none" : "\(packed.count) Q8_0 matrices, \(packed.reduce(0) { $0 + $1.count } >> 20) MiB"
+    }
 
-    public init(file: GGUFFile, config c: ModelConfig) throws(ModelError) {
+    /// `pack`: whether matrices of a type with a packed layout get one (PackedPanels.enabled: on unless
+    /// ZEBRA_PACK_WEIGHTS=0).
+    public init(file: GGUFFile, config c: ModelConfig, pack: Bool = PackedPanels.enabled) throws(ModelError) {
         self.file = file
         func matrix(_ name: String, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix {
             let t: GGUFTensorInfo
@@ -36,28 +45,41 @@ public final class ModelWeights: @unchecked Sendable {
             guard t.elementCount == n else { throw .gguf(.tensorShapeMismatch(tensor: name, expected: [n], found: t.dims)) }
             return file.floats(t)
         }
+        var packed: [PackedPanels] = []
+        // The packed copy of a matrix when its type has one; the file's pages of it are then dropped from
+        // this process (products no longer read them; an embedding lookup faults its row back in).
+        func packing(_ w: WeightMatrix) -> WeightMatrix {
+            guard pack, PackedPanels.supports(w), let p = PackedPanels(w) else { return w }
+            packed.append(p)
+            file.releasePages(w.data, count: w.rows * w.rowBytes)
+            return w.with(p)
+        }
+        func product(_ name: String, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix {
+            packing(try matrix(name, rows: rows, cols: cols))
+        }
         tokenEmbedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.dim)
-        output = file.tensors["output.weight"] == nil ? tokenEmbedding
-            : try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
+        output = file.tensors["output.weight"] == nil ? packing(tokenEmbedding)
+            : try product("output.weight", rows: c.vocabSize, cols: c.dim)
         outputNorm = try vector("output_norm.weight", c.dim)
         var layers: [LayerWeights] = []
         for i in 0..<c.nLayers {
             let p = "blk.\(i)."
             layers.append(LayerWeights(
                 attnNorm: try vector(p + "attn_norm.weight", c.dim),
-                wq: try matrix(p + "attn_q.weight", rows: c.qDim, cols: c.dim),
-                wk: try matrix(p + "attn_k.weight", rows: c.kvDim, cols: c.dim),
-                wv: try matrix(p + "attn_v.weight", rows: c.kvDim, cols: c.dim),
-                wo: try matrix(p + "attn_output.weight", rows: c.dim, cols: c.qDim),
+                wq: try product(p + "attn_q.weight", rows: c.qDim, cols: c.dim),
+                wk: try product(p + "attn_k.weight", rows: c.kvDim, cols: c.dim),
+                wv: try product(p + "attn_v.weight", rows: c.kvDim, cols: c.dim),
+                wo: try product(p + "attn_output.weight", rows: c.dim, cols: c.qDim),
                 qNorm: c.qkNorm ? try vector(p + "attn_q_norm.weight", c.headDim) : nil,
                 kNorm: c.qkNorm ? try vector(p + "attn_k_norm.weight", c.headDim) : nil,
                 postAttnNorm: c.postNorms ? try vector(p + "post_attention_norm.weight", c.dim) : nil,
                 ffnNorm: try vector(p + "ffn_norm.weight", c.dim),
-                wGate: try matrix(p + "ffn_gate.weight", rows: c.ffnDim, cols: c.dim),
-                wUp: try matrix(p + "ffn_up.weight", rows: c.ffnDim, cols: c.dim),
-                wDown: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.ffnDim),
+                wGate: try product(p + "ffn_gate.weight", rows: c.ffnDim, cols: c.dim),
+                wUp: try product(p + "ffn_up.weight", rows: c.ffnDim, cols: c.dim),
+                wDown: try product(p + "ffn_down.weight", rows: c.dim, cols: c.ffnDim),
                 postFfnNorm: c.postNorms ? try vector(p + "post_ffw_norm.weight", c.dim) : nil))
         }
         self.layers = layers
+        self.packed = packed
     }
 }

@@ -163,7 +163,7 @@ struct Bench: ParsableCommand {
         if json {
             var o: [String: Any] = [
                 "model": options.modelPath, "threads": model.pool.threadCount, "layers": layersDesc,
-                "kernels": kernelPath, "decode_gemm": model.matmul.rowsGemmDescription, "blas_core": BLASCore.name, "kv_cache": m.kvCacheType.rawValue,
+                "kernels": kernelPath, "decode_gemm": model.matmul.rowsGemmDescription, "packed_weights": model.weights.packedDescription, "blas_core": BLASCore.name, "kv_cache": m.kvCacheType.rawValue,
                 "prompt_tokens_per_second": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), $0.1) }),
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
@@ -184,7 +184,7 @@ struct Bench: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("model: \(options.modelPath) (\(layersDesc)), threads: \(model.pool.threadCount), kernels: \(kernelPath), decode batches on the GEMM: \(model.matmul.rowsGemmDescription), BLAS: \(BLASCore.name), KV cache: \(m.kvCacheType.rawValue)")
+        print("model: \(options.modelPath) (\(layersDesc)), threads: \(model.pool.threadCount), kernels: \(kernelPath), decode batches on the GEMM: \(model.matmul.rowsGemmDescription), packed weights: \(model.weights.packedDescription), BLAS: \(BLASCore.name), KV cache: \(m.kvCacheType.rawValue)")
         for (n, r) in pp { print(String(format: "prompt processing %6d tokens: %8.1f tokens/s", n, r)) }
         for (d, t) in dec { print(String(format: "decode at depth %6d: %7.2f ms/token (%6.1f tokens/s)", d, t * 1000, 1 / t)) }
         if let first = dec.first, let last = dec.last, !depthRatios.isEmpty {

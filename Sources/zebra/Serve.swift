@@ -172,7 +172,7 @@ struct Serve: ParsableCommand {
             "context": "\(c.contextLength)", "kv_budget_bytes": "\(sc.kvBudgetBytes)", "kv_cache": "\(sc.kvCacheType.rawValue)",
             "chat_template": "\(template.origin)",
             "prefix_cache": "\(sc.prefixCaching ? "on" : "off") (blocks of \(sc.kvBlockTokens) tokens)", "speculative": "\(mode.rawValue)", "threads": "\(m.model.pool.threadCount)",
-            "kernels": "\(kernelPath)", "decode_gemm": "\(m.model.matmul.rowsGemmDescription)", "blas_core": "\(BLASCore.name)"])
+            "kernels": "\(kernelPath)", "decode_gemm": "\(m.model.matmul.rowsGemmDescription)", "packed_weights": "\(m.model.weights.packedDescription)", "blas_core": "\(BLASCore.name)"])
         http.wait()
         scheduler.stop()
         logger.info("stopped")

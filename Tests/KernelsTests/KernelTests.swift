@@ -545,3 +545,66 @@ func batchedRowRouteMatchesRowsAlone(type: Int32) {
     let same = batched == alone
     #expect(same, "type \(type): a batched decode row differs from the row alone")
 }
+
+/// Prepacked Q8_0 panels (zk_pack_panels, read by zk_gemm_packed) give the row kernels' bits at every
+/// activation row count (the one-row and two-row in-order loop, the eight-class passes of a tile, their
+/// remainders), on both paths, for a partial last panel (37 rows), block counts leaving every short
+/// last group, and row ranges split at panel starts (as the kernel pool splits them).
+@Test func packedPanelsMatchRowKernels() {
+    let type: Int32 = 8
+    #expect(zk_packed_bytes(type, 37, 640) == 3 * 20 * 544)
+    for other: Int32 in [2, 3, 6, 7, 12, 13, 14] { #expect(zk_packed_bytes(other, 64, 256) == 0) }
+    let native = String(cString: zk_kernel_path())
+    defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
+    var rng = Rng(s: 1500)
+    for cols in [96, 544, 640, 736] {
+        let rows = 37, nt = 20
+        var g = GemmInputs(type: type, rows: rows, cols: cols, nt: nt, rng: &rng)
+        var packed = [UInt8](repeating: 0, count: Int(zk_packed_bytes(type, Int64(rows), Int64(cols))))
+        zk_pack_panels(type, g.bytes, g.rowBytes, Int64(cols), Int64(rows), 0, 3, &packed, &g.scratch)
+        for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
+            for n in 1...nt {
+                var byRows = [Float](repeating: .nan, count: n * rows), byPacked = byRows
+                #expect(zk_matmul_q8a(type, g.bytes, g.rowBytes, Int64(cols), 0, Int64(rows), g.q, Int64(n), &byRows, Int64(rows)) == 1)
+                for (r0, r1) in [(0, 16), (16, 32), (32, 37)] {
+                    #expect(zk_gemm_packed(type, packed, Int64(cols), Int64(rows), Int64(r0), Int64(r1), g.q, g.sums, Int64(n), &byPacked, Int64(rows)) == 1)
+                }
+                let same = byRows == byPacked
+                #expect(same, "cols \(cols) vnni \(vnni) rows \(n)")
+            }
+        }
+        #expect(zk_gemm_packed(type, packed, Int64(cols), Int64(rows), 8, 16, g.q, g.sums, 1, nil, Int64(rows)) == 0)
+    }
+}
+
+/// Through `Matmul`: a matrix with packed panels gives what the file's layout gives, on the row route
+/// at every batch size (rows alone, row-kernel tiles, the GEMM from rowsGemmMinRows) and on the GEMM
+/// route; an sgemm request still reads the file's layout.
+@Test func packedMatrixMatchesUnpackedThroughMatmul() {
+    let type: Int32 = 8
+    var rng = Rng(s: 1600)
+    let rows = 300, cols = 640, nt = 24
+    let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
+    let x = (0..<nt * cols).map { _ in rng.float() }
+    let mm = Matmul(pool: KernelPool(threads: 2))
+    bytes.withUnsafeBytes { wb in
+        let w = WeightMatrix(type: type, data: wb.baseAddress!, rows: rows, cols: cols)
+        #expect(PackedPanels.supports(w))
+        guard let panels = PackedPanels(w) else { Issue.record("packing failed"); return }
+        let p = w.with(panels)
+        #expect(p.packed != nil && w.packed == nil)
+        for n in [1, 2, 3, 7, 8, 9, 17, 24] {
+            for route in [MatmulRoute.rows, .gemm, .auto] {
+                var a = [Float](repeating: .nan, count: n * rows), b = a
+                mm(w, x, rows: n, into: &a, route: route)
+                mm(p, x, rows: n, into: &b, route: route)
+                let same = a == b
+                #expect(same, "rows \(n) route \(route)")
+            }
+        }
+        var a = [Float](repeating: .nan, count: nt * rows), b = a
+        mm(w, x, rows: nt, into: &a, route: .blas)
+        mm(p, x, rows: nt, into: &b, route: .blas)
+        #expect(a == b)
+    }
+}

@@ -229,3 +229,27 @@ let greedyNoiseMargin: Float = 0.5
         #expect(row.indices.max { row[$0] < row[$1] } == want[i].indices.max { want[i][$0] < want[i][$1] }, "int8 position \(i)")
     }
 }
+
+/// Gemma 3's output matrix (Q8_0) is packed into GEMM panels at load; the logits are the file layout's,
+/// bit for bit: a prompt's every position, then a decode step of several sequences (the GEMM route).
+@Test func gemmaPackedWeightsGiveTheSameLogits() throws {
+    let file = try GGUFFile(path: TestModels.gemma)
+    let config = try ModelConfig(file: file)
+    let packedWeights = try ModelWeights(file: file, config: config)
+    #expect(packedWeights.output.packed != nil && !packedWeights.packed.isEmpty)
+    #expect(packedWeights.tokenEmbedding.packed == nil)  // lookups read the file's rows
+    var results: [[Float]] = []
+    for weights in [packedWeights, try ModelWeights(file: file, config: config, pack: false)] {
+        let model = Transformer(config: config, weights: weights, pool: parityPool)
+        let cache = model.makeCache()
+        let seqs = (0..<9).map { _ in cache.newSequence() }
+        let prompt: [Int32] = [2, 818, 5279, 529, 7001, 563, 496, 1274, 529, 506, 1902]
+        var out = Array(try model.forward([BatchItem(seq: seqs[0], tokens: prompt, logits: .all)], cache: cache).row(prompt.count - 1))
+        for s in seqs.dropFirst() { _ = try model.forward([BatchItem(seq: s, tokens: Array(prompt.prefix(4)), logits: .last)], cache: cache) }
+        let step = try model.forward(seqs.enumerated().map { BatchItem(seq: $1, tokens: [Int32(100 + $0)], logits: .last) }, cache: cache)
+        for i in seqs.indices { out += Array(step.row(i)) }
+        results.append(out)
+    }
+    let same = results[0] == results[1]
+    #expect(same, "packed and unpacked weights give different logits")
+}

@@ -52,9 +52,22 @@ public struct Sampler: Sendable {
     /// the masked distribution), falling back to the mask after 16 refusals.
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>, filter: (any TokenFilter)? = nil) -> SampledToken {
         let v = logits.count
-        if work.count != v { work = Array(repeating: 0, count: v) }
         // Raw log-softmax normaliser, for reported log-probabilities.
-        let logZ = zk_logsumexp(logits.baseAddress!, Int64(v))
+        let logZ = params.chosenLogprob || params.logprobs > 0 ? zk_logsumexp(logits.baseAddress!, Int64(v)) : .nan
+        let token = filter == nil && params.temperature <= 0 && params.logitBias.isEmpty && params.repetitionPenalty == 1
+            && params.presencePenalty == 0 && params.frequencyPenalty == 0
+            ? Int32(zk_argmax(logits.baseAddress!, Int64(v)))  // plain greedy: no working copy
+            : adjustedDraw(logits, filter: filter)
+        accept(token)
+        var top: [(Int32, Float)] = []
+        if params.logprobs > 0 { top = Self.topN(logits, params.logprobs).map { ($0, logits[Int($0)] - logZ) } }
+        return SampledToken(token: token, logprob: logits[Int(token)] - logZ, top: top)
+    }
+
+    /// The token from `logits` after bias and penalties, masked by `filter`, by the sampling parameters.
+    private mutating func adjustedDraw(_ logits: UnsafeBufferPointer<Float>, filter: (any TokenFilter)?) -> Int32 {
+        let v = logits.count
+        if work.count != v { work = Array(repeating: 0, count: v) }
 
         work.withUnsafeMutableBufferPointer { w in
             _ = w.initialize(from: logits)
@@ -80,10 +93,7 @@ public struct Sampler: Sendable {
         } else {
             token = params.temperature <= 0 ? argmax() : draw()
         }
-        accept(token)
-        var top: [(Int32, Float)] = []
-        if params.logprobs > 0 { top = Self.topN(logits, params.logprobs).map { ($0, logits[Int($0)] - logZ) } }
-        return SampledToken(token: token, logprob: logits[Int(token)] - logZ, top: top)
+        return token
     }
 
     /// The log-probability of `token` under a row of raw logits, with the `top` most likely tokens

@@ -20,6 +20,9 @@ public struct SamplingParams: Sendable, Equatable {
     public var seed: UInt64?
     /// Top-N log-probabilities to report per chosen token (0: none, just the chosen one's).
     public var logprobs: Int = 0
+    /// Whether the chosen token's log-probability is computed (a pass over the whole vocabulary per
+    /// token); false leaves it NaN. The server asks for it only when the request wants logprobs.
+    public var chosenLogprob = true
 
     public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, minP: Float = 0,
                 repetitionPenalty: Float = 1, presencePenalty: Float = 0, frequencyPenalty: Float = 0,

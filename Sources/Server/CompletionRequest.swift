@@ -313,10 +313,12 @@ public struct CompletionRequest: Sendable {
     }
 
     public func sampling(index: Int) -> SamplingParams {
-        SamplingParams(temperature: Float(temperature), topK: topK, topP: Float(topP), minP: Float(minP),
-                       repetitionPenalty: Float(repetitionPenalty), presencePenalty: Float(presencePenalty),
-                       frequencyPenalty: Float(frequencyPenalty), logitBias: logitBias,
-                       seed: seed.map { $0 &+ UInt64(index) }, logprobs: logprobs ?? 0)
+        var p = SamplingParams(temperature: Float(temperature), topK: topK, topP: Float(topP), minP: Float(minP),
+                               repetitionPenalty: Float(repetitionPenalty), presencePenalty: Float(presencePenalty),
+                               frequencyPenalty: Float(frequencyPenalty), logitBias: logitBias,
+                               seed: seed.map { $0 &+ UInt64(index) }, logprobs: logprobs ?? 0)
+        p.chosenLogprob = logprobs != nil
+        return p
     }
 }
 

@@ -71,6 +71,21 @@ let logits: [Float] = [1.0, 3.0, 2.5, -1.0, 0.5, 2.9, -5, 0]
     #expect(abs(Double(r.top[1].logprob) - (2.9 - z)) < 1e-5)
 }
 
+/// Without a request for log-probabilities the vocabulary-wide normaliser is skipped: the same tokens
+/// (greedy on the logits themselves, and through bias and penalties), the log-probability NaN.
+@Test func chosenLogprobOnlyWhenAsked() {
+    var off = SamplingParams(temperature: 0)
+    off.chosenLogprob = false
+    let r = sample(logits, off)[0]
+    #expect(r.token == 1 && r.logprob.isNaN && r.top.isEmpty)
+    #expect(!sample(logits, .greedy)[0].logprob.isNaN)
+    var biased = SamplingParams(temperature: 0, logitBias: [5: 0.2])
+    biased.chosenLogprob = false
+    #expect(sample(logits, biased)[0].token == 5)
+    off.logprobs = 2  // top alternatives need the normaliser: computed
+    #expect(!sample(logits, off)[0].logprob.isNaN)
+}
+
 /// Allows the tokens of a set (and counts how often the whole mask was asked for).
 final class SetFilter: TokenFilter {
     let allowed: Set<Int32>

@@ -55,6 +55,10 @@ func param(_ json: String) -> String? {
     #expect(r.n == 2 && r.includeUsage && r.logprobs == 5 && r.stop == ["a", "b"] && r.logitBias == [5: -100, 6: 100])
     #expect(r.topK == 0 && r.ignoreEOS && !r.speculative && r.seed == UInt64(bitPattern: -3))
     #expect(r.sampling(index: 1).seed == UInt64(bitPattern: -3) &+ 1)
+    #expect(r.sampling(index: 0).chosenLogprob)
+    // The chosen token's log-probability is computed only for a request that asks for logprobs.
+    #expect(try !parse(#"{"prompt":"x"}"#).sampling(index: 0).chosenLogprob)
+    #expect(try parse(#"{"prompt":"x","logprobs":0}"#).sampling(index: 0).chosenLogprob)
 }
 
 @Test func operatorCapOnMaxTokens() throws {

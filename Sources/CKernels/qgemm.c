@@ -189,11 +189,13 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
                               int step, const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
-                              const int offset, const int packed, const int NT, __m512 *out) {
+                              const int offset, const int packed, const int64_t pf, const int NT, __m512 *out) {
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = b0; b < nb; b += step) {
         const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
+        if (packed && pf)  // streamed panels: the same block pf bytes on, into L2, spread over the passes
+            for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
         const __m512i *wb = (const __m512i *)pb;
         __m512i w[8];
         for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(wb + j);
@@ -233,9 +235,9 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile_offset(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                                      const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int packed,
-                                     const int NT, __m512 *out) {
+                                     const int64_t pf, const int NT, __m512 *out) {
     __m512 part[8][8];  // [m][t]
-    for (int m = 0; m < 8; m++) panel_tile(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, packed, NT, part[m]);
+    for (int m = 0; m < 8; m++) panel_tile(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, packed, pf, NT, part[m]);
     for (int t = 0; t < NT; t++)
         out[t] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(part[0][t], part[4][t]), _mm512_add_ps(part[2][t], part[6][t])),
                                _mm512_add_ps(_mm512_add_ps(part[1][t], part[5][t]), _mm512_add_ps(part[3][t], part[7][t])));
@@ -247,7 +249,7 @@ static inline void panel_tile_offset(const uint8_t *panel, const float *sc, cons
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, int64_t nb, const zk_q8a *x,
                                          int64_t ldx, const int32_t *hs, const int offset, const int packed,
-                                         const int NT, __m512 *out) {
+                                         const int64_t pf, const int NT, __m512 *out) {
     __m512 acc[8][2];
     for (int m = 0; m < 8; m++)
         for (int t = 0; t < NT; t++) acc[m][t] = _mm512_setzero_ps();
@@ -257,8 +259,11 @@ static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, 
             const int64_t b = b8 + m;
             if (b >= nb) break;
             const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
-            if (packed)  // streamed: the same block PF_PANELS panels on, into L2
-                for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + PF_PANELS * nb * QP_BLOCK + off), _MM_HINT_T1);
+            if (packed && pf)  // streamed: the same block pf and pf / 2 bytes on, into L2 (a dropped
+                for (int off = 0; off < QP_BLOCK; off += 64) {  // prefetch gets a second chance; measured faster)
+                    _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
+                    _mm_prefetch((const char *)(pb + pf / 2 + off), _MM_HINT_T1);
+                }
             __m512i w[8];
             for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const __m512i *)pb + j);
             const __m512 s = packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32)))
@@ -284,18 +289,31 @@ static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, 
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_rows(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                               const zk_q8a *x, const int32_t *hs, int64_t nt, const enum qg_kind kind,
-                              const int offset, const int packed, float *y, int64_t ldy, int64_t p0, int nr) {
+                              const int offset, const int packed, float *y, int64_t ldy, int64_t p0, int nr,
+                              int64_t prows) {
     const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+    // A packed panel's first pass prefetches the panel PF_PANELS on (the caller's last panels: none).
+    const int64_t pf = packed && p0 + PF_PANELS * QG_ROWS < prows ? PF_PANELS * nb * QP_BLOCK : 0;
     __m512 o[8];
     int64_t t = 0;
     for (; t + 8 <= nt; t += 8) {
-        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, 8, o);
-        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 8, o);
+        if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, t ? 0 : pf, 8, o);
+        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 0, 8, o);
         for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
     }
+    if (kind == QG_OFFSET && packed && nt - t >= 2) {  // 2-7 rows of a streamed panel: one tile (2: in order)
+#define QG_REST(R) case R: panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 1, pf, R, o); break;
+        switch (nt - t) {
+        case 2: panel_tile_offset_seq(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, 1, pf, 2, o); break;
+        QG_REST(3) QG_REST(4) QG_REST(5) QG_REST(6) QG_REST(7)
+        }
+#undef QG_REST
+        for (int j = 0; j < nt - t; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
+        return;
+    }
     for (; t < nt; t++) {
-        if (kind == QG_OFFSET) panel_tile_offset_seq(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, 1, o);
-        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 1, o);
+        if (kind == QG_OFFSET) panel_tile_offset_seq(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, pf, 1, o);
+        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 0, 1, o);
         _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
     }
 }
@@ -305,15 +323,15 @@ static inline void panel_rows(const uint8_t *panel, const float *sc, const float
 __attribute__((target(QG_TARGET)))
 static void panel_vnni(int type, const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                        const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, int64_t p0, int nr,
-                       int packed) {
+                       int packed, int64_t prows) {
     const int offset = offset_of(type);
     switch (kind_of(type)) {
-    case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 0, y, ldy, p0, nr); break;
+    case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 0, y, ldy, p0, nr, 0); break;
     case QG_OFFSET:
-        if (packed) panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, y, ldy, p0, nr);
-        else panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 0, y, ldy, p0, nr);
+        if (packed) panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, y, ldy, p0, nr, prows);
+        else panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 0, y, ldy, p0, nr, 0);
         break;
-    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 0, y, ldy, p0, nr); break;
+    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 0, y, ldy, p0, nr, 0); break;
     }
 }
 
@@ -399,6 +417,37 @@ static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc,
                                       _mm256_add_ps(_mm256_add_ps(part[1][t][r], part[5][t][r]), _mm256_add_ps(part[3][t][r], part[7][t][r])));
 }
 
+// panel_tile_offset_avx2 for one activation row of a packed panel: per half of the panel rows (eight
+// accumulators, AVX2's 16 registers) the blocks in order, block b to accumulator b mod 8, the first half
+// prefetching each block pf bytes on (the eight class passes would stride over a streamed panel).
+__attribute__((target(QG_AVX2), always_inline))
+static inline void panel_row_offset_seq_avx2(const uint8_t *panel, int64_t nb, const zk_q8a *x, const int32_t *hs,
+                                             const int offset, const int G, const int64_t pf, __m256 out[2]) {
+    for (int r = 0; r < 2; r++) {
+        __m256 acc[8];
+        for (int m = 0; m < 8; m++) acc[m] = _mm256_setzero_ps();
+        for (int64_t b8 = 0; b8 < nb; b8 += 8) {
+#pragma clang loop unroll(full)
+            for (int m = 0; m < 8; m++) {
+                const int64_t b = b8 + m;
+                if (b >= nb) break;
+                const uint8_t *pb = panel + b * QP_BLOCK;
+                if (pf)  // (in both halves: a dropped prefetch gets a second chance; measured faster)
+                    for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
+                const zk_q8a *a = x + b;
+                int32_t q4[8];
+                memcpy(q4, a->q, 32);
+                const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)));
+                __m256i dot = dot8(pb + 32 * r, q4, 0, 8, G);
+                if (G > 1) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset * (hs[2 * b] + hs[2 * b + 1])));
+                acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, _mm256_set1_ps(a->d)), acc[m]);
+            }
+        }
+        out[r] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
+                               _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+    }
+}
+
 // Stores one activation row's 16 lanes, or its first nr.
 __attribute__((target(QG_AVX2), always_inline))
 static inline void store_rows(float *y, const __m256 *o, int nr) {
@@ -418,7 +467,8 @@ __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                                    const zk_q8a *x, const int32_t *hs, int64_t nt, const enum qg_kind kind,
                                    const int offset, const int G, const int packed, float *y, int64_t ldy, int64_t p0,
-                                   int nr) {
+                                   int nr, int64_t prows) {
+    const int64_t pf = packed && p0 + PF_PANELS * QG_ROWS < prows ? PF_PANELS * nb * QP_BLOCK : 0;
     __m256 o[4][2];
     int64_t t = 0;
     for (; t + 4 <= nt; t += 4) {
@@ -427,7 +477,8 @@ static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const 
         for (int j = 0; j < 4; j++) store_rows(y + (t + j) * ldy + p0, o[j], nr);
     }
     for (; t < nt; t++) {
-        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 1, o);
+        if (kind == QG_OFFSET && packed) panel_row_offset_seq_avx2(panel, nb, x + t * nb, hs + 2 * t * nb, offset, G, pf, o[0]);
+        else if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 1, o);
         else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 1, o);
         store_rows(y + t * ldy + p0, o[0], nr);
     }
@@ -437,18 +488,18 @@ static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const 
 __attribute__((target(QG_AVX2)))
 static void panel_avx2(int type, const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                        const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, int64_t p0, int nr,
-                       int packed) {
+                       int packed, int64_t prows) {
     const int offset = offset_of(type);
     switch (type) {
-    case ZK_Q4_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 8, 0, y, ldy, p0, nr); break;
-    case ZK_Q5_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 4, 0, y, ldy, p0, nr); break;
+    case ZK_Q4_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 8, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q5_0: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 4, 0, y, ldy, p0, nr, 0); break;
     case ZK_Q8_0:
-        if (packed) panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 1, y, ldy, p0, nr);
-        else panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 0, y, ldy, p0, nr);
+        if (packed) panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 1, y, ldy, p0, nr, prows);
+        else panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 0, y, ldy, p0, nr, 0);
         break;
-    case ZK_Q4_1: case ZK_Q4_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 8, 0, y, ldy, p0, nr); break;
-    case ZK_Q5_1: case ZK_Q5_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 4, 0, y, ldy, p0, nr); break;
-    case ZK_Q6_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 2, 0, y, ldy, p0, nr); break;
+    case ZK_Q4_1: case ZK_Q4_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 8, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q5_1: case ZK_Q5_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 4, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q6_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 2, 0, y, ldy, p0, nr, 0); break;
     default: break;
     }
 }
@@ -470,8 +521,8 @@ static void gemm_panels(int type, int vnni, const uint8_t *w, int64_t row_bytes,
             for (int64_t off = 0; off < row_bytes; off += 64) _mm_prefetch((const char *)(w + r * row_bytes + off), _MM_HINT_T1);
         if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
         else for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);
-        if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0);
-        else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0);
+        if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
+        else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
     }
 }
 
@@ -557,10 +608,12 @@ int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_
     for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
         const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
         const uint8_t *panel = (const uint8_t *)packed + p0 / QG_ROWS * bytes;
-        if (nt >= 8)  // panel_tile_offset's passes stride over the panel: fetch it PF_PANELS panels ahead
-            for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch((const char *)(panel + PF_PANELS * bytes + off), _MM_HINT_T1);
-        if (vnni) panel_vnni(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1);
-        else panel_avx2(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1);
+        if (vnni) panel_vnni(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
+        else {  // AVX2 tiles of 4 rows: the whole panel PF_PANELS on, at once (single rows prefetch per block)
+            if (nt >= 4 && p0 + PF_PANELS * QG_ROWS < r1)
+                for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch((const char *)(panel + PF_PANELS * bytes + off), _MM_HINT_T1);
+            panel_avx2(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
+        }
     }
     return 1;
 }

@@ -38,6 +38,8 @@ public final class Matmul: @unchecked Sendable {
     /// Quantized weights multiply 8-bit activations (true, llama.cpp's arithmetic and the fast decode
     /// route) or f32 ones (false: dequantize-row + f32 dot or sgemm; slower, for accuracy checks).
     public var int8Activations = true
+    /// Activations of at most this many elements are quantized on the calling thread, not in the pool.
+    public var inlineQuantizeElements = 32_768
     /// Weight rows dequantized per sgemm call (bounds the per-thread scratch).
     let tileRows = 256
     private var scratch: [UnsafeMutablePointer<Float>] = []
@@ -98,25 +100,28 @@ public final class Matmul: @unchecked Sendable {
         if quantized {
             let nb = w.cols / 32
             let q = xq.reserve(nt * nb)
-            pool.parallelFor(nt, granularity: 8, QuantizeActivations(x: x, q: q, cols: w.cols, format: zk_act_format(w.type)))
-            // Prepacked panels: every row count, the row kernels' bits (sgemm only when asked for).
-            if let packed = w.packed, route != .blas {
-                let sums = xs.reserve(2 * nt * nb)
-                pool.parallelFor(nt, granularity: 8, HalfBlockSums(q: q, sums: sums, nb: nb))
+            // Short products take the row kernels; the panel GEMM takes long ones, and (same bits) the
+            // row route's batches from rowsGemmMinRows rows where its float order is the row kernels'.
+            // Prepacked panels take every row count (the row kernels' bits; sgemm only when asked for).
+            let packed = route != .blas ? w.packed : nil
+            let panels = packed == nil && (useBlas ? (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0
+                                                   : nt >= rowsGemmMinRows && zk_gemm_matches_rows(w.type) != 0)
+            // The panel kernels also read each activation block's half sums: computed with the rounding.
+            let sums = packed != nil || panels ? xs.reserve(2 * nt * nb) : nil
+            let quantize = QuantizeActivations(x: x, q: q, sums: sums, cols: w.cols, format: zk_act_format(w.type))
+            // A few rows are quantized by the calling thread: a dispatch there costs more than the work
+            // when the other threads are busy elsewhere (the HTTP loop, clients), as on a serving box.
+            if nt * w.cols <= inlineQuantizeElements { quantize.run(0..<nt, thread: 0) }
+            else { pool.parallelFor(nt, granularity: 8, quantize) }
+            if let packed, let sums {
                 pool.parallelFor(w.rows, granularity: 16, Int8Packed(w: w, packed: packed, q: q, sums: sums, nt: nt, y: y, ldy: ldy))
                 return
             }
-            // Short products take the row kernels; the panel GEMM takes long ones, and (same bits) the
-            // row route's batches from rowsGemmMinRows rows where its float order is the row kernels'.
-            let panels = useBlas ? (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0
-                                 : nt >= rowsGemmMinRows && zk_gemm_matches_rows(w.type) != 0
             if !useBlas && !panels {
                 pool.parallelFor(w.rows, granularity: 16, Int8Rows(w: w, q: q, nt: nt, y: y, ldy: ldy))
                 return
             }
-            if panels {
-                let sums = xs.reserve(2 * nt * nb)
-                pool.parallelFor(nt, granularity: 8, HalfBlockSums(q: q, sums: sums, nb: nb))
+            if panels, let sums {
                 ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)
                 pool.parallelFor(w.rows, granularity: 16,
                                  Int8Panels(w: w, q: q, sums: sums, nt: nt, y: y, ldy: ldy, scratch: scratch))
@@ -141,12 +146,16 @@ public final class Matmul: @unchecked Sendable {
 
 // The pool jobs of a product (structs, so a dispatch allocates nothing).
 
-/// Rounds activation rows to 8-bit blocks in the weight type's activation format.
+/// Rounds activation rows to 8-bit blocks in the weight type's activation format, and where the
+/// product needs them (the int8 GEMM's signed types; Q6_K per half, for its scale per 16 elements)
+/// the integer sums of each block's halves.
 private struct QuantizeActivations: RangeJob {
-    let x: UnsafePointer<Float>, q: UnsafeMutablePointer<zk_q8a>, cols: Int, format: Int32
+    let x: UnsafePointer<Float>, q: UnsafeMutablePointer<zk_q8a>, sums: UnsafeMutablePointer<Int32>?
+    let cols: Int, format: Int32
     func run(_ range: Range<Int>, thread: Int) {
         let nb = cols / 32
         for t in range { zk_quantize_q8a(x + t * cols, q + t * nb, Int64(cols), format) }
+        if let sums { zk_q8a_half_sums(q + range.lowerBound * nb, sums + 2 * range.lowerBound * nb, Int64(range.count * nb)) }
     }
 }
 
@@ -156,15 +165,6 @@ private struct Int8Rows: RangeJob {
     func run(_ range: Range<Int>, thread: Int) {
         _ = zk_matmul_q8a(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(range.lowerBound),
                           Int64(range.upperBound), q, Int64(nt), y, Int64(ldy))
-    }
-}
-
-/// The integer sums of each activation block's halves, once per product (the int8 GEMM's signed
-/// types need them; Q6_K per half, for its scale per 16 elements).
-private struct HalfBlockSums: RangeJob {
-    let q: UnsafePointer<zk_q8a>, sums: UnsafeMutablePointer<Int32>, nb: Int
-    func run(_ range: Range<Int>, thread: Int) {
-        zk_q8a_half_sums(q + range.lowerBound * nb, sums + 2 * range.lowerBound * nb, Int64(range.count * nb))
     }
 }
 

@@ -64,56 +64,6 @@ static inline void nibbles_32(const uint8_t *q, uint32_t qh, uint8_t *u) {
     }
 }
 
-// A Q4_K / Q5_K row (super-blocks of bb bytes; Q5_K's fifth bits at 16, nibbles at qs): per block
-// of 32, scale d * sc_i and minimum -dmin * mn_i from the 6-bit sub-block values.
-static void unpack_k4(const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn, int64_t bb,
-                      int64_t qs, int high) {
-    uint8_t u[32];
-    for (int64_t s = 0; s < nb / 8; s++) {
-        const uint8_t *blk = row + s * bb;
-        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
-        uint8_t scs[8], mns[8];
-        scale_min_k4(blk + 4, scs, mns);
-        for (int g = 0; g < 4; g++) {
-            const uint8_t *q = blk + qs + 32 * g;
-            for (int half = 0; half < 2; half++) {  // low nibbles: block 2g, high: 2g + 1
-                const int64_t b = s * 8 + 2 * g + half;
-                const int bit = 2 * g + half;  // Q5_K: element e's fifth bit is bit 2g + half of byte e
-                for (int e = 0; e < 32; e++)
-                    u[e] = (uint8_t)((half ? q[e] >> 4 : q[e] & 15) | (high ? ((blk[16 + e] >> bit) & 1) << 4 : 0));
-                put_block(panel, b, i, u);
-                sc[b * QG_ROWS + i] = d * (float)scs[bit];
-                mn[b * QG_ROWS + i] = -dmin * (float)mns[bit];
-            }
-        }
-    }
-}
-
-// A Q6_K row: super-blocks of 210 bytes, 128 low nibbles, 64 bytes of high 2-bit pairs, 16 int8
-// scales, f16 d. Each half (128 elements) holds blocks i = 0..3: low nibbles of ql[0..31] (i = 0),
-// ql[32..63] (1), their high nibbles (2, 3), top bits 2i, 2i + 1 of qh[0..31]. Block b's scales
-// d * scales[2i], d * scales[2i + 1] (elements 0-15, 16-31) go to sc and mn.
-static void unpack_q6_k(const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
-    uint8_t u[32];
-    for (int64_t s = 0; s < nb / 8; s++) {
-        const uint8_t *blk = row + s * 210;
-        const int8_t *scales = (const int8_t *)(blk + 192);
-        const float d = half_to_float(blk + 208);
-        for (int half = 0; half < 2; half++) {
-            const uint8_t *ql = blk + 64 * half, *qh = blk + 128 + 32 * half;
-            for (int k = 0; k < 4; k++) {
-                const int64_t b = s * 8 + 4 * half + k;
-                const uint8_t *l = ql + 32 * (k & 1);
-                for (int e = 0; e < 32; e++)
-                    u[e] = (uint8_t)((k < 2 ? l[e] & 15 : l[e] >> 4) | (((qh[e] >> (2 * k)) & 3) << 4));
-                put_block(panel, b, i, u);
-                sc[b * QG_ROWS + i] = d * (float)scales[8 * half + 2 * k];
-                mn[b * QG_ROWS + i] = d * (float)scales[8 * half + 2 * k + 1];
-            }
-        }
-    }
-}
-
 // The offset types' unpacking, vectorized: each row's block decoded to 32 unsigned bytes u = w + offset
 // (Q8_0: w + 128; Q4_0: the nibbles; Q5_0: the nibbles and fifth bits) in a vector, then 8 rows at a
 // time transposed from [row][4-byte group] to the panel's [group][row] (an 8 x 8 transpose of 32-bit
@@ -125,19 +75,10 @@ static inline __m256i offset_block_avx2(int type, const uint8_t *blk) {
     return _mm256_or_si256(nibble_bytes(blk + 6), fifth_bits(blk + 2));  // Q5_0
 }
 
-__attribute__((target(QG_AVX2)))
-static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
-                               float *sc, float *mn) {
-    const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : 34;
-    for (int64_t b = 0; b < nb; b++) {
-        for (int half = 0; half < 2; half++) {
-            __m256i r[8];
-            for (int i = 0; i < 8; i++) {
-                const int row = 8 * half + i;
-                r[i] = row < nr ? offset_block_avx2(type, w + row * row_bytes + b * bb) : _mm256_setzero_si256();
-                sc[b * QG_ROWS + row] = row < nr ? half_to_float(w + row * row_bytes + b * bb) : 0.0f;
-                mn[b * QG_ROWS + row] = 0.0f;
-            }
+// Block b of panel rows 8 * half ... 8 * half + 7 (r[i]: row i's 32 unsigned bytes) into the panel:
+// from [row][4-byte group] to [group][row], an 8 x 8 transpose of 32-bit words.
+__attribute__((target(QG_AVX2), always_inline))
+static inline void put_rows8(uint8_t *panel, int64_t b, int half, const __m256i r[8]) {
             __m256i t[8], u[8];
             for (int i = 0; i < 8; i += 2) {
                 t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
@@ -155,12 +96,91 @@ static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, in
                 _mm256_storeu_si256((__m256i *)(dst + k * (QG_ROWS * 4)), _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
                 _mm256_storeu_si256((__m256i *)(dst + (k + 4) * (QG_ROWS * 4)), _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
             }
+}
+
+__attribute__((target(QG_AVX2)))
+static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
+                               float *sc, float *mn) {
+    const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : 34;
+    for (int64_t b = 0; b < nb; b++) {
+        for (int half = 0; half < 2; half++) {
+            __m256i r[8];
+            for (int i = 0; i < 8; i++) {
+                const int row = 8 * half + i;
+                r[i] = row < nr ? offset_block_avx2(type, w + row * row_bytes + b * bb) : _mm256_setzero_si256();
+                sc[b * QG_ROWS + row] = row < nr ? half_to_float(w + row * row_bytes + b * bb) : 0.0f;
+                mn[b * QG_ROWS + row] = 0.0f;
+            }
+            put_rows8(panel, b, half, r);
         }
     }
 }
 
-// Unpacks weight row r into panel row i; sc/mn: [block][QG_ROWS] (mn: the minimum, or for Q6_K the
-// scale of elements 16-31). The offset types go through unpack_offset_rows. Returns 0 for other types.
+// The K-quants' unpacking, vectorized the same way: block b of a row decoded to 32 unsigned bytes in a
+// vector (Q4_K: a nibble half of 32 bytes; Q5_K: with its fifth bits; Q6_K: a nibble half with two
+// high bits), its scale and minimum (Q6_K: the two half-block scales) from the super-block's header.
+__attribute__((target(QG_AVX2), always_inline))
+static inline __m256i k_block_avx2(int type, const uint8_t *row, int64_t b, float *s, float *m) {
+    const int64_t sb = b / 8;
+    const int j = (int)(b % 8);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    if (type == ZK_Q6_K) {
+        // Super-blocks of 210 bytes: 128 of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, f16 d.
+        // Each half (128 elements) holds blocks k = 0..3: low nibbles of ql[0..31] (k = 0), ql[32..63]
+        // (1), their high nibbles (2, 3), top bits 2k, 2k + 1 of qh[0..31]; scales 2k, 2k + 1 for
+        // elements 0-15 and 16-31 (the halves' dots).
+        const uint8_t *blk = row + sb * 210;
+        const int half = j / 4, k = j % 4;
+        const int8_t *scales = (const int8_t *)(blk + 192);
+        const float d = half_to_float(blk + 208);
+        *s = d * (float)scales[8 * half + 2 * k];
+        *m = d * (float)scales[8 * half + 2 * k + 1];
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32 * (k & 1)));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
+        const __m256i lo = _mm256_and_si256(k < 2 ? l : _mm256_srli_epi16(l, 4), low4);
+        const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3)), 4);
+        return _mm256_or_si256(lo, hi);
+    }
+    // Q4_K / Q5_K: super-blocks of 144 / 176 bytes (f16 d, f16 dmin, 12 bytes of 6-bit sub-block
+    // scales and minimums, Q5_K's 32 bytes of fifth bits, 128 of nibbles): scale d * sc_j, minimum
+    // -dmin * mn_j.
+    const int high = type == ZK_Q5_K;
+    const uint8_t *blk = row + sb * (high ? 176 : 144);
+    uint8_t scs[8], mns[8];
+    scale_min_k4(blk + 4, scs, mns);
+    *s = half_to_float(blk) * (float)scs[j];
+    *m = -half_to_float(blk + 2) * (float)mns[j];
+    const int g = j / 2, half = j % 2;  // block 2g: low nibbles of q[32g..], 2g + 1: high nibbles
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (high ? 48 : 16) + 32 * g));
+    __m256i u = _mm256_and_si256(half ? _mm256_srli_epi16(q, 4) : q, low4);
+    if (high) {  // element e's fifth bit: bit j of byte e of the 32 at 16
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        u = _mm256_or_si256(u, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1)), 4));
+    }
+    return u;
+}
+
+__attribute__((target(QG_AVX2)))
+static void unpack_k_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
+                          float *sc, float *mn) {
+    for (int64_t b = 0; b < nb; b++) {
+        for (int half = 0; half < 2; half++) {
+            __m256i r[8];
+            for (int i = 0; i < 8; i++) {
+                const int row = 8 * half + i;
+                float s = 0.0f, m = 0.0f;
+                r[i] = row < nr ? k_block_avx2(type, w + row * row_bytes, b, &s, &m) : _mm256_setzero_si256();
+                sc[b * QG_ROWS + row] = s;
+                mn[b * QG_ROWS + row] = m;
+            }
+            put_rows8(panel, b, half, r);
+        }
+    }
+}
+
+// Unpacks a Q4_1 / Q5_1 weight row into panel row i; sc/mn: [block][QG_ROWS] (mn: the minimum, or for
+// Q6_K the scale of elements 16-31). The offset types go through unpack_offset_rows, the K-quants
+// through unpack_k_rows. Returns 0 for other types.
 static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
     uint8_t u[32];
     switch (type) {
@@ -177,9 +197,6 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
         }
         return 1;
     }
-    case ZK_Q4_K: unpack_k4(row, nb, i, panel, sc, mn, 144, 16, 0); return 1;
-    case ZK_Q5_K: unpack_k4(row, nb, i, panel, sc, mn, 176, 48, 1); return 1;
-    case ZK_Q6_K: unpack_q6_k(row, nb, i, panel, sc, mn); return 1;
     default: return 0;
     }
 }
@@ -520,6 +537,7 @@ static void gemm_panels(int type, int vnni, const uint8_t *w, int64_t row_bytes,
         for (int64_t r = p0 + QG_ROWS; r < p0 + 2 * QG_ROWS && r < r1; r++)
             for (int64_t off = 0; off < row_bytes; off += 64) _mm_prefetch((const char *)(w + r * row_bytes + off), _MM_HINT_T1);
         if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
+        else if (type == ZK_Q4_K || type == ZK_Q5_K || type == ZK_Q6_K) unpack_k_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
         else for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);
         if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
         else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);

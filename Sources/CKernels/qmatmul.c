@@ -138,31 +138,46 @@ static void quantize_q8_0(const float *x, zk_q8a *dst, int64_t k, int q8_1) {
 }
 
 // ggml's quantize_row_q8_K: one scale per 256 from the signed value of largest magnitude (the first
-// one), q = nearest even of x * (-127 / max), at most 127; d = 1 / iscale.
+// one), q = nearest even of x * (-127 / max), at most 127; d = 1 / iscale. Vectorized (prompt chunks
+// quantize every K-quant product's input): the same products and roundings, so the same bytes.
 static void quantize_q8_K(const float *x, zk_q8a *dst, int64_t k) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t sb = 0; sb < k / 256; sb++) {
         const float *xs = x + sb * 256;
-        float amax = 0.0f, mx = 0.0f;
-        for (int j = 0; j < 256; j++) {
-            const float ax = fabsf(xs[j]);
-            if (ax > amax) { amax = ax; mx = xs[j]; }
-        }
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i++) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xs + 8 * i)), m);  // NaN x: skipped
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
         zk_q8a *out = dst + sb * 8;
         if (amax == 0.0f) {
             memset(out, 0, 8 * sizeof(zk_q8a));
             continue;
         }
+        float mx = 0.0f;  // the first element of largest magnitude, with its sign
+        for (int i = 0; i < 32; i++) {
+            const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xs + 8 * i)),
+                                                             _mm256_set1_ps(amax), _CMP_EQ_OQ));
+            if (hit) { mx = xs[8 * i + __builtin_ctz((unsigned)hit)]; break; }
+        }
         const float iscale = -127.0f / mx, d = 1.0f / iscale;
+        const __m256 vis = _mm256_set1_ps(iscale);
+        const __m256i top = _mm256_set1_epi32(127);
         for (int b = 0; b < 8; b++) {
-            int sum = 0;
-            for (int j = 0; j < 32; j++) {
-                int v = (int)lrintf(iscale * xs[b * 32 + j]);
-                if (v > 127) v = 127;
-                out[b].q[j] = (int8_t)v;
-                sum += v;
+            __m256i sum = _mm256_setzero_si256();
+            for (int i = 0; i < 4; i++) {
+                __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xs + 32 * b + 8 * i), vis));  // nearest even
+                q = _mm256_min_epi32(q, top);
+                sum = _mm256_add_epi32(sum, q);
+                const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+                _mm_storel_epi64((__m128i *)(out[b].q + 8 * i), _mm_packs_epi16(q16, q16));
             }
+            __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            t = _mm_hadd_epi32(t, t);
+            t = _mm_hadd_epi32(t, t);
             out[b].d = d;
-            out[b].s = d * (float)sum;
+            out[b].s = d * (float)_mm_cvtsi128_si32(t);
         }
     }
 }

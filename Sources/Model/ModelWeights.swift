@@ -22,6 +22,18 @@ public final class ModelWeights: @unchecked Sendable {
     public let layers: [LayerWeights]
     /// The packed copies products read (PackedPanels; empty with ZEBRA_PACK_WEIGHTS=0).
     public let packed: [PackedPanels]
+    /// Bytes of weights a one-row decode step reads: every matrix once (the output matrix once even when
+    /// it is the embedding table; an embedding lookup reads one row) and the norm vectors. Divided
+    /// into a measured bandwidth it gives the one-stream decode roofline.
+    public var bytesPerDecodeStep: Int {
+        var n = output.rows * output.rowBytes + outputNorm.count * 4
+        for l in layers {
+            for w in [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown] { n += w.rows * w.rowBytes }
+            n += 4 * (l.attnNorm.count + l.ffnNorm.count + (l.qNorm?.count ?? 0) + (l.kNorm?.count ?? 0)
+                      + (l.postAttnNorm?.count ?? 0) + (l.postFfnNorm?.count ?? 0))
+        }
+        return n
+    }
     /// For the bench and the server's start line: how many matrices are packed, and their bytes.
     public var packedDescription: String {
         packed.isEmpty ? "none" : "\(packed.count) Q8_0 matrices, \(packed.reduce(0) { $0 + $1.count } >> 20) MiB"

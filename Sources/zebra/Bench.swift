@@ -168,6 +168,7 @@ struct Bench: ParsableCommand {
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
                 "heap_allocations_per_decode_step": allocsPerStep,
+                "weight_bytes_per_decode_step": model.weights.bytesPerDecodeStep,
                 "verify_step_ms_by_rows": Dictionary(uniqueKeysWithValues: verify.map { (String($0.0), $0.1 * 1000) }),
                 "decode_time_ratio_per_rep": depthRatios,
                 "decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: zip(decodeDepths, phases).map { d, p in

@@ -67,8 +67,14 @@ public final class KernelPool: @unchecked Sendable {
     private var job: UnsafeRawPointer?
     private var jobType: (any PoolJob.Type)?
     private var threads: [pthread_t] = []
-    /// Spins before a worker parks (~100 us).
-    private let spinLimit = 40_000
+    /// Spins (~10 us) after which a waiting thread yields its core on every further spin: on a
+    /// machine shared with the HTTP loop, clients or other processes, a preempted worker then gets the
+    /// core its waiting partner would otherwise burn (a step of ~500 dispatches took seconds instead of
+    /// ~0.5 s when one worker was preempted with the others spinning). A yield with nothing else to run
+    /// returns at once.
+    private let yieldAfter = 4_000
+    /// Spins before a worker parks: the pauses, then ~200 yields (~100-200 us in all).
+    private let spinLimit = 4_200
 
     /// `threads`: worker count including the caller; default `ZEBRA_THREADS` or the number of cores.
     public init(threads: Int? = nil) {
@@ -127,7 +133,11 @@ public final class KernelPool: @unchecked Sendable {
             pthread_mutex_unlock(&mutex)
         }
         type.invoke(pointer, thread: 0, of: threadCount)
-        while remaining.load(ordering: .acquiring) > 0 { zk_pause() }
+        var spins = 0
+        while remaining.load(ordering: .acquiring) > 0 {
+            spins += 1
+            if spins < yieldAfter { zk_pause() } else { sched_yield() }
+        }
         job = nil
         jobType = nil
     }
@@ -153,8 +163,10 @@ public final class KernelPool: @unchecked Sendable {
             var gen = generation.load(ordering: .acquiring)
             while gen == seen {
                 spins += 1
-                if spins < spinLimit {
+                if spins < yieldAfter {
                     zk_pause()
+                } else if spins < spinLimit {
+                    sched_yield()
                 } else {
                     pthread_mutex_lock(&mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)

@@ -4,7 +4,10 @@
 // once per call into 32-element blocks (zk_q8a) rounded exactly as llama.cpp's activation format for
 // that weight type (Q8_0, or Q8_K for K-quants), then either
 //   - the int8 row kernels (`.rows`): exact integer block dots, weight blocks reused across a tile of
-//     activation rows, so one weight pass serves the whole batch; or
+//     activation rows, so one weight pass serves the whole batch;
+//   - the int8 panel GEMM (`.gemm`, and row-route batches where it gives the row kernels' bits), or
+//     for a matrix packed at load (`WeightMatrix.packed`: Q8_0) its panels at every row count, with
+//     the row kernels' bits; or
 //   - OpenBLAS sgemm (`.blas`) on dequantized weight tiles and the dequantized 8-bit activations:
 //     the same products, summed in another order (differences ~1e-6 relative).
 // Float weights (F32/F16/BF16) use f32 activations: dequantize-row + fixed-order dot, or sgemm.

@@ -201,6 +201,25 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
     }
 }
 
+// Block b of a panel (pb: its bytes): the 8 weight vectors (4-byte groups j of the 16 rows) and the
+// rows' scales (packed: f16 after the bytes; else sc).
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512 panel_block(const uint8_t *pb, const float *sc, int64_t b, const int packed, __m512i w[8]) {
+    for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const __m512i *)pb + j);
+    return packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32))) : _mm512_loadu_ps(sc + b * QG_ROWS);
+}
+
+// The exact int32 dots of the 16 rows' block with an activation block (q: its 32 int8, as 8 groups
+// of 4), less offset times the block's integer sum (the offset types' stored offset), from `init`.
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512i offset_dot(const __m512i w[8], const int8_t *q, int32_t init) {
+    int32_t q4[8];
+    memcpy(q4, q, 32);
+    __m512i dot = _mm512_set1_epi32(init);
+    for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
+    return dot;
+}
+
 // NT activation rows against the panel: out[t] lanes = the panel rows' results. hs: the activation
 // rows' half-block sums, [t][block][2], ldx blocks per row.
 __attribute__((target(QG_TARGET), always_inline))
@@ -213,11 +232,8 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
         const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
         if (packed && pf)  // streamed panels: the same block pf bytes on, into L2, spread over the passes
             for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
-        const __m512i *wb = (const __m512i *)pb;
         __m512i w[8];
-        for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(wb + j);
-        const __m512 s = packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32)))
-                                : _mm512_loadu_ps(sc + b * QG_ROWS);
+        const __m512 s = panel_block(pb, sc, b, packed, w);
         const __m512 m = packed ? _mm512_setzero_ps() : _mm512_loadu_ps(mn + b * QG_ROWS);
 #pragma clang loop unroll(full)
         for (int t = 0; t < NT; t++) {
@@ -236,8 +252,7 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(m, da), acc[t]);
                 continue;
             }
-            __m512i dot = kind == QG_OFFSET ? _mm512_set1_epi32(-offset * (h[0] + h[1])) : _mm512_setzero_si512();
-            for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
+            const __m512i dot = offset_dot(w, a->q, kind == QG_OFFSET ? -offset * (h[0] + h[1]) : 0);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, da), acc[t]);
             if (kind == QG_MIN) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);
         }
@@ -282,17 +297,12 @@ static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, 
                     _mm_prefetch((const char *)(pb + pf / 2 + off), _MM_HINT_T1);
                 }
             __m512i w[8];
-            for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const __m512i *)pb + j);
-            const __m512 s = packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32)))
-                                    : _mm512_loadu_ps(sc + b * QG_ROWS);
+            const __m512 s = panel_block(pb, sc, b, packed, w);
 #pragma clang loop unroll(full)
             for (int t = 0; t < NT; t++) {
                 const zk_q8a *a = x + t * ldx + b;
                 const int32_t *h = hs + 2 * (t * ldx + b);
-                int32_t q4[8];
-                memcpy(q4, a->q, 32);
-                __m512i dot = _mm512_set1_epi32(-offset * (h[0] + h[1]));
-                for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_set1_epi32(q4[j]));
+                const __m512i dot = offset_dot(w, a->q, -offset * (h[0] + h[1]));
                 acc[m][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc[m][t]);
             }
         }

@@ -102,6 +102,22 @@ int zk_act_format(int type) {
 
 static inline float round_f16(float f) { return _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)); }
 
+// 32 values times scale, rounded to nearest even (MXCSR's default), at most `top`, to q; returns their sum.
+static inline int32_t round_block(const float *x, __m256 scale, int32_t top, int8_t *q) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int i = 0; i < 4; i++) {
+        const __m256i v = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), scale)),
+                                           _mm256_set1_epi32(top));
+        sum = _mm256_add_epi32(sum, v);
+        const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(q + 8 * i), _mm_packs_epi16(v16, v16));
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_hadd_epi32(s, s);
+    s = _mm_hadd_epi32(s, s);
+    return _mm_cvtsi128_si32(s);
+}
+
 // ggml's quantize_row_q8_0 / q8_1 (x86): d = max|x| / 127 kept in f16, q = x * (127 / max|x|)
 // rounded to nearest even. s (used by the minimum term of Q4_1/Q5_1 weights): Q8_1 stores
 // f16(max|x| / 127 * sum(q)), as ggml does; Q8_0 keeps d * sum(q) (unused by its weight types).
@@ -119,20 +135,10 @@ static void quantize_q8_0(const float *x, zk_q8a *dst, int64_t k, int q8_1) {
         h = _mm_max_ss(h, _mm_movehdup_ps(h));
         const float amax = _mm_cvtss_f32(h);
         const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        const __m256 vid = _mm256_set1_ps(id);
-        __m256i sum = _mm256_setzero_si256();
-        for (int i = 0; i < 4; i++) {
-            const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));  // MXCSR default: nearest even
-            sum = _mm256_add_epi32(sum, q);
-            const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-            _mm_storel_epi64((__m128i *)(dst[b].q + 8 * i), _mm_packs_epi16(q16, q16));
-        }
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-        s = _mm_hadd_epi32(s, s);
-        s = _mm_hadd_epi32(s, s);
+        // |x| * 127 / max|x| <= 127: the cap never binds.
+        const float qsum = (float)round_block(xb, _mm256_set1_ps(id), 127, dst[b].q);
         const float dh = round_f16(d);
         dst[b].d = dh;
-        const float qsum = (float)_mm_cvtsi128_si32(s);
         dst[b].s = q8_1 ? round_f16(d * qsum) : dh * qsum;
     }
 }
@@ -162,22 +168,10 @@ static void quantize_q8_K(const float *x, zk_q8a *dst, int64_t k) {
             if (hit) { mx = xs[8 * i + __builtin_ctz((unsigned)hit)]; break; }
         }
         const float iscale = -127.0f / mx, d = 1.0f / iscale;
-        const __m256 vis = _mm256_set1_ps(iscale);
-        const __m256i top = _mm256_set1_epi32(127);
         for (int b = 0; b < 8; b++) {
-            __m256i sum = _mm256_setzero_si256();
-            for (int i = 0; i < 4; i++) {
-                __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xs + 32 * b + 8 * i), vis));  // nearest even
-                q = _mm256_min_epi32(q, top);
-                sum = _mm256_add_epi32(sum, q);
-                const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-                _mm_storel_epi64((__m128i *)(out[b].q + 8 * i), _mm_packs_epi16(q16, q16));
-            }
-            __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-            t = _mm_hadd_epi32(t, t);
-            t = _mm_hadd_epi32(t, t);
+            const int32_t sum = round_block(xs + 32 * b, _mm256_set1_ps(iscale), 127, out[b].q);
             out[b].d = d;
-            out[b].s = d * (float)_mm_cvtsi128_si32(t);
+            out[b].s = d * (float)sum;
         }
     }
 }

@@ -398,10 +398,13 @@ static inline __m256i dot8(const uint8_t *wb, const int32_t *q4, const int j0, c
 __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
                                    int step, const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
-                                   const int offset, const int G, const int packed, const int NT, __m256 out[][2]) {
+                                   const int offset, const int G, const int packed, const int64_t pf, const int NT,
+                                   __m256 out[][2]) {
     __m256 acc[4][2];
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (int64_t b = b0; b < nb; b += step) {
+        if (packed && pf)  // streamed panels: the same block pf bytes on, into L2, spread over the passes
+            for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(panel + b * QP_BLOCK + pf + off), _MM_HINT_T1);
 #pragma clang loop unroll(full)
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
@@ -435,9 +438,9 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
 __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                                           const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int G,
-                                          const int packed, const int NT, __m256 out[][2]) {
+                                          const int packed, const int64_t pf, const int NT, __m256 out[][2]) {
     __m256 part[8][4][2];  // [m][t][half]
-    for (int m = 0; m < 8; m++) panel_tile_avx2(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, G, packed, NT, part[m]);
+    for (int m = 0; m < 8; m++) panel_tile_avx2(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, G, packed, pf, NT, part[m]);
     for (int t = 0; t < NT; t++)
         for (int r = 0; r < 2; r++)
             out[t][r] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(part[0][t][r], part[4][t][r]), _mm256_add_ps(part[2][t][r], part[6][t][r])),
@@ -499,14 +502,14 @@ static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const 
     __m256 o[4][2];
     int64_t t = 0;
     for (; t + 4 <= nt; t += 4) {
-        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 4, o);
-        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 4, o);
+        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, t ? 0 : pf, 4, o);
+        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 4, o);
         for (int j = 0; j < 4; j++) store_rows(y + (t + j) * ldy + p0, o[j], nr);
     }
     for (; t < nt; t++) {
         if (kind == QG_OFFSET && packed) panel_row_offset_seq_avx2(panel, nb, x + t * nb, hs + 2 * t * nb, offset, G, pf, o[0]);
-        else if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 1, o);
-        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 1, o);
+        else if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 0, 1, o);
+        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 1, o);
         store_rows(y + t * ldy + p0, o[0], nr);
     }
 }
@@ -637,11 +640,7 @@ int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_
         const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
         const uint8_t *panel = (const uint8_t *)packed + p0 / QG_ROWS * bytes;
         if (vnni) panel_vnni(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
-        else {  // AVX2 tiles of 4 rows: the whole panel PF_PANELS on, at once (single rows prefetch per block)
-            if (nt >= 4 && p0 + PF_PANELS * QG_ROWS < r1)
-                for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch((const char *)(panel + PF_PANELS * bytes + off), _MM_HINT_T1);
-            panel_avx2(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
-        }
+        else panel_avx2(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
     }
     return 1;
 }

@@ -75,27 +75,28 @@ static inline __m256i offset_block_avx2(int type, const uint8_t *blk) {
     return _mm256_or_si256(nibble_bytes(blk + 6), fifth_bits(blk + 2));  // Q5_0
 }
 
-// Block b of panel rows 8 * half ... 8 * half + 7 (r[i]: row i's 32 unsigned bytes) into the panel:
-// from [row][4-byte group] to [group][row], an 8 x 8 transpose of 32-bit words.
+// Block b of panel rows 8 * half ... 8 * half + 7 (r[i]: row i's 32 unsigned bytes) into the panel,
+// whose blocks are bstride bytes apart (unpacked QG_ROWS * 32, packed QP_BLOCK): from [row][4-byte
+// group] to [group][row], an 8 x 8 transpose of 32-bit words.
 __attribute__((target(QG_AVX2), always_inline))
-static inline void put_rows8(uint8_t *panel, int64_t b, int half, const __m256i r[8]) {
-            __m256i t[8], u[8];
-            for (int i = 0; i < 8; i += 2) {
-                t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
-                t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
-            }
-            for (int i = 0; i < 8; i += 4) {
-                u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
-                u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
-                u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
-                u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
-            }
-            // u[k] (k < 4): groups k and k + 4 of rows 0-3 (128-bit halves); u[k + 4]: of rows 4-7.
-            uint8_t *dst = panel + b * (QG_ROWS * 32) + 32 * half;
-            for (int k = 0; k < 4; k++) {
-                _mm256_storeu_si256((__m256i *)(dst + k * (QG_ROWS * 4)), _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
-                _mm256_storeu_si256((__m256i *)(dst + (k + 4) * (QG_ROWS * 4)), _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
-            }
+static inline void put_rows8(uint8_t *panel, int64_t bstride, int64_t b, int half, const __m256i r[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    // u[k] (k < 4): groups k and k + 4 of rows 0-3 (128-bit halves); u[k + 4]: of rows 4-7.
+    uint8_t *dst = panel + b * bstride + 32 * half;
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_si256((__m256i *)(dst + k * (QG_ROWS * 4)), _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(dst + (k + 4) * (QG_ROWS * 4)), _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
+    }
 }
 
 __attribute__((target(QG_AVX2)))
@@ -111,7 +112,7 @@ static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, in
                 sc[b * QG_ROWS + row] = row < nr ? half_to_float(w + row * row_bytes + b * bb) : 0.0f;
                 mn[b * QG_ROWS + row] = 0.0f;
             }
-            put_rows8(panel, b, half, r);
+            put_rows8(panel, QG_ROWS * 32, b, half, r);
         }
     }
 }
@@ -173,14 +174,14 @@ static void unpack_k_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t
                 sc[b * QG_ROWS + row] = s;
                 mn[b * QG_ROWS + row] = m;
             }
-            put_rows8(panel, b, half, r);
+            put_rows8(panel, QG_ROWS * 32, b, half, r);
         }
     }
 }
 
-// Unpacks a Q4_1 / Q5_1 weight row into panel row i; sc/mn: [block][QG_ROWS] (mn: the minimum, or for
-// Q6_K the scale of elements 16-31). The offset types go through unpack_offset_rows, the K-quants
-// through unpack_k_rows. Returns 0 for other types.
+// Unpacks a Q4_1 / Q5_1 weight row into panel row i; sc/mn: [block][QG_ROWS] (the scale, the minimum).
+// The offset types go through unpack_offset_rows, the K-quants through unpack_k_rows (whose mn holds
+// Q6_K's scale of elements 16-31). Returns 0 for other types.
 static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
     uint8_t u[32];
     switch (type) {
@@ -199,6 +200,14 @@ static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *
     }
     default: return 0;
     }
+}
+
+// The offset types' eight accumulators (block b's dot in a[b mod 8]) added in their one fixed tree,
+// the row kernels' (qmatmul_body.h): ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512 class_tree(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a4), _mm512_add_ps(a2, a6)),
+                         _mm512_add_ps(_mm512_add_ps(a1, a5), _mm512_add_ps(a3, a7)));
 }
 
 // Block b of a panel (pb: its bytes): the 8 weight vectors (4-byte groups j of the 16 rows) and the
@@ -271,8 +280,7 @@ static inline void panel_tile_offset(const uint8_t *panel, const float *sc, cons
     __m512 part[8][8];  // [m][t]
     for (int m = 0; m < 8; m++) panel_tile(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, packed, pf, NT, part[m]);
     for (int t = 0; t < NT; t++)
-        out[t] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(part[0][t], part[4][t]), _mm512_add_ps(part[2][t], part[6][t])),
-                               _mm512_add_ps(_mm512_add_ps(part[1][t], part[5][t]), _mm512_add_ps(part[3][t], part[7][t])));
+        out[t] = class_tree(part[0][t], part[1][t], part[2][t], part[3][t], part[4][t], part[5][t], part[6][t], part[7][t]);
 }
 
 // panel_tile_offset for one or two activation rows: the same accumulators and tree, the blocks taken in
@@ -308,11 +316,11 @@ static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, 
         }
     }
     for (int t = 0; t < NT; t++)
-        out[t] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0][t], acc[4][t]), _mm512_add_ps(acc[2][t], acc[6][t])),
-                               _mm512_add_ps(_mm512_add_ps(acc[1][t], acc[5][t]), _mm512_add_ps(acc[3][t], acc[7][t])));
+        out[t] = class_tree(acc[0][t], acc[1][t], acc[2][t], acc[3][t], acc[4][t], acc[5][t], acc[6][t], acc[7][t]);
 }
 
-// All activation rows against one unpacked panel of nr rows at column p0, tiles of 8 then single rows.
+// All activation rows against one panel (unpacked, or packed and read from memory: prows is the end of
+// the caller's rows, so prefetches stay inside them) of nr rows at column p0, tiles of 8 then the rest.
 __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_rows(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                               const zk_q8a *x, const int32_t *hs, int64_t nt, const enum qg_kind kind,
@@ -434,6 +442,13 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
     for (int t = 0; t < NT; t++) { out[t][0] = acc[t][0]; out[t][1] = acc[t][1]; }
 }
 
+// class_tree's AVX2 twin.
+__attribute__((target(QG_AVX2), always_inline))
+static inline __m256 class_tree_avx2(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
+    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a4), _mm256_add_ps(a2, a6)),
+                         _mm256_add_ps(_mm256_add_ps(a1, a5), _mm256_add_ps(a3, a7)));
+}
+
 // panel_tile_offset's AVX2 twin.
 __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
@@ -443,8 +458,8 @@ static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc,
     for (int m = 0; m < 8; m++) panel_tile_avx2(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, G, packed, pf, NT, part[m]);
     for (int t = 0; t < NT; t++)
         for (int r = 0; r < 2; r++)
-            out[t][r] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(part[0][t][r], part[4][t][r]), _mm256_add_ps(part[2][t][r], part[6][t][r])),
-                                      _mm256_add_ps(_mm256_add_ps(part[1][t][r], part[5][t][r]), _mm256_add_ps(part[3][t][r], part[7][t][r])));
+            out[t][r] = class_tree_avx2(part[0][t][r], part[1][t][r], part[2][t][r], part[3][t][r], part[4][t][r],
+                                        part[5][t][r], part[6][t][r], part[7][t][r]);
 }
 
 // panel_tile_offset_avx2 for one activation row of a packed panel: per half of the panel rows (eight
@@ -473,8 +488,7 @@ static inline void panel_row_offset_seq_avx2(const uint8_t *panel, int64_t nb, c
                 acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, _mm256_set1_ps(a->d)), acc[m]);
             }
         }
-        out[r] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
-                               _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+        out[r] = class_tree_avx2(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);
     }
 }
 
@@ -611,21 +625,23 @@ int64_t zk_packed_bytes(int type, int64_t rows, int64_t k) {
 }
 
 void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64_t rows, int64_t p0, int64_t p1,
-                    void *dst, void *scratch) {
+                    void *dst) {
     const int64_t nb = k / 32;
-    uint8_t *panel = (uint8_t *)scratch;
-    float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
     for (int64_t p = p0; p < p1; p++) {
-        const int64_t r0 = p * QG_ROWS;
-        const int nr = (int)(rows - r0 < QG_ROWS ? rows - r0 : QG_ROWS);
-        if (nr < QG_ROWS) memset(panel, 0, (size_t)nb * QG_ROWS * 32);
-        unpack_offset_rows(type, (const uint8_t *)w + r0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
-        uint8_t *out = (uint8_t *)dst + p * nb * QP_BLOCK;
+        const uint8_t *src = (const uint8_t *)w + p * QG_ROWS * row_bytes;
+        const int nr = (int)(rows - p * QG_ROWS < QG_ROWS ? rows - p * QG_ROWS : QG_ROWS);
+        uint8_t *panel = (uint8_t *)dst + p * nb * QP_BLOCK;
         for (int64_t b = 0; b < nb; b++) {
-            memcpy(out + b * QP_BLOCK, panel + b * QG_ROWS * 32, QG_ROWS * 32);
-            for (int i = 0; i < QG_ROWS; i++) {  // the f16 scales back (exact: they came from f16)
-                const uint16_t h = _cvtss_sh(sc[b * QG_ROWS + i], _MM_FROUND_TO_NEAREST_INT);
-                memcpy(out + b * QP_BLOCK + QG_ROWS * 32 + 2 * i, &h, 2);
+            uint8_t *scales = panel + b * QP_BLOCK + QG_ROWS * 32;  // each row's f16 block scale, as stored
+            for (int half = 0; half < 2; half++) {
+                __m256i r[8];
+                for (int i = 0; i < 8; i++) {
+                    const int row = 8 * half + i;
+                    r[i] = row < nr ? offset_block_avx2(type, src + row * row_bytes + b * 34) : _mm256_setzero_si256();
+                    if (row < nr) memcpy(scales + 2 * row, src + row * row_bytes + b * 34, 2);
+                    else memset(scales + 2 * row, 0, 2);
+                }
+                put_rows8(panel, QP_BLOCK, b, half, r);
             }
         }
     }

@@ -52,20 +52,13 @@ public final class PackedPanels: @unchecked Sendable {
         return v != "0" && v != "off"
     }
 
-    /// Whether `w`'s type has a packed layout.
-    public static func supports(_ w: WeightMatrix) -> Bool {
-        zk_packed_bytes(w.type, Int64(w.rows), Int64(w.cols)) > 0
-    }
-
     /// Packs `w`, or nil when its type has no packed layout or the memory is not there.
     public init?(_ w: WeightMatrix) {
         let n = Int(zk_packed_bytes(w.type, Int64(w.rows), Int64(w.cols)))
         guard n > 0, let p = mmap(nil, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED
         else { return nil }
         _ = madvise(p, n, 14)  // MADV_HUGEPAGE: one streamed pass per step, fewer TLB misses (a hint)
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))), alignment: 64)
-        defer { scratch.deallocate() }
-        zk_pack_panels(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(w.rows), 0, Int64((w.rows + 15) / 16), p, scratch)
+        zk_pack_panels(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(w.rows), 0, Int64((w.rows + 15) / 16), p)
         _ = mprotect(p, n, PROT_READ)
         bytes = p
         count = n

@@ -61,7 +61,7 @@ public final class ModelWeights: @unchecked Sendable {
         // The packed copy of a matrix when its type has one; the file's pages of it are then dropped from
         // this process (products no longer read them; an embedding lookup faults its row back in).
         func packing(_ w: WeightMatrix) -> WeightMatrix {
-            guard pack, PackedPanels.supports(w), let p = PackedPanels(w) else { return w }
+            guard pack, let p = PackedPanels(w) else { return w }  // nil: no packed layout for the type
             packed.append(p)
             file.releasePages(w.data, count: w.rows * w.rowBytes)
             return w.with(p)

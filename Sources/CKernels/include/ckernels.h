@@ -89,10 +89,10 @@ int zk_has_int8_gemm(int type);
 /// Prepacked weights (Q8_0 only, else 0): the bytes of `rows` rows of k elements in panels of 16
 /// rows, each block's 512 panel bytes and 16 f16 scales (as many bytes as the GGUF layout).
 int64_t zk_packed_bytes(int type, int64_t rows, int64_t k);
-/// Packs panels [p0, p1) of a matrix (`rows` rows) into dst (zk_packed_bytes); `scratch` holds
-/// zk_gemm_q8a_scratch_bytes(k) bytes. Panels are independent: threads may pack disjoint ranges.
+/// Packs panels [p0, p1) of a matrix (`rows` rows) into dst (zk_packed_bytes). Panels are independent:
+/// threads may pack disjoint ranges.
 void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64_t rows, int64_t p0, int64_t p1,
-                    void *dst, void *scratch);
+                    void *dst);
 /// zk_matmul_q8a's products (the same bits, any nt) from prepacked panels: rows [r0, r1), r0 a multiple
 /// of 16. Returns 0 (and writes nothing) if the type has no packed layout or r0 is not a panel start.
 int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_t r0, int64_t r1, const zk_q8a *x,

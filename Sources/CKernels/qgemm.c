@@ -16,7 +16,14 @@
 //     dots, each less 32 times its half's integer sum, each with its own scale.
 #include "ckernels.h"
 #include <immintrin.h>
+#include <cpuid.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "kernel_internal.h"
 
 #define QG_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
@@ -229,6 +236,20 @@ static inline __m512i offset_dot(const __m512i w[8], const int8_t *q, int32_t in
     return dot;
 }
 
+// One activation row's block (a) into its accumulator from the block's exact int32 dots with the 16
+// panel rows, the stored offsets already taken off (the halves kind: dot the first half's, hi the
+// second's); s and m: the rows' scales and minimums (halves: the second half's scales). The float
+// operations of every int8 GEMM route, VNNI or AMX, in their one order: the same bits from either.
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512 block_acc(const enum qg_kind kind, __m512i dot, __m512i hi, __m512 s, __m512 m, const zk_q8a *a,
+                               __m512 acc) {
+    const __m512 da = _mm512_set1_ps(a->d);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, da), acc);
+    if (kind == QG_HALVES) return _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(m, da), acc);
+    if (kind == QG_MIN) return _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc);
+    return acc;
+}
+
 // NT activation rows against the panel: out[t] lanes = the panel rows' results. hs: the activation
 // rows' half-block sums, [t][block][2], ldx blocks per row.
 __attribute__((target(QG_TARGET), always_inline))
@@ -248,22 +269,17 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
             const int32_t *h = hs + 2 * (t * ldx + b);
-            int32_t q4[8];
-            memcpy(q4, a->q, 32);
-            const __m512 da = _mm512_set1_ps(a->d);
             if (kind == QG_HALVES) {  // elements 0-15 (j < 4) and 16-31 apart, each with its scale
-                __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+                int32_t q4[8];
+                memcpy(q4, a->q, 32);
+                __m512i lo = _mm512_set1_epi32(-offset * h[0]), hi = _mm512_set1_epi32(-offset * h[1]);
                 for (int j = 0; j < 4; j++) lo = _mm512_dpbusd_epi32(lo, w[j], _mm512_set1_epi32(q4[j]));
                 for (int j = 4; j < 8; j++) hi = _mm512_dpbusd_epi32(hi, w[j], _mm512_set1_epi32(q4[j]));
-                lo = _mm512_sub_epi32(lo, _mm512_set1_epi32(offset * h[0]));
-                hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(offset * h[1]));
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(s, da), acc[t]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(m, da), acc[t]);
+                acc[t] = block_acc(kind, lo, hi, s, m, a, acc[t]);
                 continue;
             }
             const __m512i dot = offset_dot(w, a->q, kind == QG_OFFSET ? -offset * (h[0] + h[1]) : 0);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, da), acc[t]);
-            if (kind == QG_MIN) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc[t]);
+            acc[t] = block_acc(kind, dot, dot, s, m, a, acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) out[t] = acc[t];
@@ -311,12 +327,215 @@ static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, 
                 const zk_q8a *a = x + t * ldx + b;
                 const int32_t *h = hs + 2 * (t * ldx + b);
                 const __m512i dot = offset_dot(w, a->q, -offset * (h[0] + h[1]));
-                acc[m][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc[m][t]);
+                acc[m][t] = block_acc(QG_OFFSET, dot, dot, s, s, a, acc[m][t]);
             }
         }
     }
     for (int t = 0; t < NT; t++)
         out[t] = class_tree(acc[0][t], acc[1][t], acc[2][t], acc[3][t], acc[4][t], acc[5][t], acc[6][t], acc[7][t]);
+}
+
+// ---- AMX (Intel Sapphire Rapids and later): the integer dots of 16 activation rows by 16 panel rows as
+// one tile product per block (qgemm_amx_body.h). ----
+
+// The tile configuration (LDTILECFG's 64 bytes, palette 1): rows and bytes per row of tmm0-7.
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+static const amx_config amx_tiles __attribute__((aligned(64))) = {
+    .palette = 1,
+    .colsb = {64, 32, 64, 64, 16, 16, 64, 64},
+    .rows = {16, 16, 8, 16, 16, 16, 4, 4},
+};
+
+// The emulation: the instructions' semantics in C on a thread's own tile registers, with the checks
+// the hardware makes (an unconfigured tile, shapes that do not chain) as aborts, so that the layout and
+// the order of the real kernel are tested on any AVX-512 CPU.
+typedef struct {
+    int configured;
+    int64_t products;  // tile products so far (tests: the tiles ran)
+    uint8_t rows[8];
+    uint16_t colsb[8];
+    uint8_t data[8][16][64];
+} amx_emu_state;
+static _Thread_local amx_emu_state emu;
+
+static void emu_fail(const char *what) {
+    fprintf(stderr, "zebra: AMX emulation: %s\n", what);
+    abort();
+}
+
+static void emu_config(const amx_config *c) {
+    if (c->palette != 1) emu_fail("palette must be 1");
+    for (int n = 0; n < 8; n++) {
+        if (c->rows[n] > 16 || c->colsb[n] > 64) emu_fail("tile larger than palette 1 allows");
+        emu.rows[n] = c->rows[n];
+        emu.colsb[n] = c->colsb[n];
+    }
+    memset(emu.data, 0, sizeof emu.data);
+    emu.configured = 1;
+}
+
+static void emu_check(int n) {
+    if (!emu.configured) emu_fail("tile used without LDTILECFG");
+    if (!emu.rows[n] || !emu.colsb[n]) emu_fail("tile not configured");
+}
+
+static void emu_load(int n, const void *base, size_t stride) {
+    emu_check(n);
+    for (int r = 0; r < 16; r++) {
+        memset(emu.data[n][r], 0, 64);
+        if (r < emu.rows[n]) memcpy(emu.data[n][r], (const uint8_t *)base + r * stride, emu.colsb[n]);
+    }
+}
+
+static void emu_zero(int n) {
+    emu_check(n);
+    memset(emu.data[n], 0, sizeof emu.data[n]);
+}
+
+// TDPBSUD: c[m][j] += sum over k < a.colsb / 4 of the 4 products a[m][4k + i] (signed) x b[k][4j + i]
+// (unsigned), in wrapping 32-bit arithmetic.
+static void emu_dpbsud(int c, int a, int b) {
+    emu_check(c), emu_check(a), emu_check(b);
+    if (emu.rows[c] != emu.rows[a] || emu.colsb[c] != emu.colsb[b] || emu.colsb[a] != 4 * emu.rows[b] ||
+        emu.colsb[a] % 4 || emu.colsb[c] % 4)
+        emu_fail("TDPBSUD shapes do not chain");
+    emu.products++;
+    for (int m = 0; m < emu.rows[c]; m++)
+        for (int j = 0; j < emu.colsb[c] / 4; j++) {
+            uint32_t sum;
+            memcpy(&sum, emu.data[c][m] + 4 * j, 4);
+            for (int k = 0; k < emu.colsb[a] / 4; k++)
+                for (int i = 0; i < 4; i++)
+                    sum += (uint32_t)((int32_t)(int8_t)emu.data[a][m][4 * k + i] * (int32_t)emu.data[b][k][4 * j + i]);
+            memcpy(emu.data[c][m] + 4 * j, &sum, 4);
+        }
+}
+
+static void emu_store(int n, void *base, size_t stride) {
+    emu_check(n);
+    for (int r = 0; r < emu.rows[n]; r++) memcpy((uint8_t *)base + r * stride, emu.data[n][r], emu.colsb[n]);
+}
+
+#define AMX_SUFFIX _emu
+#define AMX_TARGET QG_TARGET
+#define T_LOAD(n, base, stride) emu_load(n, base, stride)
+#define T_ZERO(n) emu_zero(n)
+#define T_DP(c, a, b) emu_dpbsud(c, a, b)
+#define T_STORE(n, base, stride) emu_store(n, base, stride)
+#include "qgemm_amx_body.h"
+#undef AMX_SUFFIX
+#undef AMX_TARGET
+#undef T_LOAD
+#undef T_ZERO
+#undef T_DP
+#undef T_STORE
+
+#define AMX_SUFFIX _hw
+#define AMX_TARGET QG_TARGET ",amx-tile,amx-int8"
+#define T_LOAD(n, base, stride) _tile_loadd(n, base, stride)
+#define T_ZERO(n) _tile_zero(n)
+#define T_DP(c, a, b) _tile_dpbsud(c, a, b)
+#define T_STORE(n, base, stride) _tile_stored(n, base, stride)
+#include "qgemm_amx_body.h"
+#undef AMX_SUFFIX
+#undef AMX_TARGET
+#undef T_LOAD
+#undef T_ZERO
+#undef T_DP
+#undef T_STORE
+
+__attribute__((target("amx-tile"))) static void amx_hw_begin(void) { _tile_loadconfig(&amx_tiles); }
+__attribute__((target("amx-tile"))) static void amx_hw_end(void) { _tile_release(); }
+
+// Which tiles the GEMM uses: AMX_OFF (VNNI), AMX_HW, AMX_EMU (tests).
+enum { AMX_OFF = 0, AMX_HW = 1, AMX_EMU = 2 };
+static int amx_native = AMX_OFF;
+static char amx_why[160] = "not checked";
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static _Thread_local int amx_forced = -1;
+
+// AMX needs the CPU (CPUID.7.0:EDX AMX-TILE bit 24, AMX-INT8 bit 25), the OS's XSAVE state for tiles
+// (XCR0 bits 17 TILECFG and 18 TILEDATA) and Linux's permission for this process (arch_prctl
+// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA; without it the first tile instruction faults). Any of them
+// missing leaves the VNNI tiles, and amx_why says which.
+static void amx_detect(void) {
+    unsigned a, b, c, d;
+    const char *e = getenv("ZEBRA_AMX");
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) {
+        snprintf(amx_why, sizeof amx_why, "the CPU has no AMX-INT8");
+        return;
+    }
+    if (e && !strcmp(e, "0")) {
+        snprintf(amx_why, sizeof amx_why, "off (ZEBRA_AMX=0)");
+        return;
+    }
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) {
+        snprintf(amx_why, sizeof amx_why, "the OS has not enabled XSAVE");
+        return;
+    }
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) {
+        snprintf(amx_why, sizeof amx_why, "the OS does not enable the tile state (XCR0 0x%x)", lo);
+        return;
+    }
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) != 0) {
+        snprintf(amx_why, sizeof amx_why, "Linux refused the tile state (arch_prctl: %s)", strerror(errno));
+        return;
+    }
+    amx_native = AMX_HW;
+    snprintf(amx_why, sizeof amx_why, "amx-int8");
+}
+
+static int amx_mode(void) {
+    if (amx_forced >= 0) return amx_forced;
+    pthread_once(&amx_once, amx_detect);
+    return amx_native;
+}
+
+const char *zk_gemm_tiles(void) {
+    pthread_once(&amx_once, amx_detect);
+    if (!zk_path_is_avx512()) return "avx2";
+    return amx_native == AMX_HW ? "amx-int8" : "avx512-vnni";
+}
+
+const char *zk_amx_status(void) {
+    pthread_once(&amx_once, amx_detect);
+    return amx_why;
+}
+
+int zk_force_amx(int mode) {
+    if (mode == AMX_HW && (pthread_once(&amx_once, amx_detect), amx_native != AMX_HW)) return 0;
+    if (mode == AMX_EMU && !zk_path_is_avx512()) return 0;
+    amx_forced = mode;
+    return 1;
+}
+
+int64_t zk_amx_emulated_products(void) { return emu.products; }
+
+// The calling thread's tiles for one GEMM call: configured before, released after (a released thread
+// saves no tile state on a context switch).
+static void amx_begin(int amx) {
+    if (amx == AMX_HW) amx_hw_begin();
+    else if (amx == AMX_EMU) emu_config(&amx_tiles);
+}
+
+static void amx_end(int amx) {
+    if (amx == AMX_HW) amx_hw_end();
+    else if (amx == AMX_EMU) emu.configured = 0;
+}
+
+__attribute__((target(QG_TARGET)))
+static void amx_panel16(int amx, const uint8_t *panel, const float *sc, const float *mn, int64_t nb, const zk_q8a *x,
+                        int64_t ldx, const int32_t *hs, enum qg_kind kind, int offset, int packed, int64_t pf,
+                        __m512 out[16]) {
+    if (amx == AMX_HW) amx_panel16_hw(panel, sc, mn, nb, x, ldx, hs, kind, offset, packed, pf, out);
+    else amx_panel16_emu(panel, sc, mn, nb, x, ldx, hs, kind, offset, packed, pf, out);
 }
 
 // All activation rows against one panel (unpacked, or packed and read from memory: prows is the end of
@@ -325,12 +544,19 @@ __attribute__((target(QG_TARGET), always_inline))
 static inline void panel_rows(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                               const zk_q8a *x, const int32_t *hs, int64_t nt, const enum qg_kind kind,
                               const int offset, const int packed, float *y, int64_t ldy, int64_t p0, int nr,
-                              int64_t prows) {
+                              int64_t prows, int amx) {
     const __mmask16 keep = (__mmask16)((1u << nr) - 1);
     // A packed panel's first pass prefetches the panel PF_PANELS on (the caller's last panels: none).
     const int64_t pf = packed && p0 + PF_PANELS * QG_ROWS < prows ? PF_PANELS * nb * QP_BLOCK : 0;
     __m512 o[8];
     int64_t t = 0;
+    if (amx) {  // tiles of 16 activation rows (the same bits as the VNNI tiles below)
+        __m512 o16[16];
+        for (; t + 16 <= nt; t += 16) {
+            amx_panel16(amx, panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, packed, t ? 0 : pf, o16);
+            for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o16[j]);
+        }
+    }
     for (; t + 8 <= nt; t += 8) {
         if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, t ? 0 : pf, 8, o);
         else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 0, 8, o);
@@ -358,15 +584,15 @@ static inline void panel_rows(const uint8_t *panel, const float *sc, const float
 __attribute__((target(QG_TARGET)))
 static void panel_vnni(int type, const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
                        const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy, int64_t p0, int nr,
-                       int packed, int64_t prows) {
+                       int packed, int64_t prows, int amx) {
     const int offset = offset_of(type);
     switch (kind_of(type)) {
-    case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 0, y, ldy, p0, nr, 0); break;
+    case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 0, y, ldy, p0, nr, 0, amx); break;
     case QG_OFFSET:
-        if (packed) panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, y, ldy, p0, nr, prows);
-        else panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 0, y, ldy, p0, nr, 0);
+        if (packed) panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, y, ldy, p0, nr, prows, amx);
+        else panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 0, y, ldy, p0, nr, 0, amx);
         break;
-    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 0, y, ldy, p0, nr, 0); break;
+    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 0, y, ldy, p0, nr, 0, amx); break;
     }
 }
 
@@ -549,7 +775,7 @@ static void panel_avx2(int type, const uint8_t *panel, const float *sc, const fl
 }
 
 // Rows [r0, r1) in panels of 16: unpack, then every activation row against the panel.
-static void gemm_panels(int type, int vnni, const uint8_t *w, int64_t row_bytes, int64_t nb, int64_t r0,
+static void gemm_panels(int type, int vnni, int amx, const uint8_t *w, int64_t row_bytes, int64_t nb, int64_t r0,
                         int64_t r1, const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy,
                         uint8_t *panel, float *sc, float *mn) {
     for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
@@ -566,7 +792,7 @@ static void gemm_panels(int type, int vnni, const uint8_t *w, int64_t row_bytes,
         if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
         else if (type == ZK_Q4_K || type == ZK_Q5_K || type == ZK_Q6_K) unpack_k_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
         else for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);
-        if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
+        if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0, amx);
         else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
     }
 }
@@ -609,8 +835,10 @@ int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r
     const int64_t nb = k / 32;
     uint8_t *panel = (uint8_t *)scratch;
     float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
-    gemm_panels(type, zk_path_is_avx512(), (const uint8_t *)w, row_bytes, nb, r0, r1, x, half_sums, nt, y, ldy,
-                panel, sc, mn);
+    const int vnni = zk_path_is_avx512(), amx = vnni && nt >= 16 ? amx_mode() : AMX_OFF;
+    amx_begin(amx);
+    gemm_panels(type, vnni, amx, (const uint8_t *)w, row_bytes, nb, r0, r1, x, half_sums, nt, y, ldy, panel, sc, mn);
+    amx_end(amx);
     return 1;
 }
 
@@ -651,12 +879,14 @@ int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_
                    const int32_t *half_sums, int64_t nt, float *y, int64_t ldy) {
     if (zk_packed_bytes(type, rows, k) == 0 || r0 % QG_ROWS) return 0;
     const int64_t nb = k / 32, bytes = nb * QP_BLOCK;
-    const int vnni = zk_path_is_avx512();
+    const int vnni = zk_path_is_avx512(), amx = vnni && nt >= 16 ? amx_mode() : AMX_OFF;
+    amx_begin(amx);
     for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
         const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
         const uint8_t *panel = (const uint8_t *)packed + p0 / QG_ROWS * bytes;
-        if (vnni) panel_vnni(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
+        if (vnni) panel_vnni(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1, amx);
         else panel_avx2(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
     }
+    amx_end(amx);
     return 1;
 }

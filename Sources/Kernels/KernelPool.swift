@@ -7,8 +7,15 @@ import Synchronization
 import Glibc
 #endif
 
-/// The SIMD path the kernels run on this CPU (AVX-512 where present, else the AVX2 baseline).
-public var kernelPath: String { String(cString: zk_kernel_path()) + " (weight prefetch " + String(cString: zk_weight_prefetch()) + ")" }
+/// The SIMD path the kernels run on this CPU (AVX-512 where present, else the AVX2 baseline), their
+/// weight prefetch, and the int8 GEMM's tiles: AMX where the CPU has it and Linux grants it, and if
+/// not, why not.
+public var kernelPath: String {
+    let tiles = String(cString: zk_gemm_tiles())
+    let amx = tiles == "amx-int8" ? "" : ", no AMX: " + String(cString: zk_amx_status())
+    return String(cString: zk_kernel_path()) + " (weight prefetch " + String(cString: zk_weight_prefetch()) + ", GEMM tiles "
+        + tiles + amx + ")"
+}
 
 /// A unit of data-parallel work for `KernelPool.run`: a struct of pointers and sizes (no closures), so
 /// a dispatch allocates nothing. The pool reads the job through a pointer to the caller's copy.

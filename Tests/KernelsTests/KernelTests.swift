@@ -165,6 +165,52 @@ func int8GemmIsBatchInvariant(type: Int32) {
     if results.count == 2 { #expect(results[0] == results[1], "type \(type): AVX2 and AVX-512 differ") }
 }
 
+/// The AMX tiles (16 activation rows by a panel of 16 weight rows, one tile product per block) give the
+/// VNNI tiles' bits for every int8 type, with partial panels, split row ranges and activation rows
+/// past a multiple of 16; the Q8_0 prepacked panels too. The C emulation of the tile instructions
+/// (which checks their shapes as the hardware does) runs on any AVX-512 CPU; the instructions
+/// themselves where the CPU has AMX and Linux grants it.
+@Test(.enabled(if: cpuHasVNNI, "AMX tiles sit on the AVX-512 path"), arguments: allTypes.filter { zk_has_int8_kernel($0) != 0 })
+func amxTilesGiveTheVNNIBits(type: Int32) {
+    defer { _ = zk_force_amx(-1) }
+    var rng = Rng(s: UInt64(type) + 900)
+    let rows = 37, cols = 512, nt = 35
+    var g = GemmInputs(type: type, rows: rows, cols: cols, nt: nt, rng: &rng)
+    let (bytes, rowBytes, q, sums) = (g.bytes, g.rowBytes, g.q, g.sums)
+    var packed = [UInt8](repeating: 0, count: Int(zk_packed_bytes(type, Int64(rows), Int64(cols))))
+    if !packed.isEmpty { zk_pack_panels(type, bytes, rowBytes, Int64(cols), Int64(rows), 0, 3, &packed) }
+    func gemm(_ n: Int, packedPanels: Bool) -> [Float] {
+        var y = [Float](repeating: .nan, count: n * rows)
+        for (r0, r1) in [(0, 16), (16, 37)] {
+            y.withUnsafeMutableBufferPointer { yp in
+                let ok = packedPanels
+                    ? zk_gemm_packed(type, packed, Int64(cols), Int64(rows), Int64(r0), Int64(r1), q, sums, Int64(n), yp.baseAddress!, Int64(rows))
+                    : zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, sums, Int64(n), yp.baseAddress!, Int64(rows), &g.scratch)
+                #expect(ok == 1)
+            }
+        }
+        return y
+    }
+    let modes: [Int32] = [2] + (String(cString: zk_gemm_tiles()) == "amx-int8" ? [1] : [])
+    for n in [16, 19, 32, 35] {
+        for packedPanels in packed.isEmpty ? [false] : [false, true] {
+            #expect(zk_force_amx(0) == 1)
+            let vnni = gemm(n, packedPanels: packedPanels)
+            for mode in modes {
+                #expect(zk_force_amx(mode) == 1)
+                let before = zk_amx_emulated_products()
+                let amx = gemm(n, packedPanels: packedPanels)
+                let same = amx == vnni
+                #expect(same, "type \(type) rows \(n) packed \(packedPanels) AMX mode \(mode)")
+                if mode == 2 {  // every full tile of 16 took the tiles: blocks x panels (x 2 for Q6_K's halves)
+                    let tiles = Int64(n / 16 * 3 * (cols / 32) * (type == 14 ? 2 : 1))
+                    #expect(zk_amx_emulated_products() - before == tiles, "type \(type) rows \(n)")
+                }
+            }
+        }
+    }
+}
+
 @Test(arguments: [Int32(8), 3, 12])  // Q8_0, Q8_1 (for a Q4_1 weight) and Q8_K activation formats
 func activationQuantizationMatchesReferenceBitForBit(type: Int32) {
     var rng = Rng(s: 77)

@@ -103,6 +103,17 @@ int zk_gemm_matches_rows(int type);
 /// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2" (ZEBRA_KERNEL_PATH=avx2
 /// takes AVX2 on a VNNI CPU too, for measuring).
 const char *zk_kernel_path(void);
+/// The int8 GEMM's tiles on this CPU: "amx-int8" (Intel AMX, where the CPU has it and Linux grants the
+/// tile state), "avx512-vnni" or "avx2" (the kernel path). ZEBRA_AMX=0 keeps AMX off.
+const char *zk_gemm_tiles(void);
+/// Why the GEMM does or does not use AMX: "amx-int8", or the first thing missing ("the CPU has no
+/// AMX-INT8", "Linux refused the tile state (...)", "off (ZEBRA_AMX=0)", ...).
+const char *zk_amx_status(void);
+/// Tests and A/B: the calling thread's GEMM tiles from 16 activation rows: 0 VNNI, 1 AMX (returns 0
+/// where AMX is unavailable), 2 AMX emulated in C (returns 0 off the AVX-512 path), -1 the CPU's choice.
+int zk_force_amx(int mode);
+/// Tests: the tile products the calling thread's AMX emulation has run.
+int64_t zk_amx_emulated_products(void);
 /// The row kernels' weight prefetch on this CPU: "l2" (Intel) or "nta" (others); ZEBRA_WEIGHT_PREFETCH overrides.
 const char *zk_weight_prefetch(void);
 /// Tests only: force a path (1: AVX-512 VNNI, 0: AVX2) for the calling thread's kernel calls (other

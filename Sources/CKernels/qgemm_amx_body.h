@@ -1,0 +1,92 @@
+// The AMX tile kernel of the int8 panel GEMM, included twice by qgemm.c: with the AMX instructions
+// (AMX_SUFFIX _hw) and with their C emulation (_emu: tests check the tile shapes, the operand layout and
+// the float order on any AVX-512 CPU). Expects AMX_SUFFIX, AMX_TARGET and the tile operations
+// T_LOAD(tile, base, stride), T_ZERO(tile), T_DP(c, a, b) (c += a . b, a signed bytes, b unsigned),
+// T_STORE(tile, base, stride).
+//
+// The tiles (amx_config): tmm1 holds 16 activation rows' 32 int8 of one block (a row per activation
+// row, the blocks ldx apart in memory), tmm2 the panel's block as it is stored: 8 rows of 64 bytes,
+// row j = the 16 weight rows' unsigned bytes 4j..4j+3, which is exactly a TDPBSUD B operand (K = 32,
+// N = 16). tmm0 = tmm1 . tmm2 is the block's 16 x 16 exact int32 dots, stored and finished by the VNNI
+// path's float operations (block_acc) in its order. Q6_K's halves take tmm4 / tmm5 (16 x 16 bytes: each
+// activation block's elements 0-15 and 16-31) against tmm6 / tmm7 (the panel's rows 0-3 and 4-7) into
+// tmm0 / tmm3. A block's dots are one tile product each, not one over K = 64: every block has its own
+// scale, and the integer dots must be the per-block ones for the float order to be the VNNI path's.
+
+#define AMX_CAT2(a, b) a##b
+#define AMX_CAT(a, b) AMX_CAT2(a, b)
+#define AMX_NAME(n) AMX_CAT(n, AMX_SUFFIX)
+
+// 16 activation rows (x: row t's blocks at x + t * ldx, hs their half sums) against one panel, blocks
+// b0, b0 + step, ... in order: acc[t] = the panel rows' accumulated results (panel_tile's).
+__attribute__((target(AMX_TARGET), always_inline))
+static inline void AMX_NAME(amx_pass)(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
+                                      int step, const zk_q8a *x, int64_t ldx, const int32_t *hs,
+                                      const enum qg_kind kind, const int offset, const int packed, const int64_t pf,
+                                      __m512 acc[16]) {
+    int32_t lo[16][16] __attribute__((aligned(64))), hi[16][16] __attribute__((aligned(64)));
+    const size_t stride = (size_t)ldx * sizeof(zk_q8a);
+    for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = b0; b < nb; b += step) {
+        const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
+        if (packed && pf)  // streamed panels: the same block pf bytes on, into L2 (panel_tile's)
+            for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
+        const __m512 s = packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32)))
+                                : _mm512_loadu_ps(sc + b * QG_ROWS);
+        const __m512 m = packed ? _mm512_setzero_ps() : _mm512_loadu_ps(mn + b * QG_ROWS);
+        if (kind == QG_HALVES) {
+            T_LOAD(4, x[b].q, stride);
+            T_LOAD(5, x[b].q + 16, stride);
+            T_LOAD(6, pb, 64);
+            T_LOAD(7, pb + 4 * 64, 64);
+            T_ZERO(0);
+            T_ZERO(3);
+            T_DP(0, 4, 6);
+            T_DP(3, 5, 7);
+            T_STORE(0, lo, 64);
+            T_STORE(3, hi, 64);
+        } else {
+            T_LOAD(1, x[b].q, stride);
+            T_LOAD(2, pb, 64);
+            T_ZERO(0);
+            T_DP(0, 1, 2);
+            T_STORE(0, lo, 64);
+        }
+        for (int t = 0; t < 16; t++) {
+            const int32_t *h = hs + 2 * (t * ldx + b);
+            __m512i dot = _mm512_load_si512((const __m512i *)lo[t]), second = dot;
+            if (kind == QG_HALVES) {
+                dot = _mm512_add_epi32(dot, _mm512_set1_epi32(-offset * h[0]));
+                second = _mm512_add_epi32(_mm512_load_si512((const __m512i *)hi[t]), _mm512_set1_epi32(-offset * h[1]));
+            } else if (kind == QG_OFFSET) {
+                dot = _mm512_add_epi32(dot, _mm512_set1_epi32(-offset * (h[0] + h[1])));
+            }
+            acc[t] = block_acc(kind, dot, second, s, m, x + t * ldx + b, acc[t]);
+        }
+    }
+}
+
+// One panel against 16 activation rows: out[t] = row t's 16 results, the bits of panel_rows' VNNI tiles.
+// The offset types keep the row kernels' order (eight classes of blocks, added in class_tree's tree).
+__attribute__((target(AMX_TARGET)))
+static void AMX_NAME(amx_panel16)(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
+                                  const zk_q8a *x, int64_t ldx, const int32_t *hs, int kind_, int offset, int packed,
+                                  int64_t pf, __m512 out[16]) {
+    const enum qg_kind kind = (enum qg_kind)kind_;
+    if (kind != QG_OFFSET) {
+        if (kind == QG_MIN) AMX_NAME(amx_pass)(panel, sc, mn, nb, 0, 1, x, ldx, hs, QG_MIN, 0, 0, 0, out);
+        else AMX_NAME(amx_pass)(panel, sc, mn, nb, 0, 1, x, ldx, hs, QG_HALVES, offset, 0, 0, out);
+        return;
+    }
+    __m512 part[8][16];  // [class][t]
+    for (int c = 0; c < 8; c++) {
+        if (packed) AMX_NAME(amx_pass)(panel, sc, mn, nb, c, 8, x, ldx, hs, QG_OFFSET, offset, 1, pf, part[c]);
+        else AMX_NAME(amx_pass)(panel, sc, mn, nb, c, 8, x, ldx, hs, QG_OFFSET, offset, 0, 0, part[c]);
+    }
+    for (int t = 0; t < 16; t++)
+        out[t] = class_tree(part[0][t], part[1][t], part[2][t], part[3][t], part[4][t], part[5][t], part[6][t], part[7][t]);
+}
+
+#undef AMX_NAME
+#undef AMX_CAT
+#undef AMX_CAT2

@@ -169,6 +169,8 @@ struct Bench: ParsableCommand {
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
                 "heap_allocations_per_decode_step": allocsPerStep,
                 "weight_bytes_per_decode_step": model.weights.bytesPerDecodeStep,
+                // The cache a step at each depth reads: every held position of every layer, K and V.
+                "kv_bytes_per_decode_step": Dictionary(uniqueKeysWithValues: decodeDepths.map { (String($0), kvCache.bytesNeeded(tokens: $0 + 1).total) }),
                 "verify_step_ms_by_rows": Dictionary(uniqueKeysWithValues: verify.map { (String($0.0), $0.1 * 1000) }),
                 "decode_time_ratio_per_rep": depthRatios,
                 "decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: zip(decodeDepths, phases).map { d, p in

@@ -18,6 +18,7 @@
 #include <immintrin.h>
 #include <cpuid.h>
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +346,9 @@ typedef struct {
     uint8_t rows[16];
 } amx_config;
 
+_Static_assert(sizeof(amx_config) == 64 && offsetof(amx_config, colsb) == 16 && offsetof(amx_config, rows) == 48,
+               "LDTILECFG's layout");
+
 static const amx_config amx_tiles __attribute__((aligned(64))) = {
     .palette = 1,
     .colsb = {64, 32, 64, 64, 16, 16, 64, 64},
@@ -370,8 +374,14 @@ static void emu_fail(const char *what) {
 
 static void emu_config(const amx_config *c) {
     if (c->palette != 1) emu_fail("palette must be 1");
+    if (c->start_row) emu_fail("start_row must be 0");
+    for (int i = 0; i < 14; i++)
+        if (c->reserved[i]) emu_fail("reserved bytes must be 0");
+    for (int n = 8; n < 16; n++)
+        if (c->rows[n] || c->colsb[n]) emu_fail("palette 1 has 8 tiles");
     for (int n = 0; n < 8; n++) {
         if (c->rows[n] > 16 || c->colsb[n] > 64) emu_fail("tile larger than palette 1 allows");
+        if (!c->rows[n] != !c->colsb[n]) emu_fail("a tile with rows but no bytes, or bytes but no rows");
         emu.rows[n] = c->rows[n];
         emu.colsb[n] = c->colsb[n];
     }
@@ -401,6 +411,7 @@ static void emu_zero(int n) {
 // (unsigned), in wrapping 32-bit arithmetic.
 static void emu_dpbsud(int c, int a, int b) {
     emu_check(c), emu_check(a), emu_check(b);
+    if (c == a || c == b || a == b) emu_fail("TDPBSUD operands must be three different tiles");
     if (emu.rows[c] != emu.rows[a] || emu.colsb[c] != emu.colsb[b] || emu.colsb[a] != 4 * emu.rows[b] ||
         emu.colsb[a] % 4 || emu.colsb[c] % 4)
         emu_fail("TDPBSUD shapes do not chain");

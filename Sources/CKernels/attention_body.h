@@ -229,18 +229,17 @@ static void AT_FN(softmax)(float *scores, int64_t g, int64_t n, float *part, int
 }
 
 // The key row of key j (as `type`) and its value row into vrows[j], advancing segment s / row i
-// (both kernels below). Software prefetch, per key row: the key row 12 ahead into L2, and this value
-// row (read by the value pass; asked for into L1, from which a chunk's 68 KiB spill to L2: with the L2
-// hint the q8_0 value pass ran at half its in-cache speed, as if the lines had not stayed there, and the
-// kernel measured ~8% slower), each row `bytes` long. Streaming 3 global layers' cache at depth 16384
-// on both cores of an AMD EPYC (Zen 4; a plain read streams 33-37 GB/s), f16 / q8_0: keys 6 ahead
-// non-temporal 24.6 / 15.1 GB/s (2.05 / 1.78 ms a step); 12 ahead into L2 26.3-28.2 / 16.3 GB/s (1.78-1.91 / 1.64 ms;
-// 24 and 48 ahead the same within noise; Gemma's global-layer attention at depth 16384 2.16-2.24 ->
-// 1.92-2.17 ms a step). On Intel the non-temporal hint keeps lines out of L2 altogether (the row
-// kernels' weights measured 28 -> 55 tokens/s with L2 instead). A prefetch past a segment's end only
-// warms a line; it never faults. Each line once: kl / vl are the last lines asked for (rows share
-// lines; the prefetch instructions themselves cost: 4.25 a row instead of 6 measured ~6% faster on the
-// q8_0 cache's 272-byte rows).
+// (both kernels below). Software prefetch, per key row, into L2: the key row 12 ahead, and this value
+// row (read by the value pass after the chunk's keys). Streaming 3 global layers' cache at depth 16384
+// on both cores of an AMD EPYC (Zen 4; a plain read streams 31-37 GB/s), ms a step, f16 / q8_0: keys 6
+// ahead non-temporal and values into L1, 2.05 / 1.78; keys 12 ahead into L2, 1.78-1.91 / 1.64-1.79;
+// values into L2 too, ~5% / ~12% less again (medians of 6 alternated runs; in Gemma at depth 16384 the
+// q8_0 cache's global-layer attention 2.12-2.19 -> 1.67-1.85 ms a step, f16 the same within noise).
+// On Intel the non-temporal hint keeps lines out of L2 altogether (the row kernels' weights
+// measured 28 -> 55 tokens/s with L2 instead). A prefetch past a segment's end only warms a line; it
+// never faults. Each line once: kl / vl are the last lines asked for (rows share lines; the prefetch
+// instructions themselves cost: 4.25 a row instead of 6 measured ~6% faster on the q8_0 cache's
+// 272-byte rows).
 #define AT_NEXT_ROW(kr, j, type, bytes) do { \
         kr = (type)((const uint8_t *)segs[s].k + i * stride); \
         vrows[j] = (const uint8_t *)segs[s].v + i * stride; \
@@ -249,7 +248,7 @@ static void AT_FN(softmax)(float *scores, int64_t g, int64_t n, float *part, int
         for (uintptr_t l = (ka & ~(uintptr_t)63) > kl ? ka & ~(uintptr_t)63 : kl + 64; l <= ke; l += 64) \
             _mm_prefetch((const char *)l, _MM_HINT_T1); \
         for (uintptr_t l = (va & ~(uintptr_t)63) > vl ? va & ~(uintptr_t)63 : vl + 64; l <= ve; l += 64) \
-            _mm_prefetch((const char *)l, _MM_HINT_T0); \
+            _mm_prefetch((const char *)l, _MM_HINT_T1); \
         kl = ke; \
         vl = ve; \
         if (++i == segs[s].n) { s++; i = 0; } \

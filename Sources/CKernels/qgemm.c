@@ -439,12 +439,6 @@ static void emu_store(int n, void *base, size_t stride) {
 #define T_DP(c, a, b) emu_dpbsud(c, a, b)
 #define T_STORE(n, base, stride) emu_store(n, base, stride)
 #include "qgemm_amx_body.h"
-#undef AMX_SUFFIX
-#undef AMX_TARGET
-#undef T_LOAD
-#undef T_ZERO
-#undef T_DP
-#undef T_STORE
 
 #define AMX_SUFFIX _hw
 #define AMX_TARGET QG_TARGET ",amx-tile,amx-int8"
@@ -453,12 +447,6 @@ static void emu_store(int n, void *base, size_t stride) {
 #define T_DP(c, a, b) _tile_dpbsud(c, a, b)
 #define T_STORE(n, base, stride) _tile_stored(n, base, stride)
 #include "qgemm_amx_body.h"
-#undef AMX_SUFFIX
-#undef AMX_TARGET
-#undef T_LOAD
-#undef T_ZERO
-#undef T_DP
-#undef T_STORE
 
 __attribute__((target("amx-tile"))) static void amx_hw_begin(void) { _tile_loadconfig(&amx_tiles); }
 __attribute__((target("amx-tile"))) static void amx_hw_end(void) { _tile_release(); }

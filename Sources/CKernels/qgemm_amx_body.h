@@ -2,7 +2,7 @@
 // (AMX_SUFFIX _hw) and with their C emulation (_emu: tests check the tile shapes, the operand layout and
 // the float order on any AVX-512 CPU). Expects AMX_SUFFIX, AMX_TARGET and the tile operations
 // T_LOAD(tile, base, stride), T_ZERO(tile), T_DP(c, a, b) (c += a . b, a signed bytes, b unsigned),
-// T_STORE(tile, base, stride).
+// T_STORE(tile, base, stride), and undefines them at its end.
 //
 // The tiles (amx_config): tmm1 holds 16 activation rows' 32 int8 of one block (a row per activation
 // row, the blocks ldx apart in memory), tmm2 the panel's block as it is stored: 8 rows of 64 bytes,
@@ -90,3 +90,9 @@ static void AMX_NAME(amx_panel16)(const uint8_t *panel, const float *sc, const f
 #undef AMX_NAME
 #undef AMX_CAT
 #undef AMX_CAT2
+#undef AMX_SUFFIX
+#undef AMX_TARGET
+#undef T_LOAD
+#undef T_ZERO
+#undef T_DP
+#undef T_STORE

@@ -5,7 +5,9 @@
 // activation bytes: no unpacking in the inner loop and no horizontal sums. Per (row, activation row)
 // the arithmetic runs over blocks in a fixed order, whatever the tile: batch-invariant. Without VNNI
 // the same panel goes through vpmaddubsw + vpmaddwd, 8 rows a vector (panel_avx2): the same exact
-// integer dots and float operations, so the same bits on either instruction set.
+// integer dots and float operations, so the same bits on either instruction set. Where the CPU has
+// AMX-INT8, tiles of 16 activation rows take each block's dots from one tile product instead
+// (qgemm_amx_body.h), finished by the same float operations: the same bits again.
 // Types, by how the unsigned panel byte u relates to the weight (enum qg_kind):
 //   - Q4_K, Q5_K, Q4_1, Q5_1: w = scale * u + minimum, the minimum times the activation block's sum
 //     (its s) added per block;

@@ -71,8 +71,9 @@ int zk_has_int8_kernel(int type);
 int zk_matmul_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
                   const zk_q8a *x, int64_t nt, float *y, int64_t ldy);
 /// The same products for long inputs (prompt chunks), panel by panel of 16 weight rows (qgemm.c):
-/// every type with an int8 kernel, on AVX-512 VNNI or AVX2 (the same bits; the kernel path as for
-/// zk_matmul_q8a). Returns 0 (and writes nothing) for other types.
+/// every type with an int8 kernel, on AVX-512 VNNI or AVX2, with AMX tiles from 16 activation rows where
+/// the CPU has them (the same bits on every path; the kernel path as for zk_matmul_q8a, zk_gemm_tiles).
+/// Returns 0 (and writes nothing) for other types.
 /// `half_sums` holds the integer sums of each activation block's two 16-element halves
 /// (zk_q8a_half_sums, [nt][k / 32][2]; read for the signed types, whose stored offset comes off the
 /// dot, per half for Q6_K's scale per 16). `scratch` holds zk_gemm_q8a_scratch_bytes(k) bytes, one

@@ -220,12 +220,29 @@ static inline __m512 class_tree(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m5
                          _mm512_add_ps(_mm512_add_ps(a1, a5), _mm512_add_ps(a3, a7)));
 }
 
+// The QP_BLOCK bytes of a packed panel block at p into L2 (a streamed panel's block some panels on).
+static inline void prefetch_block(const uint8_t *p) {
+    for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(p + off), _MM_HINT_T1);
+}
+
+// Block b's 16 row scales (pb: the block's bytes; packed: f16 after them; else sc) and minimums
+// (packed: the offset types, none).
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512 panel_scales(const uint8_t *pb, const float *sc, int64_t b, const int packed) {
+    return packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32))) : _mm512_loadu_ps(sc + b * QG_ROWS);
+}
+
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512 panel_mins(const float *mn, int64_t b, const int packed) {
+    return packed ? _mm512_setzero_ps() : _mm512_loadu_ps(mn + b * QG_ROWS);
+}
+
 // Block b of a panel (pb: its bytes): the 8 weight vectors (4-byte groups j of the 16 rows) and the
-// rows' scales (packed: f16 after the bytes; else sc).
+// rows' scales.
 __attribute__((target(QG_TARGET), always_inline))
 static inline __m512 panel_block(const uint8_t *pb, const float *sc, int64_t b, const int packed, __m512i w[8]) {
     for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const __m512i *)pb + j);
-    return packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32))) : _mm512_loadu_ps(sc + b * QG_ROWS);
+    return panel_scales(pb, sc, b, packed);
 }
 
 // The exact int32 dots of the 16 rows' block with an activation block (q: its 32 int8, as 8 groups
@@ -263,11 +280,10 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = b0; b < nb; b += step) {
         const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
-        if (packed && pf)  // streamed panels: the same block pf bytes on, into L2, spread over the passes
-            for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
+        if (packed && pf) prefetch_block(pb + pf);  // streamed panels: spread over the passes
         __m512i w[8];
         const __m512 s = panel_block(pb, sc, b, packed, w);
-        const __m512 m = packed ? _mm512_setzero_ps() : _mm512_loadu_ps(mn + b * QG_ROWS);
+        const __m512 m = panel_mins(mn, b, packed);
 #pragma clang loop unroll(full)
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
@@ -511,7 +527,8 @@ const char *zk_amx_status(void) {
 }
 
 int zk_force_amx(int mode) {
-    if (mode == AMX_HW && (pthread_once(&amx_once, amx_detect), amx_native != AMX_HW)) return 0;
+    pthread_once(&amx_once, amx_detect);
+    if (mode == AMX_HW && amx_native != AMX_HW) return 0;
     if (mode == AMX_EMU && !zk_path_is_avx512()) return 0;
     amx_forced = mode;
     return 1;
@@ -638,8 +655,7 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
     __m256 acc[4][2];
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (int64_t b = b0; b < nb; b += step) {
-        if (packed && pf)  // streamed panels: the same block pf bytes on, into L2, spread over the passes
-            for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(panel + b * QP_BLOCK + pf + off), _MM_HINT_T1);
+        if (packed && pf) prefetch_block(panel + b * QP_BLOCK + pf);  // streamed panels: spread over the passes
 #pragma clang loop unroll(full)
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
@@ -704,8 +720,7 @@ static inline void panel_row_offset_seq_avx2(const uint8_t *panel, int64_t nb, c
                 const int64_t b = b8 + m;
                 if (b >= nb) break;
                 const uint8_t *pb = panel + b * QP_BLOCK;
-                if (pf)  // (in both halves: a dropped prefetch gets a second chance; measured faster)
-                    for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
+                if (pf) prefetch_block(pb + pf);  // (in both halves: a dropped prefetch gets a second chance; measured faster)
                 const zk_q8a *a = x + b;
                 int32_t q4[8];
                 memcpy(q4, a->q, 32);

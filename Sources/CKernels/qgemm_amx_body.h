@@ -29,11 +29,8 @@ static inline void AMX_NAME(amx_pass)(const uint8_t *panel, const float *sc, con
     for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = b0; b < nb; b += step) {
         const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
-        if (packed && pf)  // streamed panels: the same block pf bytes on, into L2 (panel_tile's)
-            for (int off = 0; off < QP_BLOCK; off += 64) _mm_prefetch((const char *)(pb + pf + off), _MM_HINT_T1);
-        const __m512 s = packed ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + QG_ROWS * 32)))
-                                : _mm512_loadu_ps(sc + b * QG_ROWS);
-        const __m512 m = packed ? _mm512_setzero_ps() : _mm512_loadu_ps(mn + b * QG_ROWS);
+        if (packed && pf) prefetch_block(pb + pf);  // streamed panels (panel_tile's)
+        const __m512 s = panel_scales(pb, sc, b, packed), m = panel_mins(mn, b, packed);
         if (kind == QG_HALVES) {
             T_LOAD(4, x[b].q, stride);
             T_LOAD(5, x[b].q + 16, stride);

@@ -11,6 +11,74 @@
 
 int zk_weight_prefetch_l2 = 0;
 
+// The row kernels' 4-block decode of Q4_0 / Q5_0 (qmatmul_body.h, AVX-512 VBMI and BITALG): one
+// activation row's 4 consecutive blocks as two vectors, their elements 0-15 and 16-31 (16 bytes a
+// block), the layout the weights' nibbles decode into.
+typedef struct { int8_t l[4][16], h[4][16]; } qm_act4;
+// Its permutations, per weight type (block bytes BS, nibbles at offset NO, fifth bits at 2 for Q5_0):
+// the 4 blocks' bytes come from two 64-byte loads at 0 and 4 * BS - 64; `nib` gathers block i's 16
+// nibble bytes into 128-bit lane i, `side` puts block i's fifth-bit mask in qwords 2i and 2i + 1
+// (bytes 0-3) and its f16 scale in their word 2. Every index of block i points into block i's own
+// bytes, so a block a masked load leaves out decodes to zeros.
+typedef struct { uint8_t nib[64], side[64]; } qm_p4_perm;
+static qm_p4_perm qm_p4_q4_0, qm_p4_q5_0;
+// Shared: `bits_lo`/`bits_hi` select, for byte lane 16i + j, bit j / 16 + j of qword 2i + j / 8's mask
+// (vpshufbitqmb); `words` gathers 8 blocks' scales from two side vectors in the lanes' block order
+// [0 2 4 6 1 3 5 7]; `dwords` takes the 8 blocks' sums from the folded dots in that order.
+static uint8_t qm_p4_bits_lo[64], qm_p4_bits_hi[64];
+static uint16_t qm_p4_words[32];
+static uint32_t qm_p4_dwords[16];
+
+static void p4_perm(qm_p4_perm *t, int bs, int no, int fifth) {
+    const int second = 4 * bs - 64;
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 16; j++) {
+            const int o = bs * i + no + j;
+            t->nib[16 * i + j] = (uint8_t)(o < 64 ? o : 64 + o - second);
+        }
+        for (int q = 2 * i; q < 2 * i + 2; q++)
+            for (int b = 0; b < 8; b++) {
+                const int o = bs * i + (b < 4 ? (fifth ? 2 + b : 0) : b < 6 ? b - 4 : 0);
+                t->side[8 * q + b] = (uint8_t)(o < 64 ? o : 64 + o - second);
+            }
+    }
+}
+
+// Whether the AVX-512 path uses the 4-block decode: where the CPU has VBMI and BITALG (Ice Lake and
+// later Intel, AMD Zen 4 and later; not Skylake-SP / Cascade Lake, whose VNNI path keeps the pair
+// decode) unless ZEBRA_KERNEL_PATH=avx512-vnni asks for the pair decode; a test may force either.
+static int p4_cpu, p4_hw;
+static const char *p4_why = "vbmi";
+static _Thread_local int p4_forced = -1;
+static inline int use_p4(void) { return p4_forced >= 0 ? p4_forced : p4_cpu; }
+
+__attribute__((constructor)) static void p4_tables(void) {
+    __builtin_cpu_init();
+    const char *e = getenv("ZEBRA_KERNEL_PATH");
+    p4_hw = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
+    if (!p4_hw)
+        p4_why = "pairs (no AVX-512 VBMI/BITALG)";
+    else if (e && !strcmp(e, "avx512-vnni"))
+        p4_why = "pairs (ZEBRA_KERNEL_PATH=avx512-vnni)";
+    else
+        p4_cpu = 1;
+    p4_perm(&qm_p4_q4_0, 18, 2, 0);
+    p4_perm(&qm_p4_q5_0, 22, 6, 1);
+    for (int q = 0; q < 8; q++)
+        for (int b = 0; b < 8; b++) {
+            qm_p4_bits_lo[8 * q + b] = (uint8_t)(8 * (q % 2) + b);
+            qm_p4_bits_hi[8 * q + b] = (uint8_t)(16 + 8 * (q % 2) + b);
+        }
+    // Block b's scale: word 2 of qword 2b (side vector A, b < 4) or 32 + 8 (b - 4) + 2 (B).
+    static const int lane_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    for (int l = 0; l < 8; l++) {
+        const int b = lane_block[l];
+        qm_p4_words[l] = (uint16_t)(b < 4 ? 8 * b + 2 : 32 + 8 * (b - 4) + 2);
+        // The folded sums: 128-bit lane k holds blocks k (dword 4k) and k + 4 (dword 4k + 1).
+        qm_p4_dwords[l] = (uint32_t)(b < 4 ? 4 * b : 4 * (b - 4) + 1);
+    }
+}
+
 // Activation rows per weight pass: 8 with AVX-512's 32 vector registers, 4 with AVX2's 16.
 #define QM_VNNI 1
 #define QM_TILE 8
@@ -56,7 +124,8 @@ static int prefetch_l2(void) {
 }
 
 // ZEBRA_KERNEL_PATH=avx2 runs the AVX2 kernels on a CPU with VNNI too: what an AVX2-only CPU (AMD Zen
-// 3, older Intel) runs, to measure it here.
+// 3, older Intel) runs, to measure it here; =avx512-vnni keeps AVX-512 without the 4-block decode
+// (what a Cascade Lake runs).
 static int env_wants_avx2(void) {
     const char *e = getenv("ZEBRA_KERNEL_PATH");
     return e && !strcmp(e, "avx2");
@@ -77,10 +146,16 @@ const char *zk_kernel_path(void) { return pick() == matmul_vnni ? "avx512-vnni" 
 
 int zk_path_is_avx512(void) { return pick() == matmul_vnni; }
 
-int zk_force_kernel_path(int vnni) {
-    if (vnni && !cpu_has_vnni()) return 0;
-    forced = vnni ? matmul_vnni : matmul_avx2;
+int zk_force_kernel_path(int path) {
+    if (path && !cpu_has_vnni()) return 0;
+    forced = path ? matmul_vnni : matmul_avx2;
+    p4_forced = path == 2 ? 0 : path == 1 ? p4_hw : -1;
     return 1;
+}
+
+const char *zk_row_decode(void) {
+    if (pick() != matmul_vnni) return "avx2";
+    return use_p4() ? "vbmi" : p4_forced == 0 ? "pairs (forced)" : p4_why;
 }
 
 int zk_has_int8_kernel(int type) {

@@ -74,8 +74,10 @@ QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane s
 #define QM_END for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]) + off[j];
 
 // xd, xo: the activation blocks' scales d and integer sums (the signed types' kernels; NULL for the
-// others), see QM_DRIVE_SCALED.
-#define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, const float *xd, const int32_t *xo, int64_t ldx, const int NT, float *out
+// others), xa: the activations in 4-block layout (the 4-block decode; NULL for the others), see
+// QM_DRIVE_SCALED.
+#define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, const float *xd, const int32_t *xo, const qm_act4 *xa, \
+                int64_t ldx, const int NT, float *out
 
 // The signed 32-element block types (Q8_0, Q4_0, Q5_0), one skeleton, in the int8 GEMM's order
 // (qgemm.c), so that a product may send any rows to either and a row's result still never depends
@@ -506,7 +508,8 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 // Identical results whichever tile a row lands in: a row's arithmetic does not depend on NT.
 #define QM_REM(kind, n)                                                                        \
     case n:                                                                                    \
-        QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL, nb, n, o);                                      \
+        QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL,    \
+                        xa ? xa + t * (xs / 4) : NULL, nb, n, o);                              \
         for (int j = 0; j < n; j++) y[(t + j) * ldy + r] = o[j];                               \
         break;
 #if QM_TILE > 4
@@ -521,7 +524,8 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         float o[QM_TILE];                                                                      \
         int64_t t = 0;                                                                         \
         for (; t + QM_TILE <= nt; t += QM_TILE) {                                              \
-            QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL, nb, QM_TILE, o);                            \
+            QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL, \
+                            xa ? xa + t * (xs / 4) : NULL, nb, QM_TILE, o);                    \
             for (int j = 0; j < QM_TILE; j++) y[(t + j) * ldy + r] = o[j];                     \
         }                                                                                      \
         switch (nt - t) {                                                                      \
@@ -534,8 +538,11 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 // sums (xo: the offset term OFF x sum, taken off after the lane sums) as plain arrays, each row padded
 // with zeros to whole groups of QM_GROUP blocks, in the lanes' block order (one vector load per group;
 // an absent block's scale and dot are 0, so its multiply-add leaves the accumulator as it is): filled
-// here for chunks of activation rows, on the stack (2 x 16 KiB, or one row's each when longer).
+// here for chunks of activation rows, on the stack (2 x 16 KiB, or one row's each when longer). With
+// XA, also the activations in 4-block layout (qm_act4, absent blocks zero; at most 32 KiB a chunk, or
+// one row's).
 #define QM_XD_FLOATS 4096
+#define QM_XA_BYTES 32768
 #if QM_VNNI
 #define QM_LANE_BLOCK(l) qm_lane_block[l]
 #define QM_FILL_XO 1
@@ -543,13 +550,15 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 #define QM_LANE_BLOCK(l) (l)
 #define QM_FILL_XO 0
 #endif
-#define QM_DRIVE_SCALED(kind)                                                                  \
+#define QM_DRIVE_SCALED(kind, XA)                                                              \
     {                                                                                          \
         const int64_t xs = (nb + QM_GROUP - 1) / QM_GROUP * QM_GROUP;                          \
         const int64_t room = xs > QM_XD_FLOATS ? xs : QM_XD_FLOATS;                            \
         float xdb[room];                                                                       \
         int32_t xob[QM_FILL_XO ? room : 1];                                                    \
-        const int64_t chunk = xs <= QM_XD_FLOATS ? QM_XD_FLOATS / xs : 1;                      \
+        int64_t chunk = xs <= QM_XD_FLOATS ? QM_XD_FLOATS / xs : 1;                            \
+        if ((XA) && chunk * xs * 32 > QM_XA_BYTES) chunk = xs * 32 < QM_XA_BYTES ? QM_XA_BYTES / (xs * 32) : 1; \
+        qm_act4 xab[(XA) ? chunk * xs / 4 : 1];                                                \
         const zk_q8a *x0 = x;                                                                  \
         float *y0 = y;                                                                         \
         for (int64_t t0 = 0; t0 < nt0; t0 += chunk) {                                          \
@@ -557,6 +566,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             const zk_q8a *x = x0 + t0 * nb;                                                    \
             float *y = y0 + t0 * ldy, *xd = xdb;                                               \
             int32_t *xo = QM_FILL_XO ? xob : NULL;                                             \
+            const qm_act4 *xa = (XA) ? xab : NULL;                                             \
             for (int64_t t = 0; t < nt; t++)                                                   \
                 for (int64_t g = 0; g < xs; g += QM_GROUP)                                     \
                     for (int l = 0; l < QM_GROUP; l++) {                                       \
@@ -564,9 +574,95 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
                         xd[t * xs + g + l] = b < nb ? x[t * nb + b].d : 0.0f;                  \
                         if (QM_FILL_XO) xob[t * xs + g + l] = b < nb ? q8a_block_sum(x + t * nb + b) : 0; \
                     }                                                                          \
+            if (XA) {                                                                          \
+                memset(xab, 0, (size_t)(nt * xs / 4) * sizeof(qm_act4));                       \
+                for (int64_t t = 0; t < nt; t++)                                               \
+                    for (int64_t b = 0; b < nb; b++) {                                         \
+                        memcpy(xab[t * xs / 4 + b / 4].l[b % 4], x[t * nb + b].q, 16);         \
+                        memcpy(xab[t * xs / 4 + b / 4].h[b % 4], x[t * nb + b].q + 16, 16);    \
+                    }                                                                          \
+            }                                                                                  \
             QM_DRIVE(kind)                                                                     \
         }                                                                                      \
     }
+
+#if QM_VNNI
+// The 4-block decode of Q4_0 and Q5_0 (AVX-512 VBMI and BITALG, on top of VNNI): the pair decode above
+// spends most of its time in shuffles and lane sums. Here 4 blocks' bytes are two loads, one
+// vpermt2b gathers their nibbles into 128-bit lanes (low nibbles: elements 0-15, high: 16-31, against
+// activations laid out the same way, qm_act4), a second their fifth-bit masks and scales, vpshufbitqmb
+// turns the masks into byte masks for adding 16, and two vpdpbusd give each block's four lane sums in
+// its 128-bit lane; two such vectors (8 blocks) fold into the 8 exact block dots in three operations
+// and one permutation puts them in the lanes' block order [0 2 4 6 1 3 5 7]. From there the float
+// operations are QM_BLOCKS's, in its order: the same bits (tested against it and against AVX2).
+// A group's last blocks past the row are left out by masked loads (never read past the matrix).
+#define QM_PFN static inline __attribute__((always_inline, target(QM_TARGET ",avx512vbmi,avx512bitalg")))
+QM_PFN void QF(dec4)(const uint8_t *p, int n, const int BS, const int FIFTH, const qm_p4_perm *t,
+                     __m512i *lo, __m512i *hi, __m512i *side) {
+    const int second = 4 * BS - 64;
+    __m512i v0, v1;
+    if (n == 4) {
+        v0 = _mm512_loadu_si512(p);
+        v1 = _mm512_loadu_si512(p + second);
+    } else {
+        const int bytes = n * BS;
+        v0 = _mm512_maskz_loadu_epi8(bytes >= 64 ? ~0ULL : (1ULL << bytes) - 1, p);
+        v1 = bytes > second ? _mm512_maskz_loadu_epi8((1ULL << (bytes - second)) - 1, p + second) : _mm512_setzero_si512();
+    }
+    const __m512i nib = _mm512_permutex2var_epi8(v0, _mm512_loadu_si512(t->nib), v1), m = _mm512_set1_epi8(0x0F);
+    *side = _mm512_permutex2var_epi8(v0, _mm512_loadu_si512(t->side), v1);
+    *lo = _mm512_and_si512(nib, m);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(nib, 4), m);
+    if (FIFTH) {
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        *lo = _mm512_mask_add_epi8(*lo, _mm512_bitshuffle_epi64_mask(*side, _mm512_loadu_si512(qm_p4_bits_lo)), *lo, sixteen);
+        *hi = _mm512_mask_add_epi8(*hi, _mm512_bitshuffle_epi64_mask(*side, _mm512_loadu_si512(qm_p4_bits_hi)), *hi, sixteen);
+    }
+}
+// One weight row (BS-byte blocks, unsigned offset OFF) against NT activation rows.
+QM_PFN void QF(tile_p4)(QM_ARGS, const int BS, const int OFF, const int FIFTH, const qm_p4_perm *t) {
+    (void)x; (void)ldx;
+    __m256 acc[QM_TILE];
+    for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();
+    const int64_t xs = (nb + 7) & ~(int64_t)7;
+    const __m512i z = _mm512_setzero_si512(), words = _mm512_loadu_si512(qm_p4_words),
+                  dwords = _mm512_loadu_si512(qm_p4_dwords);
+    for (int64_t g0 = 0; g0 < nb; g0 += 8) {
+        const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8, na = gn < 4 ? gn : 4, nb4 = gn - na;
+        __m512i la, ha, sa, lb = z, hb = z, sb = z;
+        QF(dec4)(row + g0 * BS, na, BS, FIFTH, t, &la, &ha, &sa);
+        if (nb4) QF(dec4)(row + (g0 + 4) * BS, nb4, BS, FIFTH, t, &lb, &hb, &sb);
+        const __m256 dwv = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(sa, words, sb)));
+        for (int j = 0; j < NT; j++) {
+            const qm_act4 *a = xa + j * (xs / 4) + g0 / 4;
+            const __m512i va = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, la, _mm512_loadu_si512(a[0].l)), ha,
+                                                   _mm512_loadu_si512(a[0].h));
+            const __m512i vb = nb4 ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lb, _mm512_loadu_si512(a[1].l)), hb,
+                                                         _mm512_loadu_si512(a[1].h))
+                                   : z;
+            // 128-bit lane k: (a0 + a2, b0 + b2, a1 + a3, b1 + b3), then + its qword swap: blocks k, k + 4.
+            const __m512i f = _mm512_add_epi32(_mm512_unpacklo_epi32(va, vb), _mm512_unpackhi_epi32(va, vb));
+            const __m512i dots = _mm512_permutexvar_epi32(dwords, _mm512_add_epi32(f, _mm512_shuffle_epi32(f, _MM_PERM_BADC)));
+            const __m256i d8 = _mm256_sub_epi32(_mm512_castsi512_si256(dots),
+                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(xo + j * xs + g0)), __builtin_ctz(OFF)));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d8), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + j * xs + g0)), acc[j]);
+        }
+    }
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum_classes)(acc[j]);
+}
+QM_PFN void QF(tile_q4_0p)(QM_ARGS) { QF(tile_p4)(row, nb, x, xd, xo, xa, ldx, NT, out, 18, 8, 0, &qm_p4_q4_0); }
+QM_PFN void QF(tile_q5_0p)(QM_ARGS) { QF(tile_p4)(row, nb, x, xd, xo, xa, ldx, NT, out, 22, 16, 1, &qm_p4_q5_0); }
+
+__attribute__((target(QM_TARGET ",avx512vbmi,avx512bitalg")))
+static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
+                         const zk_q8a *x, int64_t nt0, float *y, int64_t ldy) {
+    const int64_t nb = k / 32;
+    if (type == ZK_Q4_0) QM_DRIVE_SCALED(q4_0p, 1)
+    else QM_DRIVE_SCALED(q5_0p, 1)
+    return 1;
+}
+#undef QM_PFN
+#endif
 
 __attribute__((target(QM_TARGET)))
 static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
@@ -575,10 +671,14 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
     const int64_t nt = nt0, xs = nb;  // the unscaled types' kernels take no scale arrays
     const float *xd = NULL;
     const int32_t *xo = NULL;
+    const qm_act4 *xa = NULL;
+#if QM_VNNI
+    if ((type == ZK_Q4_0 || type == ZK_Q5_0) && use_p4()) return QF(matmul_p4)(type, w, row_bytes, k, r0, r1, x, nt0, y, ldy);
+#endif
     switch (type) {
-    case ZK_Q8_0: QM_DRIVE_SCALED(q8_0) return 1;
-    case ZK_Q4_0: QM_DRIVE_SCALED(q4_0) return 1;
-    case ZK_Q5_0: QM_DRIVE_SCALED(q5_0) return 1;
+    case ZK_Q8_0: QM_DRIVE_SCALED(q8_0, 0) return 1;
+    case ZK_Q4_0: QM_DRIVE_SCALED(q4_0, 0) return 1;
+    case ZK_Q5_0: QM_DRIVE_SCALED(q5_0, 0) return 1;
     case ZK_Q4_1: QM_DRIVE(q4_1) return 1;
     case ZK_Q5_1: QM_DRIVE(q5_1) return 1;
     case ZK_Q4_K: QM_DRIVE(q4_K) return 1;

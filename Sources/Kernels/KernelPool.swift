@@ -7,14 +7,15 @@ import Synchronization
 import Glibc
 #endif
 
-/// The SIMD path the kernels run on this CPU (AVX-512 where present, else the AVX2 baseline), their
-/// weight prefetch, and the int8 GEMM's tiles: AMX where the CPU has it and Linux grants it, and if
-/// not, why not.
+/// The SIMD path the kernels run on this CPU (AVX-512 where present, else the AVX2 baseline), how the
+/// AVX-512 row kernels decode Q4_0/Q5_0, their weight prefetch, and the int8 GEMM's tiles: AMX where
+/// the CPU has it and Linux grants it, and if not, why not.
 public var kernelPath: String {
     let tiles = String(cString: zk_gemm_tiles())
     let amx = tiles == "amx-int8" ? "" : ", no AMX: " + String(cString: zk_amx_status())
-    return String(cString: zk_kernel_path()) + " (weight prefetch " + String(cString: zk_weight_prefetch()) + ", GEMM tiles "
-        + tiles + amx + ")"
+    let path = String(cString: zk_kernel_path())
+    let decode = path == "avx2" ? "" : "Q4_0/Q5_0 decode " + String(cString: zk_row_decode()) + ", "
+    return path + " (" + decode + "weight prefetch " + String(cString: zk_weight_prefetch()) + ", GEMM tiles " + tiles + amx + ")"
 }
 
 /// A unit of data-parallel work for `KernelPool.run`: a struct of pointers and sizes (no closures), so

@@ -232,7 +232,8 @@ func activationQuantizationMatchesReferenceBitForBit(type: Int32) {
     }
 }
 
-/// The AVX-512 VNNI and AVX2 kernels compute the same integer dots and the same float sequence:
+/// The AVX-512 VNNI kernels (Q4_0/Q5_0 with the 4-block decode where the CPU has VBMI and BITALG, and
+/// with the pair decode) and the AVX2 ones compute the same integer dots and the same float sequence:
 /// bit-identical results (checked where this CPU has VNNI); on each path an activation row's results
 /// do not depend on the tile it lands in (rows alone = rows together). An odd block count checks the
 /// kernels that take blocks in pairs.
@@ -242,14 +243,16 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
     defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
     var rng = Rng(s: UInt64(type) + 100)
     // Every tile remainder: 1-7 activation rows after full tiles of 8 (AVX-512) or 4 (AVX2).
-    for (cols, nt) in [(512, 6), (544, 9), (512, 3), (256, 7), (256, 5), (512, 2), (256, 12)] where zk_block_elems(type) != 256 || cols % 256 == 0 {
+    // 4096 columns and 12 rows: two chunks of the 4-block decode's activation layout.
+    for (cols, nt) in [(512, 6), (544, 9), (512, 3), (256, 7), (256, 5), (512, 2), (256, 12), (4096, 12)]
+    where zk_block_elems(type) != 256 || cols % 256 == 0 {
         let rows = 37, nb = cols / 32
         let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
         let x = (0..<nt * cols).map { _ in rng.float() }
         var q = [zk_q8a](repeating: zk_q8a(), count: nt * nb)
         for t in 0..<nt { q.withUnsafeMutableBufferPointer { zk_quantize_q8a(Array(x[t * cols..<(t + 1) * cols]), $0.baseAddress! + t * nb, Int64(cols), zk_act_format(type)) } }
         var results: [[Float]] = []
-        for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
+        for path: Int32 in [0, 1, 2] where zk_force_kernel_path(path) != 0 {
             var y = [Float](repeating: .nan, count: nt * rows), alone = y
             bytes.withUnsafeBytes { wb in
                 let w = wb.baseAddress!, rb = Int64(bytes.count / rows)
@@ -262,11 +265,11 @@ func int8KernelPathsAgreeBitForBit(type: Int32) {
                     }
                 }
             }
-            #expect(y == alone, "type \(type) cols \(cols) vnni \(vnni): a row's result depends on its tile")
+            #expect(y == alone, "type \(type) cols \(cols) path \(path): a row's result depends on its tile")
             results.append(y)
         }
-        #expect(results.count == (cpuHasVNNI ? 2 : 1), "both paths ran where the CPU has both")
-        if results.count == 2 { #expect(results[0] == results[1], "type \(type) cols \(cols)") }
+        #expect(results.count == (cpuHasVNNI ? 3 : 1), "every path ran where the CPU has them")
+        for (i, r) in results.enumerated().dropFirst() { #expect(r == results[0], "type \(type) cols \(cols): path \(i) differs from AVX2") }
         #expect(zk_matmul_q8a(0, bytes, 4, 32, 0, 1, q, 1, &results[0], 1) == 0)  // F32: no int8 kernel
     }
 }
@@ -539,7 +542,8 @@ func matmulPiecesEqualSeparateCalls(type: Int32) {
 
 /// For Q8_0, Q4_0 and Q5_0 the row kernels and the panel GEMM share one float order (block b's exact
 /// integer dot to accumulator b mod 8, the eight added in a fixed tree), so `Matmul` may send a decode
-/// batch to either: bit for bit equal on both paths, at every activation row count (row-kernel tiles
+/// batch to either: bit for bit equal on every path (AVX2, AVX-512 with the 4-block decode and with the
+/// pair decode), at every activation row count (row-kernel tiles
 /// and remainders, GEMM tiles), for block counts that leave every kind of short last group (3, 17, 20,
 /// 23 blocks), with the largest weight bytes and +-127 activations in the first rows.
 @Test(arguments: [Int32(8), 2, 6])
@@ -553,17 +557,18 @@ func rowKernelsAndGemmAgreeForOffsetTypes(type: Int32) {
         var g = GemmInputs(type: type, rows: rows, cols: cols, nt: nt, rng: &rng)
         let (bytes, rowBytes, q, sums) = (g.bytes, g.rowBytes, g.q, g.sums)
         var results: [[Float]] = []
-        for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
+        for path: Int32 in [0, 1, 2] where zk_force_kernel_path(path) != 0 {
             for n in 1...nt {
                 var byRows = [Float](repeating: .nan, count: n * rows), byGemm = byRows
                 #expect(zk_matmul_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, Int64(n), &byRows, Int64(rows)) == 1)
                 #expect(zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, sums, Int64(n), &byGemm, Int64(rows), &g.scratch) == 1)
                 let same = byRows == byGemm  // (not the arrays themselves in a failure message)
-                #expect(same, "type \(type) cols \(cols) vnni \(vnni) rows \(n)")
+                #expect(same, "type \(type) cols \(cols) path \(path) rows \(n)")
                 if n == nt { results.append(byRows) }
             }
         }
-        if results.count == 2 { #expect(results[0] == results[1], "type \(type) cols \(cols): AVX2 and AVX-512 differ") }
+        #expect(results.count == (cpuHasVNNI ? 3 : 1), "every path ran where the CPU has them")
+        for (i, r) in results.enumerated().dropFirst() { #expect(r == results[0], "type \(type) cols \(cols): path \(i) differs from AVX2") }
     }
     for other: Int32 in [3, 7, 12, 13, 14] { #expect(zk_gemm_matches_rows(other) == 0) }
 }

@@ -115,11 +115,15 @@ const char *zk_amx_status(void);
 int zk_force_amx(int mode);
 /// Tests: the tile products the calling thread's AMX emulation has run.
 int64_t zk_amx_emulated_products(void);
-/// The row kernels' weight prefetch on this CPU: "l2" (Intel) or "nta" (others); ZEBRA_WEIGHT_PREFETCH overrides.
+/// The row kernels' weight prefetch: "l2" (every CPU), or "nta" where ZEBRA_WEIGHT_PREFETCH=nta asks.
 const char *zk_weight_prefetch(void);
-/// Tests only: force a path (1: AVX-512 VNNI, 0: AVX2) for the calling thread's kernel calls (other
-/// threads, the kernel pool's included, keep the CPU's). Returns 0 if this CPU lacks VNNI.
-int zk_force_kernel_path(int vnni);
+/// Tests only: force a path (1: AVX-512 VNNI, with the 4-block decode of Q4_0/Q5_0 where the CPU has
+/// VBMI and BITALG; 2: AVX-512 VNNI with the pair decode; 0: AVX2) for the calling thread's kernel calls
+/// (other threads, the kernel pool's included, keep the CPU's). Returns 0 if this CPU lacks VNNI.
+int zk_force_kernel_path(int path);
+/// How the AVX-512 row kernels decode Q4_0/Q5_0 blocks: "vbmi" (4 blocks at a time), or "pairs" and
+/// why ("pairs (no AVX-512 VBMI/BITALG)", "pairs (ZEBRA_KERNEL_PATH=avx512-vnni)"); "avx2" off AVX-512.
+const char *zk_row_decode(void);
 
 /// Dequantize rows [r0, r1) of W into dst (row-major, k floats per row).
 void zk_dequantize_rows(int type, const void *w, int64_t row_bytes, int64_t k,

@@ -74,9 +74,10 @@ QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane s
 #define QM_END for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]) + off[j];
 
 // xd, xo: the activation blocks' scales d and integer sums (the signed types' kernels; NULL for the
-// others), xa: the activations in 4-block layout (the 4-block decode; NULL for the others), see
-// QM_DRIVE_SCALED.
-#define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, const float *xd, const int32_t *xo, const qm_act4 *xa, \
+// others), xa: the activations laid out for the kernel (qm_act4 for the 4-block decode, see
+// QM_DRIVE_SCALED; qm_ksuper for the K-quants on AVX-512, see QM_DRIVE_K; NULL for the others), one
+// activation row every xa_stride bytes.
+#define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, const float *xd, const int32_t *xo, const void *xa, \
                 int64_t ldx, const int NT, float *out
 
 // The signed 32-element block types (Q8_0, Q4_0, Q5_0), one skeleton, in the int8 GEMM's order
@@ -347,8 +348,10 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
 // accumulator (as the 32-element types; on AVX-512 one 512-bit vector), the minimum terms to
 // QM_K_MINS's vector.
 #if QM_VNNI
-#define QM_ACC_ROW(j, dot, sv)                                                                 \
-    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, acc[j])
+// On AVX-512 the activations come laid out per super-block (qm_ksuper, filled once a call by
+// QM_DRIVE_K): the 8 blocks' int8 values back to back (a pair of blocks is one load), their scales d
+// and s as vectors. A pair's scales [dw0 * d0 x 8 | dw1 * d1 x 8] come from one 8-lane product per
+// super-block and a permutation: the same products as one at a time, so the same bits.
 #define QM_K4(BS, QS, HIGH)                                                                    \
     __m512 acc[QM_TILE];                                                                       \
     __m256 off[QM_TILE];                                                                       \
@@ -356,8 +359,23 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);                                                 \
     const long long sh = 0x0004000400040004LL;  /* upper half: high nibbles */                 \
     const __m512i shift = _mm512_set_epi64(sh, sh, sh, sh, 0, 0, 0, 0);                        \
+    const qm_ksuper *ka = (const qm_ksuper *)xa;                                               \
+    const int64_t kstride = nb / 8;  /* one activation row: nb / 8 super-blocks */             \
     for (int64_t sb = 0; sb < nb / 8; sb++) {                                                  \
-        QM_K_SUPER(BS)                                                                         \
+        const uint8_t *blk = row + sb * (BS);                                                  \
+        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                     \
+        uint8_t sc[8], mn[8];                                                                  \
+        scale_min_k4(blk + 4, sc, mn);                                                         \
+        const __m256 mwv = _mm256_mul_ps(_mm256_set1_ps(-dmin),                                \
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mn))));   \
+        const __m256 dwv = _mm256_mul_ps(_mm256_set1_ps(d),                                    \
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc))));   \
+        __m512 sv[QM_TILE];                                                                    \
+        for (int j = 0; j < NT; j++) {                                                         \
+            const qm_ksuper *k = ka + j * kstride + sb;                                        \
+            off[j] = _mm256_fmadd_ps(mwv, _mm256_loadu_ps(k->s), off[j]);                      \
+            sv[j] = _mm512_castps256_ps512(_mm256_mul_ps(dwv, _mm256_loadu_ps(k->d)));         \
+        }                                                                                      \
         const __m512i qh = HIGH ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16))) \
                                 : _mm512_setzero_si512();                                      \
         for (int g = 0; g < 4; g++) {                                                          \
@@ -368,12 +386,11 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
                                                         _mm256_set1_epi8((char)(2 << (2 * g))), 1); \
                 u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(qh, bits), u, _mm512_set1_epi8(0x10)); \
             }                                                                                  \
-            const float dw0 = d * (float)sc[2 * g], dw1 = d * (float)sc[2 * g + 1];            \
+            const __m512i pick = _mm512_inserti64x4(_mm512_set1_epi32(2 * g), _mm256_set1_epi32(2 * g + 1), 1); \
             for (int j = 0; j < NT; j++) {                                                     \
-                const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g;                                \
-                const __m512i av = QF(load_q2)(a);                                             \
-                QM_ACC_ROW(j, _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, av),              \
-                           QF(pair_ps)(dw0 * a->d, dw1 * a[1].d));                             \
+                const qm_ksuper *k = ka + j * kstride + sb;                                    \
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(k->q[2 * g])); \
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pick, sv[j]), acc[j]); \
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
@@ -416,12 +433,17 @@ QM_FN void QF(tile_q5_K)(QM_ARGS) { QM_K4(176, 48, 1) }
 // Q6_K: super-blocks of 256 with an int8 scale per 16 elements. A 32-element block spans two scales:
 // lanes 0-3 of the int32 dot cover elements 0-15, lanes 4-7 elements 16-31. Weights u in 0..63,
 // w = u - 32. Blocks alternate between an even and an odd accumulator (on AVX-512 a pair of blocks
-// is one 512-bit vector), as Q5_0: bit-identical variants.
+// is one 512-bit vector), as Q5_0: bit-identical variants. On AVX-512 the activations come as
+// qm_ksuper: the offset's 32 x sum per 4 values (c) and the pair's scales (a permutation of d) are
+// loads, not work per weight row.
 #if QM_VNNI
 QM_FN void QF(tile_q6_K)(QM_ARGS) {
     __m512 acc[QM_TILE];
     for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const qm_ksuper *ka = (const qm_ksuper *)xa;
+    const int64_t kstride = nb / 8;  /* one activation row: nb / 8 super-blocks */
+    (void)x; (void)ldx;
     const long long s4 = 0x0004000400040004LL, s2 = 0x0002000200020002LL;
     const __m512i shA = _mm512_set_epi64(s2, s2, s2, s2, s4, s4, s4, s4);  // h << 4 for block 0, << 2 for 1
     const __m512i shB = _mm512_set_epi64(s2, s2, s2, s2, 0, 0, 0, 0);      // h for block 2, h >> 2 for 3
@@ -441,15 +463,17 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             const __m512 sv[2] = {  // d x scale: [s0 x4, s1 x4, s2 x4, s3 x4], then s4..s7
                 _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, rep4)))),
                 _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_srli_si128(sc, 4), rep4))))};
-            for (int p = 0; p < 2; p++)
+            for (int p = 0; p < 2; p++) {
+                const int b = half * 4 + 2 * p;  // the pair's first block in the super-block
+                const __m512i pick = _mm512_inserti64x4(_mm512_set1_epi32(b), _mm256_set1_epi32(b + 1), 1);
                 for (int j = 0; j < NT; j++) {
-                    const zk_q8a *a = x + j * ldx + sb * 8 + half * 4 + 2 * p;
-                    const __m512i av = QF(load_q2)(a);
-                    const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[p], av),
-                                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, av));
-                    const __m512 da = QF(pair_ps)(a->d, a[1].d);
+                    const qm_ksuper *k = ka + j * kstride + sb;
+                    const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[p], _mm512_loadu_si512(k->q[b])),
+                                                         _mm512_loadu_si512(k->c[b / 2]));
+                    const __m512 da = _mm512_permutexvar_ps(pick, _mm512_castps256_ps512(_mm256_loadu_ps(k->d)));
                     acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[p], da), acc[j]);
                 }
+            }
         }
     }
     for (int j = 0; j < NT; j++)
@@ -509,7 +533,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 #define QM_REM(kind, n)                                                                        \
     case n:                                                                                    \
         QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL,    \
-                        xa ? xa + t * (xs / 4) : NULL, nb, n, o);                              \
+                        xa ? (const char *)xa + t * xa_stride : NULL, nb, n, o);               \
         for (int j = 0; j < n; j++) y[(t + j) * ldy + r] = o[j];                               \
         break;
 #if QM_TILE > 4
@@ -525,7 +549,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         int64_t t = 0;                                                                         \
         for (; t + QM_TILE <= nt; t += QM_TILE) {                                              \
             QF(tile_##kind)(row, nb, x + t * nb, xd ? xd + t * xs : NULL, xo ? xo + t * xs : NULL, \
-                            xa ? xa + t * (xs / 4) : NULL, nb, QM_TILE, o);                    \
+                            xa ? (const char *)xa + t * xa_stride : NULL, nb, QM_TILE, o);     \
             for (int j = 0; j < QM_TILE; j++) y[(t + j) * ldy + r] = o[j];                     \
         }                                                                                      \
         switch (nt - t) {                                                                      \
@@ -567,6 +591,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             float *y = y0 + t0 * ldy, *xd = xdb;                                               \
             int32_t *xo = QM_FILL_XO ? xob : NULL;                                             \
             const qm_act4 *xa = (XA) ? xab : NULL;                                             \
+            const int64_t xa_stride = (xs / 4) * (int64_t)sizeof(qm_act4);                     \
             for (int64_t t = 0; t < nt; t++)                                                   \
                 for (int64_t g = 0; g < xs; g += QM_GROUP)                                     \
                     for (int l = 0; l < QM_GROUP; l++) {                                       \
@@ -634,7 +659,7 @@ QM_PFN void QF(tile_p4)(QM_ARGS, const int BS, const int OFF, const int FIFTH, c
         if (nb4) QF(dec4)(row + (g0 + 4) * BS, nb4, BS, FIFTH, t, &lb, &hb, &sb);
         const __m256 dwv = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(sa, words, sb)));
         for (int j = 0; j < NT; j++) {
-            const qm_act4 *a = xa + j * (xs / 4) + g0 / 4;
+            const qm_act4 *a = (const qm_act4 *)xa + j * (xs / 4) + g0 / 4;
             const __m512i va = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, la, _mm512_loadu_si512(a[0].l)), ha,
                                                    _mm512_loadu_si512(a[0].h));
             const __m512i vb = nb4 ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lb, _mm512_loadu_si512(a[1].l)), hb,
@@ -664,6 +689,34 @@ static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t 
 #undef QM_PFN
 #endif
 
+#if QM_VNNI
+// The K-quants' activations on AVX-512, every row of the call at once (qm_ksuper, in this thread's
+// buffer): each super-block's int8 values back to back, its blocks' d and s, and (Q6_K, whose weights
+// are u - 32) 32 x the sums of each 4 activation values as vpdpbusd gives them, taken off the dot.
+#define QM_DRIVE_K(kind, C32)                                                                  \
+    {                                                                                          \
+        const int64_t nsb = nb / 8;                                                            \
+        qm_ksuper *kb = qm_kbuf(nt * nsb);                                                     \
+        for (int64_t t = 0; t < nt; t++)                                                       \
+            for (int64_t sb = 0; sb < nsb; sb++) {                                             \
+                qm_ksuper *o = kb + t * nsb + sb;                                              \
+                const zk_q8a *a = x + t * nb + sb * 8;                                         \
+                for (int i = 0; i < 8; i++) {                                                  \
+                    memcpy(o->q[i], a[i].q, 32);                                               \
+                    o->d[i] = a[i].d;                                                          \
+                    o->s[i] = a[i].s;                                                          \
+                }                                                                              \
+                if (C32)                                                                       \
+                    for (int p = 0; p < 4; p++)                                                \
+                        _mm512_storeu_si512(o->c[p], _mm512_dpbusd_epi32(_mm512_setzero_si512(), \
+                                            _mm512_set1_epi8(32), _mm512_loadu_si512(o->q[2 * p]))); \
+            }                                                                                  \
+        const void *xa = kb;                                                                   \
+        const int64_t xa_stride = nsb * (int64_t)sizeof(qm_ksuper);                            \
+        QM_DRIVE(kind)                                                                         \
+    }
+#endif
+
 __attribute__((target(QM_TARGET)))
 static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
                       const zk_q8a *x, int64_t nt0, float *y, int64_t ldy) {
@@ -671,7 +724,8 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
     const int64_t nt = nt0, xs = nb;  // the unscaled types' kernels take no scale arrays
     const float *xd = NULL;
     const int32_t *xo = NULL;
-    const qm_act4 *xa = NULL;
+    const void *xa = NULL;
+    const int64_t xa_stride = 0;
 #if QM_VNNI
     if ((type == ZK_Q4_0 || type == ZK_Q5_0) && use_p4()) return QF(matmul_p4)(type, w, row_bytes, k, r0, r1, x, nt0, y, ldy);
 #endif
@@ -681,9 +735,15 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
     case ZK_Q5_0: QM_DRIVE_SCALED(q5_0, 0) return 1;
     case ZK_Q4_1: QM_DRIVE(q4_1) return 1;
     case ZK_Q5_1: QM_DRIVE(q5_1) return 1;
+#if QM_VNNI
+    case ZK_Q4_K: QM_DRIVE_K(q4_K, 0) return 1;
+    case ZK_Q5_K: QM_DRIVE_K(q5_K, 0) return 1;
+    case ZK_Q6_K: QM_DRIVE_K(q6_K, 1) return 1;
+#else
     case ZK_Q4_K: QM_DRIVE(q4_K) return 1;
     case ZK_Q5_K: QM_DRIVE(q5_K) return 1;
     case ZK_Q6_K: QM_DRIVE(q6_K) return 1;
+#endif
     default: return 0;
     }
 }

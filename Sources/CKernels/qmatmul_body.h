@@ -675,6 +675,40 @@ QM_PFN void QF(tile_p4)(QM_ARGS, const int BS, const int OFF, const int FIFTH, c
     }
     for (int j = 0; j < NT; j++) out[j] = QF(hsum_classes)(acc[j]);
 }
+// One activation row (decode): tile_p4's operations for every weight row of [r0, r1), with the tables
+// and the row's activation layout loaded once (~10% faster than a tile call a row).
+QM_PFN void QF(rows1_p4)(const uint8_t *w, int64_t row_bytes, int64_t nb, int64_t r0, int64_t r1, const float *xd,
+                         const int32_t *xo, const qm_act4 *xa, float *y, const int BS, const int OFF, const int FIFTH,
+                         const qm_p4_perm *t) {
+    const int64_t xs = (nb + 7) & ~(int64_t)7;
+    const __m512i z = _mm512_setzero_si512(), words = _mm512_loadu_si512(qm_p4_words),
+                  dwords = _mm512_loadu_si512(qm_p4_dwords);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        QM_PREFETCH_ROW
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t g0 = 0; g0 < nb; g0 += 8) {
+            const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8, na = gn < 4 ? gn : 4, nb4 = gn - na;
+            __m512i la, ha, sa, lb = z, hb = z, sb = z;
+            QF(dec4)(row + g0 * BS, na, BS, FIFTH, t, &la, &ha, &sa);
+            if (nb4) QF(dec4)(row + (g0 + 4) * BS, nb4, BS, FIFTH, t, &lb, &hb, &sb);
+            const qm_act4 *a = xa + g0 / 4;
+            const __m512i va = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, la, _mm512_loadu_si512(a[0].l)), ha,
+                                                   _mm512_loadu_si512(a[0].h));
+            const __m512i vb = nb4 ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lb, _mm512_loadu_si512(a[1].l)), hb,
+                                                         _mm512_loadu_si512(a[1].h))
+                                   : z;
+            const __m512i f = _mm512_add_epi32(_mm512_unpacklo_epi32(va, vb), _mm512_unpackhi_epi32(va, vb));
+            const __m512i dots = _mm512_permutexvar_epi32(dwords, _mm512_add_epi32(f, _mm512_shuffle_epi32(f, _MM_PERM_BADC)));
+            const __m256i d8 = _mm256_sub_epi32(_mm512_castsi512_si256(dots),
+                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(xo + g0)), __builtin_ctz(OFF)));
+            const __m256 dwv = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(sa, words, sb)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d8), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + g0)), acc);
+        }
+        y[r] = QF(hsum_classes)(acc);
+    }
+}
+
 QM_PFN void QF(tile_q4_0p)(QM_ARGS) { QF(tile_p4)(row, nb, x, xd, xo, xa, ldx, NT, out, 18, 8, 0, &qm_p4_q4_0); }
 QM_PFN void QF(tile_q5_0p)(QM_ARGS) { QF(tile_p4)(row, nb, x, xd, xo, xa, ldx, NT, out, 22, 16, 1, &qm_p4_q5_0); }
 
@@ -682,6 +716,26 @@ __attribute__((target(QM_TARGET ",avx512vbmi,avx512bitalg")))
 static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
                          const zk_q8a *x, int64_t nt0, float *y, int64_t ldy) {
     const int64_t nb = k / 32;
+    if (nt0 == 1) {
+        const int64_t xs = (nb + 7) & ~(int64_t)7;
+        float xd[xs];
+        int32_t xo[xs];
+        qm_act4 xa[xs / 4];
+        memset(xa, 0, sizeof xa);
+        for (int64_t g = 0; g < xs; g += 8)
+            for (int l = 0; l < 8; l++) {
+                const int64_t b = g + qm_lane_block[l];
+                xd[g + l] = b < nb ? x[b].d : 0.0f;
+                xo[g + l] = b < nb ? q8a_block_sum(x + b) : 0;
+            }
+        for (int64_t b = 0; b < nb; b++) {
+            memcpy(xa[b / 4].l[b % 4], x[b].q, 16);
+            memcpy(xa[b / 4].h[b % 4], x[b].q + 16, 16);
+        }
+        if (type == ZK_Q4_0) QF(rows1_p4)(w, row_bytes, nb, r0, r1, xd, xo, xa, y, 18, 8, 0, &qm_p4_q4_0);
+        else QF(rows1_p4)(w, row_bytes, nb, r0, r1, xd, xo, xa, y, 22, 16, 1, &qm_p4_q5_0);
+        return 1;
+    }
     if (type == ZK_Q4_0) QM_DRIVE_SCALED(q4_0p, 1)
     else QM_DRIVE_SCALED(q5_0p, 1)
     return 1;

@@ -89,7 +89,8 @@ QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane s
 // (exact, so in any order): on AVX-512 a pair of blocks is one 512-bit vector (lanes 0-7 the even
 // block, 8-15 the odd one) of unsigned weights u = w + OFF through vpdpbusd, and three rounds of lane
 // sums turn 4 pairs into 8 dots in lanes [0 2 4 6 1 3 5 7] (OFF x the activations' block sums taken
-// off after); on AVX2 the sign trick on w gives each block's 8 lane sums and vphaddd rounds sum 8
+// off after); on AVX2 vpmaddubsw + vpmaddwd give each block's 8 lane sums (of u, the offset taken
+// off the same way, for Q4_0/Q5_0; Q8_0 through the sign trick on w) and vphaddd rounds sum 8
 // blocks into one vector in block order. A group's dots then take their scales in one multiply-add.
 //
 // QM_ONE decodes block p0 (BS bytes) for the tail and for AVX2: signed weights v1. QM_PAIR (AVX-512)
@@ -200,13 +201,13 @@ QM_FN float QF(hsum_classes)(__m256 v) {
 #else
 #define QM_GROUP 8
 // One block's 8 lane dots against activation block a (the sign trick: exact).
-#define QM_ONE_DOT(k, a, BS, QM_ONE)                                                                     \
+#define QM_ONE_DOT(k, a, BS, QM_ONE, OFF)                                                                     \
     ({                                                                                         \
         const uint8_t *p0 = row + (g0 + (k)) * (BS);                                           \
         __m256i v1;                                                                            \
         QM_ONE                                                                                 \
         dwh[(k) >> 2] |= (uint64_t)QF(f16_bits)(p0) << (16 * ((k) & 3));                      \
-        QF(dot_ss)(v1, QF(load_q)((a) + (k)));                                                 \
+        QM_DOT_W(v1, QF(load_q)((a) + (k)), OFF);                                                   \
     })
 // The 8 blocks' exact sums from their lane dots (vphaddd rounds; lanes in block order).
 #define QM_HSUM8(v0, v1, v2, v3, v4, v5, v6, v7)                                               \
@@ -215,6 +216,11 @@ QM_FN float QF(hsum_classes)(__m256 v) {
         const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7)); \
         _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31)); \
     })
+// Q4_0 and Q5_0 dot their unsigned weights u = w + OFF (vpmaddubsw pairs stay below 2 x 31 x 127)
+// and take OFF x the activations' block sums off after the lane sums, as the AVX-512 kernels do (two
+// sign instructions fewer a block); Q8_0's u would overflow vpmaddubsw: the sign trick on w.
+#define QM_DOT_W(v, a, OFF) ((OFF) != 128 ? QF(dot_us)(_mm256_add_epi8((v), _mm256_set1_epi8((char)(OFF))), (a)) : QF(dot_ss)((v), (a)))
+#define QM_OFF_SUMS(dots, o, OFF) ((OFF) != 128 ? _mm256_sub_epi32((dots), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(o)), __builtin_ctz(OFF))) : (dots))
 #define QM_BLOCKS(BS, OFF, QM_PAIR, QM_ONE)                                                    \
     __m256 acc[QM_TILE];                                                                       \
     for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();                                 \
@@ -225,16 +231,16 @@ QM_FN float QF(hsum_classes)(__m256 v) {
         uint64_t dwh[2] = {0, 0};  /* the blocks' f16 scales, gathered in registers */         \
         if (NT == 1 && gn == 8) { /* one activation row: decode and dot block by block */      \
             const zk_q8a *a = x + g0;                                                          \
-            const __m256i v0 = QM_ONE_DOT(0, a, BS, QM_ONE), v1_ = QM_ONE_DOT(1, a, BS, QM_ONE);                       \
+            const __m256i v0 = QM_ONE_DOT(0, a, BS, QM_ONE, OFF), v1_ = QM_ONE_DOT(1, a, BS, QM_ONE, OFF);                       \
             const __m256i h01 = _mm256_hadd_epi32(v0, v1_);                                    \
-            const __m256i v2 = QM_ONE_DOT(2, a, BS, QM_ONE), v3 = QM_ONE_DOT(3, a, BS, QM_ONE);                        \
+            const __m256i v2 = QM_ONE_DOT(2, a, BS, QM_ONE, OFF), v3 = QM_ONE_DOT(3, a, BS, QM_ONE, OFF);                        \
             const __m256i h0 = _mm256_hadd_epi32(h01, _mm256_hadd_epi32(v2, v3));              \
-            const __m256i v4 = QM_ONE_DOT(4, a, BS, QM_ONE), v5 = QM_ONE_DOT(5, a, BS, QM_ONE);                        \
+            const __m256i v4 = QM_ONE_DOT(4, a, BS, QM_ONE, OFF), v5 = QM_ONE_DOT(5, a, BS, QM_ONE, OFF);                        \
             const __m256i h45 = _mm256_hadd_epi32(v4, v5);                                     \
-            const __m256i v6 = QM_ONE_DOT(6, a, BS, QM_ONE), v7 = QM_ONE_DOT(7, a, BS, QM_ONE);                        \
+            const __m256i v6 = QM_ONE_DOT(6, a, BS, QM_ONE, OFF), v7 = QM_ONE_DOT(7, a, BS, QM_ONE, OFF);                        \
             const __m256i h1 = _mm256_hadd_epi32(h45, _mm256_hadd_epi32(v6, v7));              \
-            const __m256i dots = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),     \
-                                                  _mm256_permute2x128_si256(h0, h1, 0x31));    \
+            const __m256i dots = QM_OFF_SUMS(_mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), \
+                                                  _mm256_permute2x128_si256(h0, h1, 0x31)), xo + g0, OFF); \
             const __m256 dwv = _mm256_cvtph_ps(_mm_set_epi64x((long long)dwh[1], (long long)dwh[0])); \
             acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + g0)), acc[0]); \
             continue;                                                                          \
@@ -251,8 +257,8 @@ QM_FN float QF(hsum_classes)(__m256 v) {
         for (int j = 0; j < NT; j++) {                                                         \
             const zk_q8a *a = x + j * ldx + g0;                                                \
             __m256i v[8];                                                                      \
-            for (int k = 0; k < 8; k++) v[k] = k < gn ? QF(dot_ss)(wv[k], QF(load_q)(a + k)) : z; \
-            const __m256i dots = QM_HSUM8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);    \
+            for (int k = 0; k < 8; k++) v[k] = k < gn ? QM_DOT_W(wv[k], QF(load_q)(a + k), OFF) : z; \
+            const __m256i dots = QM_OFF_SUMS(QM_HSUM8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), xo + j * xs + g0, OFF); \
             const __m256 da = _mm256_loadu_ps(xd + j * xs + g0);                               \
             acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dwv, da), acc[j]); \
         }                                                                                      \
@@ -558,8 +564,8 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         }                                                                                      \
     }
 
-// The signed types' kernels take the activation blocks' scales (xd) and, on AVX-512, their integer
-// sums (xo: the offset term OFF x sum, taken off after the lane sums) as plain arrays, each row padded
+// The signed types' kernels take the activation blocks' scales (xd) and their integer sums (xo: the
+// offset term OFF x sum, taken off after the lane sums; not read for Q8_0 on AVX2) as plain arrays, each row padded
 // with zeros to whole groups of QM_GROUP blocks, in the lanes' block order (one vector load per group;
 // an absent block's scale and dot are 0, so its multiply-add leaves the accumulator as it is): filled
 // here for chunks of activation rows, on the stack (2 x 16 KiB, or one row's each when longer). With
@@ -569,17 +575,15 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 #define QM_XA_BYTES 32768
 #if QM_VNNI
 #define QM_LANE_BLOCK(l) qm_lane_block[l]
-#define QM_FILL_XO 1
 #else
 #define QM_LANE_BLOCK(l) (l)
-#define QM_FILL_XO 0
 #endif
 #define QM_DRIVE_SCALED(kind, XA)                                                              \
     {                                                                                          \
         const int64_t xs = (nb + QM_GROUP - 1) / QM_GROUP * QM_GROUP;                          \
         const int64_t room = xs > QM_XD_FLOATS ? xs : QM_XD_FLOATS;                            \
         float xdb[room];                                                                       \
-        int32_t xob[QM_FILL_XO ? room : 1];                                                    \
+        int32_t xob[room];                                                                     \
         int64_t chunk = xs <= QM_XD_FLOATS ? QM_XD_FLOATS / xs : 1;                            \
         if ((XA) && chunk * xs * 32 > QM_XA_BYTES) chunk = xs * 32 < QM_XA_BYTES ? QM_XA_BYTES / (xs * 32) : 1; \
         qm_act4 xab[(XA) ? chunk * xs / 4 : 1];                                                \
@@ -589,7 +593,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             const int64_t nt = nt0 - t0 < chunk ? nt0 - t0 : chunk;                            \
             const zk_q8a *x = x0 + t0 * nb;                                                    \
             float *y = y0 + t0 * ldy, *xd = xdb;                                               \
-            int32_t *xo = QM_FILL_XO ? xob : NULL;                                             \
+            int32_t *xo = xob;                                                                 \
             const qm_act4 *xa = (XA) ? xab : NULL;                                             \
             const int64_t xa_stride = (xs / 4) * (int64_t)sizeof(qm_act4);                     \
             for (int64_t t = 0; t < nt; t++)                                                   \
@@ -597,7 +601,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
                     for (int l = 0; l < QM_GROUP; l++) {                                       \
                         const int64_t b = g + QM_LANE_BLOCK(l);                                \
                         xd[t * xs + g + l] = b < nb ? x[t * nb + b].d : 0.0f;                  \
-                        if (QM_FILL_XO) xob[t * xs + g + l] = b < nb ? q8a_block_sum(x + t * nb + b) : 0; \
+                        xob[t * xs + g + l] = b < nb ? q8a_block_sum(x + t * nb + b) : 0;      \
                     }                                                                          \
             if (XA) {                                                                          \
                 memset(xab, 0, (size_t)(nt * xs / 4) * sizeof(qm_act4));                       \
@@ -816,7 +820,8 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QM_ARGS
 #undef QM_DRIVE
 #undef QM_DRIVE_SCALED
-#undef QM_FILL_XO
+#undef QM_DOT_W
+#undef QM_OFF_SUMS
 #undef QM_DEC_PAIR
 #undef QM_ONE_DOT
 #undef QM_HSUM8

@@ -68,33 +68,6 @@ static const char *p4_why = "vbmi";
 static _Thread_local int p4_forced = -1;
 static inline int use_p4(void) { return p4_forced >= 0 ? p4_forced : p4_cpu; }
 
-__attribute__((constructor)) static void p4_tables(void) {
-    __builtin_cpu_init();
-    const char *e = getenv("ZEBRA_KERNEL_PATH");
-    p4_hw = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
-    if (!p4_hw)
-        p4_why = "pairs (no AVX-512 VBMI/BITALG)";
-    else if (e && !strcmp(e, "avx512-vnni"))
-        p4_why = "pairs (ZEBRA_KERNEL_PATH=avx512-vnni)";
-    else
-        p4_cpu = 1;
-    p4_perm(&qm_p4_q4_0, 18, 2, 0);
-    p4_perm(&qm_p4_q5_0, 22, 6, 1);
-    for (int q = 0; q < 8; q++)
-        for (int b = 0; b < 8; b++) {
-            qm_p4_bits_lo[8 * q + b] = (uint8_t)(8 * (q % 2) + b);
-            qm_p4_bits_hi[8 * q + b] = (uint8_t)(16 + 8 * (q % 2) + b);
-        }
-    // Block b's scale: word 2 of qword 2b (side vector A, b < 4) or 32 + 8 (b - 4) + 2 (B).
-    static const int lane_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
-    for (int l = 0; l < 8; l++) {
-        const int b = lane_block[l];
-        qm_p4_words[l] = (uint16_t)(b < 4 ? 8 * b + 2 : 32 + 8 * (b - 4) + 2);
-        // The folded sums: 128-bit lane k holds blocks k (dword 4k) and k + 4 (dword 4k + 1).
-        qm_p4_dwords[l] = (uint32_t)(b < 4 ? 4 * b : 4 * (b - 4) + 1);
-    }
-}
-
 // Activation rows per weight pass: 8 with AVX-512's 32 vector registers, 4 with AVX2's 16.
 #define QM_VNNI 1
 #define QM_TILE 8
@@ -142,16 +115,41 @@ static int prefetch_l2(void) {
 // ZEBRA_KERNEL_PATH=avx2 runs the AVX2 kernels on a CPU with VNNI too: what an AVX2-only CPU (AMD Zen
 // 3, older Intel) runs, to measure it here; =avx512-vnni keeps AVX-512 without the 4-block decode
 // (what a Cascade Lake runs).
-static int env_wants_avx2(void) {
+static int env_kernel_path(const char *path) {
     const char *e = getenv("ZEBRA_KERNEL_PATH");
-    return e && !strcmp(e, "avx2");
+    return e && !strcmp(e, path);
+}
+
+__attribute__((constructor)) static void p4_tables(void) {
+    __builtin_cpu_init();
+    p4_hw = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
+    if (!p4_hw)
+        p4_why = "pairs (no AVX-512 VBMI/BITALG)";
+    else if (env_kernel_path("avx512-vnni"))
+        p4_why = "pairs (ZEBRA_KERNEL_PATH=avx512-vnni)";
+    else
+        p4_cpu = 1;
+    p4_perm(&qm_p4_q4_0, 18, 2, 0);
+    p4_perm(&qm_p4_q5_0, 22, 6, 1);
+    for (int q = 0; q < 8; q++)
+        for (int b = 0; b < 8; b++) {
+            qm_p4_bits_lo[8 * q + b] = (uint8_t)(8 * (q % 2) + b);
+            qm_p4_bits_hi[8 * q + b] = (uint8_t)(16 + 8 * (q % 2) + b);
+        }
+    // Block b's scale: word 2 of qword 2b (side vector A, b < 4) or 32 + 8 (b - 4) + 2 (B).
+    for (int l = 0; l < 8; l++) {
+        const int b = qm_lane_block[l];
+        qm_p4_words[l] = (uint16_t)(b < 4 ? 8 * b + 2 : 32 + 8 * (b - 4) + 2);
+        // The folded sums: 128-bit lane k holds blocks k (dword 4k) and k + 4 (dword 4k + 1).
+        qm_p4_dwords[l] = (uint32_t)(b < 4 ? 4 * b : 4 * (b - 4) + 1);
+    }
 }
 
 static matmul_fn pick(void) {
     if (forced) return forced;
     if (!chosen) {
         zk_weight_prefetch_l2 = prefetch_l2();
-        chosen = cpu_has_vnni() && !env_wants_avx2() ? matmul_vnni : matmul_avx2;
+        chosen = cpu_has_vnni() && !env_kernel_path("avx2") ? matmul_vnni : matmul_avx2;
     }
     return chosen;
 }

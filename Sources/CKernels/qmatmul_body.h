@@ -578,6 +578,24 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 #else
 #define QM_LANE_BLOCK(l) (l)
 #endif
+// QM_DRIVE_SCALED's arrays for nt activation rows at x (xs entries a row; xa: NULL, or the 4-block
+// layout, xs / 4 a row).
+QM_FN void QF(fill_scaled)(const zk_q8a *x, int64_t nb, int64_t xs, int64_t nt, float *xd, int32_t *xo, qm_act4 *xa) {
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t g = 0; g < xs; g += QM_GROUP)
+            for (int l = 0; l < QM_GROUP; l++) {
+                const int64_t b = g + QM_LANE_BLOCK(l);
+                xd[t * xs + g + l] = b < nb ? x[t * nb + b].d : 0.0f;
+                xo[t * xs + g + l] = b < nb ? q8a_block_sum(x + t * nb + b) : 0;
+            }
+    if (!xa) return;
+    memset(xa, 0, (size_t)(nt * xs / 4) * sizeof(qm_act4));
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            memcpy(xa[t * xs / 4 + b / 4].l[b % 4], x[t * nb + b].q, 16);
+            memcpy(xa[t * xs / 4 + b / 4].h[b % 4], x[t * nb + b].q + 16, 16);
+        }
+}
 #define QM_DRIVE_SCALED(kind, XA)                                                              \
     {                                                                                          \
         const int64_t xs = (nb + QM_GROUP - 1) / QM_GROUP * QM_GROUP;                          \
@@ -592,25 +610,12 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         for (int64_t t0 = 0; t0 < nt0; t0 += chunk) {                                          \
             const int64_t nt = nt0 - t0 < chunk ? nt0 - t0 : chunk;                            \
             const zk_q8a *x = x0 + t0 * nb;                                                    \
-            float *y = y0 + t0 * ldy, *xd = xdb;                                               \
-            int32_t *xo = xob;                                                                 \
+            const float *xd = xdb;                                                             \
+            const int32_t *xo = xob;                                                           \
             const qm_act4 *xa = (XA) ? xab : NULL;                                             \
             const int64_t xa_stride = (xs / 4) * (int64_t)sizeof(qm_act4);                     \
-            for (int64_t t = 0; t < nt; t++)                                                   \
-                for (int64_t g = 0; g < xs; g += QM_GROUP)                                     \
-                    for (int l = 0; l < QM_GROUP; l++) {                                       \
-                        const int64_t b = g + QM_LANE_BLOCK(l);                                \
-                        xd[t * xs + g + l] = b < nb ? x[t * nb + b].d : 0.0f;                  \
-                        xob[t * xs + g + l] = b < nb ? q8a_block_sum(x + t * nb + b) : 0;      \
-                    }                                                                          \
-            if (XA) {                                                                          \
-                memset(xab, 0, (size_t)(nt * xs / 4) * sizeof(qm_act4));                       \
-                for (int64_t t = 0; t < nt; t++)                                               \
-                    for (int64_t b = 0; b < nb; b++) {                                         \
-                        memcpy(xab[t * xs / 4 + b / 4].l[b % 4], x[t * nb + b].q, 16);         \
-                        memcpy(xab[t * xs / 4 + b / 4].h[b % 4], x[t * nb + b].q + 16, 16);    \
-                    }                                                                          \
-            }                                                                                  \
+            float *y = y0 + t0 * ldy;                                                          \
+            QF(fill_scaled)(x, nb, xs, nt, xdb, xob, (XA) ? xab : NULL);                       \
             QM_DRIVE(kind)                                                                     \
         }                                                                                      \
     }
@@ -648,34 +653,51 @@ QM_PFN void QF(dec4)(const uint8_t *p, int n, const int BS, const int FIFTH, con
         *hi = _mm512_mask_add_epi8(*hi, _mm512_bitshuffle_epi64_mask(*side, _mm512_loadu_si512(qm_p4_bits_hi)), *hi, sixteen);
     }
 }
+// The group of 8 blocks from g0 of a weight row (fewer at the row's end): v = the low and high
+// halves of its first 4 blocks, then of the rest (zero where absent), dw = their scales in the lanes'
+// block order [0 2 4 6 1 3 5 7]. Returns the count of the second 4 (0: no second half).
+QM_PFN int QF(group_p4)(const uint8_t *row, int64_t nb, int64_t g0, const int BS, const int FIFTH, const qm_p4_perm *t,
+                        __m512i words, __m512i v[4], __m256 *dw) {
+    const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8, na = gn < 4 ? gn : 4, nb4 = gn - na;
+    __m512i sa, sb = _mm512_setzero_si512();
+    v[2] = v[3] = _mm512_setzero_si512();
+    QF(dec4)(row + g0 * BS, na, BS, FIFTH, t, &v[0], &v[1], &sa);
+    if (nb4) QF(dec4)(row + (g0 + 4) * BS, nb4, BS, FIFTH, t, &v[2], &v[3], &sb);
+    *dw = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(sa, words, sb)));
+    return nb4;
+}
+// One activation row's part of a group (a: its qm_act4 pair for the group; xo, xd: its sums and scales
+// from the group's first block) into acc: the 8 exact dots, the offset taken off, then QM_BLOCKS's
+// multiply-add.
+QM_PFN __m256 QF(acc_p4)(const __m512i v[4], int nb4, __m256 dw, const qm_act4 *a, const int32_t *xo, const float *xd,
+                         __m512i dwords, const int OFF, __m256 acc) {
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i va = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, v[0], _mm512_loadu_si512(a[0].l)), v[1],
+                                           _mm512_loadu_si512(a[0].h));
+    const __m512i vb = nb4 ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, v[2], _mm512_loadu_si512(a[1].l)), v[3],
+                                                 _mm512_loadu_si512(a[1].h))
+                           : z;
+    // 128-bit lane k: (a0 + a2, b0 + b2, a1 + a3, b1 + b3), then + its qword swap: blocks k, k + 4.
+    const __m512i f = _mm512_add_epi32(_mm512_unpacklo_epi32(va, vb), _mm512_unpackhi_epi32(va, vb));
+    const __m512i dots = _mm512_permutexvar_epi32(dwords, _mm512_add_epi32(f, _mm512_shuffle_epi32(f, _MM_PERM_BADC)));
+    const __m256i d8 = _mm256_sub_epi32(_mm512_castsi512_si256(dots),
+                                        _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)xo), __builtin_ctz(OFF)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d8), _mm256_mul_ps(dw, _mm256_loadu_ps(xd)), acc);
+}
 // One weight row (BS-byte blocks, unsigned offset OFF) against NT activation rows.
 QM_PFN void QF(tile_p4)(QM_ARGS, const int BS, const int OFF, const int FIFTH, const qm_p4_perm *t) {
     (void)x; (void)ldx;
     __m256 acc[QM_TILE];
     for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();
     const int64_t xs = (nb + 7) & ~(int64_t)7;
-    const __m512i z = _mm512_setzero_si512(), words = _mm512_loadu_si512(qm_p4_words),
-                  dwords = _mm512_loadu_si512(qm_p4_dwords);
+    const __m512i words = _mm512_loadu_si512(qm_p4_words), dwords = _mm512_loadu_si512(qm_p4_dwords);
     for (int64_t g0 = 0; g0 < nb; g0 += 8) {
-        const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8, na = gn < 4 ? gn : 4, nb4 = gn - na;
-        __m512i la, ha, sa, lb = z, hb = z, sb = z;
-        QF(dec4)(row + g0 * BS, na, BS, FIFTH, t, &la, &ha, &sa);
-        if (nb4) QF(dec4)(row + (g0 + 4) * BS, nb4, BS, FIFTH, t, &lb, &hb, &sb);
-        const __m256 dwv = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(sa, words, sb)));
-        for (int j = 0; j < NT; j++) {
-            const qm_act4 *a = (const qm_act4 *)xa + j * (xs / 4) + g0 / 4;
-            const __m512i va = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, la, _mm512_loadu_si512(a[0].l)), ha,
-                                                   _mm512_loadu_si512(a[0].h));
-            const __m512i vb = nb4 ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lb, _mm512_loadu_si512(a[1].l)), hb,
-                                                         _mm512_loadu_si512(a[1].h))
-                                   : z;
-            // 128-bit lane k: (a0 + a2, b0 + b2, a1 + a3, b1 + b3), then + its qword swap: blocks k, k + 4.
-            const __m512i f = _mm512_add_epi32(_mm512_unpacklo_epi32(va, vb), _mm512_unpackhi_epi32(va, vb));
-            const __m512i dots = _mm512_permutexvar_epi32(dwords, _mm512_add_epi32(f, _mm512_shuffle_epi32(f, _MM_PERM_BADC)));
-            const __m256i d8 = _mm256_sub_epi32(_mm512_castsi512_si256(dots),
-                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(xo + j * xs + g0)), __builtin_ctz(OFF)));
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d8), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + j * xs + g0)), acc[j]);
-        }
+        __m512i v[4];
+        __m256 dw;
+        const int nb4 = QF(group_p4)(row, nb, g0, BS, FIFTH, t, words, v, &dw);
+        for (int j = 0; j < NT; j++)
+            acc[j] = QF(acc_p4)(v, nb4, dw, (const qm_act4 *)xa + j * (xs / 4) + g0 / 4, xo + j * xs + g0, xd + j * xs + g0,
+                                dwords, OFF, acc[j]);
     }
     for (int j = 0; j < NT; j++) out[j] = QF(hsum_classes)(acc[j]);
 }
@@ -684,30 +706,16 @@ QM_PFN void QF(tile_p4)(QM_ARGS, const int BS, const int OFF, const int FIFTH, c
 QM_PFN void QF(rows1_p4)(const uint8_t *w, int64_t row_bytes, int64_t nb, int64_t r0, int64_t r1, const float *xd,
                          const int32_t *xo, const qm_act4 *xa, float *y, const int BS, const int OFF, const int FIFTH,
                          const qm_p4_perm *t) {
-    const int64_t xs = (nb + 7) & ~(int64_t)7;
-    const __m512i z = _mm512_setzero_si512(), words = _mm512_loadu_si512(qm_p4_words),
-                  dwords = _mm512_loadu_si512(qm_p4_dwords);
+    const __m512i words = _mm512_loadu_si512(qm_p4_words), dwords = _mm512_loadu_si512(qm_p4_dwords);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + r * row_bytes;
         QM_PREFETCH_ROW
         __m256 acc = _mm256_setzero_ps();
         for (int64_t g0 = 0; g0 < nb; g0 += 8) {
-            const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8, na = gn < 4 ? gn : 4, nb4 = gn - na;
-            __m512i la, ha, sa, lb = z, hb = z, sb = z;
-            QF(dec4)(row + g0 * BS, na, BS, FIFTH, t, &la, &ha, &sa);
-            if (nb4) QF(dec4)(row + (g0 + 4) * BS, nb4, BS, FIFTH, t, &lb, &hb, &sb);
-            const qm_act4 *a = xa + g0 / 4;
-            const __m512i va = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, la, _mm512_loadu_si512(a[0].l)), ha,
-                                                   _mm512_loadu_si512(a[0].h));
-            const __m512i vb = nb4 ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lb, _mm512_loadu_si512(a[1].l)), hb,
-                                                         _mm512_loadu_si512(a[1].h))
-                                   : z;
-            const __m512i f = _mm512_add_epi32(_mm512_unpacklo_epi32(va, vb), _mm512_unpackhi_epi32(va, vb));
-            const __m512i dots = _mm512_permutexvar_epi32(dwords, _mm512_add_epi32(f, _mm512_shuffle_epi32(f, _MM_PERM_BADC)));
-            const __m256i d8 = _mm256_sub_epi32(_mm512_castsi512_si256(dots),
-                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(xo + g0)), __builtin_ctz(OFF)));
-            const __m256 dwv = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(sa, words, sb)));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d8), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + g0)), acc);
+            __m512i v[4];
+            __m256 dw;
+            const int nb4 = QF(group_p4)(row, nb, g0, BS, FIFTH, t, words, v, &dw);
+            acc = QF(acc_p4)(v, nb4, dw, xa + g0 / 4, xo + g0, xd + g0, dwords, OFF, acc);
         }
         y[r] = QF(hsum_classes)(acc);
     }
@@ -725,17 +733,7 @@ static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t 
         float xd[xs];
         int32_t xo[xs];
         qm_act4 xa[xs / 4];
-        memset(xa, 0, sizeof xa);
-        for (int64_t g = 0; g < xs; g += 8)
-            for (int l = 0; l < 8; l++) {
-                const int64_t b = g + qm_lane_block[l];
-                xd[g + l] = b < nb ? x[b].d : 0.0f;
-                xo[g + l] = b < nb ? q8a_block_sum(x + b) : 0;
-            }
-        for (int64_t b = 0; b < nb; b++) {
-            memcpy(xa[b / 4].l[b % 4], x[b].q, 16);
-            memcpy(xa[b / 4].h[b % 4], x[b].q + 16, 16);
-        }
+        QF(fill_scaled)(x, nb, xs, 1, xd, xo, xa);
         if (type == ZK_Q4_0) QF(rows1_p4)(w, row_bytes, nb, r0, r1, xd, xo, xa, y, 18, 8, 0, &qm_p4_q4_0);
         else QF(rows1_p4)(w, row_bytes, nb, r0, r1, xd, xo, xa, y, 22, 16, 1, &qm_p4_q5_0);
         return 1;
@@ -810,7 +808,6 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QM_PREFETCH_ROW
 #undef QM_FN
 #undef QM_BLOCKS
-#undef QM_ACC_ROW
 #undef QM_K4
 #undef QM_K_SUPER
 #undef QM_UNSIGNED_BLOCK

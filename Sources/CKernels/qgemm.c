@@ -38,12 +38,14 @@
 #define PF_PANELS 2
 #endif
 
-enum qg_kind { QG_MIN, QG_OFFSET, QG_HALVES };
+// QG_MIN: Q4_1, Q5_1; QG_KMIN: Q4_K, Q5_K; QG_OFFSET: Q5_0, Q4_0, Q8_0; QG_HALVES: Q6_K.
+enum qg_kind { QG_MIN, QG_KMIN, QG_OFFSET, QG_HALVES };
 
 static enum qg_kind kind_of(int type) {
     switch (type) {
     case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0: return QG_OFFSET;
     case ZK_Q6_K: return QG_HALVES;
+    case ZK_Q4_K: case ZK_Q5_K: return QG_KMIN;
     default: return QG_MIN;
     }
 }
@@ -60,7 +62,6 @@ static int offset_of(int type) {
     case ZK_Q5_0: return 16;
     case ZK_Q4_0: return 8;
     case ZK_Q8_0: return 128;
-    case ZK_Q6_K: return 32;
     default: return 0;
     }
 }
@@ -129,38 +130,39 @@ static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, in
 
 // The K-quants' unpacking, vectorized the same way: block b of a row decoded to 32 unsigned bytes in a
 // vector (Q4_K: a nibble half of 32 bytes; Q5_K: with its fifth bits; Q6_K: a nibble half with two
-// high bits), its scale and minimum (Q6_K: the two half-block scales) from the super-block's header.
+// high bits), its integer scales packed in one int32 (*k: low 16 bits the scale, high 16 the minimum;
+// Q6_K: the two half-block scales, signed), and its super-block's d and -dmin (Q6_K: d).
 __attribute__((target(QG_AVX2), always_inline))
-static inline __m256i k_block_avx2(int type, const uint8_t *row, int64_t b, float *s, float *m) {
+static inline __m256i k_block_avx2(int type, const uint8_t *row, int64_t b, int32_t *k, float *d, float *dm) {
     const int64_t sb = b / 8;
     const int j = (int)(b % 8);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     if (type == ZK_Q6_K) {
         // Super-blocks of 210 bytes: 128 of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, f16 d.
         // Each half (128 elements) holds blocks k = 0..3: low nibbles of ql[0..31] (k = 0), ql[32..63]
-        // (1), their high nibbles (2, 3), top bits 2k, 2k + 1 of qh[0..31]; scales 2k, 2k + 1 for
+        // (1), their high nibbles (2, 3), top bits 2k, 2k + 1 of qh[0..31]; scales 2j, 2j + 1 for
         // elements 0-15 and 16-31 (the halves' dots).
         const uint8_t *blk = row + sb * 210;
-        const int half = j / 4, k = j % 4;
+        const int half = j / 4, kk = j % 4;
         const int8_t *scales = (const int8_t *)(blk + 192);
-        const float d = half_to_float(blk + 208);
-        *s = d * (float)scales[8 * half + 2 * k];
-        *m = d * (float)scales[8 * half + 2 * k + 1];
-        const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32 * (k & 1)));
+        *k = (int32_t)(((uint32_t)(uint16_t)(int16_t)scales[2 * j]) | ((uint32_t)(uint16_t)(int16_t)scales[2 * j + 1] << 16));
+        *d = half_to_float(blk + 208);
+        *dm = 0.0f;
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32 * (kk & 1)));
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
-        const __m256i lo = _mm256_and_si256(k < 2 ? l : _mm256_srli_epi16(l, 4), low4);
-        const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3)), 4);
+        const __m256i lo = _mm256_and_si256(kk < 2 ? l : _mm256_srli_epi16(l, 4), low4);
+        const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * kk)), _mm256_set1_epi8(3)), 4);
         return _mm256_or_si256(lo, hi);
     }
     // Q4_K / Q5_K: super-blocks of 144 / 176 bytes (f16 d, f16 dmin, 12 bytes of 6-bit sub-block
-    // scales and minimums, Q5_K's 32 bytes of fifth bits, 128 of nibbles): scale d * sc_j, minimum
-    // -dmin * mn_j.
+    // scales and minimums, Q5_K's 32 bytes of fifth bits, 128 of nibbles).
     const int high = type == ZK_Q5_K;
     const uint8_t *blk = row + sb * (high ? 176 : 144);
     uint8_t scs[8], mns[8];
     scale_min_k4(blk + 4, scs, mns);
-    *s = half_to_float(blk) * (float)scs[j];
-    *m = -half_to_float(blk + 2) * (float)mns[j];
+    *k = (int32_t)scs[j] | (int32_t)mns[j] << 16;
+    *d = half_to_float(blk);
+    *dm = -half_to_float(blk + 2);
     const int g = j / 2, half = j % 2;  // block 2g: low nibbles of q[32g..], 2g + 1: high nibbles
     const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (high ? 48 : 16) + 32 * g));
     __m256i u = _mm256_and_si256(half ? _mm256_srli_epi16(q, 4) : q, low4);
@@ -171,18 +173,23 @@ static inline __m256i k_block_avx2(int type, const uint8_t *row, int64_t b, floa
     return u;
 }
 
+// The K-quants' panel: sc holds each block's packed integer scales (int32, see k_block_avx2), mn the
+// super-block's d in the slots of its first block and -dmin in those of its second.
 __attribute__((target(QG_AVX2)))
 static void unpack_k_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
                           float *sc, float *mn) {
+    int32_t *ks = (int32_t *)sc;
     for (int64_t b = 0; b < nb; b++) {
         for (int half = 0; half < 2; half++) {
             __m256i r[8];
             for (int i = 0; i < 8; i++) {
                 const int row = 8 * half + i;
-                float s = 0.0f, m = 0.0f;
-                r[i] = row < nr ? k_block_avx2(type, w + row * row_bytes, b, &s, &m) : _mm256_setzero_si256();
-                sc[b * QG_ROWS + row] = s;
-                mn[b * QG_ROWS + row] = m;
+                int32_t k = 0;
+                float d = 0.0f, dm = 0.0f;
+                r[i] = row < nr ? k_block_avx2(type, w + row * row_bytes, b, &k, &d, &dm) : _mm256_setzero_si256();
+                ks[b * QG_ROWS + row] = k;
+                if (b % 8 == 0) mn[b * QG_ROWS + row] = d;
+                if (b % 8 == 1) mn[b * QG_ROWS + row] = dm;
             }
             put_rows8(panel, QG_ROWS * 32, b, half, r);
         }
@@ -190,8 +197,8 @@ static void unpack_k_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t
 }
 
 // Unpacks a Q4_1 / Q5_1 weight row into panel row i; sc/mn: [block][QG_ROWS] (the scale, the minimum).
-// The offset types go through unpack_offset_rows, the K-quants through unpack_k_rows (whose mn holds
-// Q6_K's scale of elements 16-31). Returns 0 for other types.
+// The offset types go through unpack_offset_rows, the K-quants through unpack_k_rows. Returns 0 for
+// other types.
 static int unpack_row(int type, const uint8_t *row, int64_t nb, int i, uint8_t *panel, float *sc, float *mn) {
     uint8_t u[32];
     switch (type) {
@@ -257,17 +264,45 @@ static inline __m512i offset_dot(const __m512i w[8], const int8_t *q, int32_t in
 }
 
 // One activation row's block (a) into its accumulator from the block's exact int32 dots with the 16
-// panel rows, the stored offsets already taken off (the halves kind: dot the first half's, hi the
-// second's); s and m: the rows' scales and minimums (halves: the second half's scales). The float
-// operations of every int8 GEMM route, VNNI or AMX, in their one order: the same bits from either.
+// panel rows, the stored offsets already taken off; s and m: the rows' scales and minimums (Q4_1,
+// Q5_1). The float operations of every int8 GEMM route, VNNI or AMX, in their one order: the same
+// bits from either.
 __attribute__((target(QG_TARGET), always_inline))
-static inline __m512 block_acc(const enum qg_kind kind, __m512i dot, __m512i hi, __m512 s, __m512 m, const zk_q8a *a,
-                               __m512 acc) {
-    const __m512 da = _mm512_set1_ps(a->d);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, da), acc);
-    if (kind == QG_HALVES) return _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(m, da), acc);
+static inline __m512 block_acc(const enum qg_kind kind, __m512i dot, __m512 s, __m512 m, const zk_q8a *a, __m512 acc) {
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(a->d)), acc);
     if (kind == QG_MIN) return _mm512_fmadd_ps(m, _mm512_set1_ps(a->s), acc);
     return acc;
+}
+
+// The K-quants (Q4_K, Q5_K, Q6_K) in the row kernels' order (qmatmul_body.h): per activation row and
+// super-block the exact int32 sum S of its blocks' dots times their integer scales (Q6_K: each half
+// block's dot, less 32 x its half of the activation sum, times its scale) and for Q4_K / Q5_K the sum
+// M of the blocks' minimums times the activation blocks' integer sums; then, super-block by
+// super-block, acc = fma(float(S), d x d_a, acc) and acc = fma(float(M), -dmin x d_a, acc) (Q8_K
+// activations: d_a is the super-block's). Two roundings a super-block, as in llama.cpp's own dot
+// products, and the integers are exact in any order. A block's part of S, from its dots (lo: the
+// whole block's, or Q6_K's first half's; hi: Q6_K's second half's) and its packed scales k.
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512i k_block_sum(const enum qg_kind kind, __m512i k, __m512i lo, __m512i hi) {
+    if (kind == QG_HALVES)
+        return _mm512_add_epi32(_mm512_mullo_epi32(lo, _mm512_srai_epi32(_mm512_slli_epi32(k, 16), 16)),
+                                _mm512_mullo_epi32(hi, _mm512_srai_epi32(k, 16)));
+    return _mm512_mullo_epi32(lo, _mm512_and_si512(k, _mm512_set1_epi32(0xFFFF)));
+}
+
+// Super-block sb's float operations for one activation row (x: its blocks, h: their half sums), from
+// its exact sum S; ks, mn: the panel's packed scales and d, -dmin (unpack_k_rows).
+__attribute__((target(QG_TARGET), always_inline))
+static inline __m512 k_finish(const enum qg_kind kind, __m512i S, const int32_t *ks, const float *mn, int64_t sb,
+                              const zk_q8a *x, const int32_t *h, __m512 acc) {
+    const __m512 da = _mm512_set1_ps(x[8 * sb].d);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(_mm512_loadu_ps(mn + 8 * sb * QG_ROWS), da), acc);
+    if (kind != QG_KMIN) return acc;
+    __m512i m = _mm512_setzero_si512();
+    for (int64_t b = 8 * sb; b < 8 * sb + 8; b++)
+        m = _mm512_add_epi32(m, _mm512_mullo_epi32(_mm512_srai_epi32(_mm512_loadu_si512(ks + b * QG_ROWS), 16),
+                                                   _mm512_set1_epi32(h[2 * b] + h[2 * b + 1])));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(_mm512_loadu_ps(mn + (8 * sb + 1) * QG_ROWS), da), acc);
 }
 
 // NT activation rows against the panel: out[t] lanes = the panel rows' results. hs: the activation
@@ -288,17 +323,8 @@ static inline void panel_tile(const uint8_t *panel, const float *sc, const float
         for (int t = 0; t < NT; t++) {
             const zk_q8a *a = x + t * ldx + b;
             const int32_t *h = hs + 2 * (t * ldx + b);
-            if (kind == QG_HALVES) {  // elements 0-15 (j < 4) and 16-31 apart, each with its scale
-                int32_t q4[8];
-                memcpy(q4, a->q, 32);
-                __m512i lo = _mm512_set1_epi32(-offset * h[0]), hi = _mm512_set1_epi32(-offset * h[1]);
-                for (int j = 0; j < 4; j++) lo = _mm512_dpbusd_epi32(lo, w[j], _mm512_set1_epi32(q4[j]));
-                for (int j = 4; j < 8; j++) hi = _mm512_dpbusd_epi32(hi, w[j], _mm512_set1_epi32(q4[j]));
-                acc[t] = block_acc(kind, lo, hi, s, m, a, acc[t]);
-                continue;
-            }
             const __m512i dot = offset_dot(w, a->q, kind == QG_OFFSET ? -offset * (h[0] + h[1]) : 0);
-            acc[t] = block_acc(kind, dot, dot, s, m, a, acc[t]);
+            acc[t] = block_acc(kind, dot, s, m, a, acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) out[t] = acc[t];
@@ -346,12 +372,49 @@ static inline void panel_tile_offset_seq(const uint8_t *panel, const float *sc, 
                 const zk_q8a *a = x + t * ldx + b;
                 const int32_t *h = hs + 2 * (t * ldx + b);
                 const __m512i dot = offset_dot(w, a->q, -offset * (h[0] + h[1]));
-                acc[m][t] = block_acc(QG_OFFSET, dot, dot, s, s, a, acc[m][t]);
+                acc[m][t] = block_acc(QG_OFFSET, dot, s, s, a, acc[m][t]);
             }
         }
     }
     for (int t = 0; t < NT; t++)
         out[t] = class_tree(acc[0][t], acc[1][t], acc[2][t], acc[3][t], acc[4][t], acc[5][t], acc[6][t], acc[7][t]);
+}
+
+// NT activation rows against a K-quant panel (k_block_sum, k_finish): out[t] lanes = the panel rows'
+// results. Q6_K's halves: elements 0-15 (groups j < 4) and 16-31 apart.
+__attribute__((target(QG_TARGET), always_inline))
+static inline void panel_tile_k(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, const zk_q8a *x,
+                                int64_t ldx, const int32_t *hs, const enum qg_kind kind, const int NT, __m512 *out) {
+    const int32_t *ks = (const int32_t *)sc;
+    __m512 acc[8];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        __m512i S[8];
+        for (int t = 0; t < NT; t++) S[t] = _mm512_setzero_si512();
+        for (int64_t b = 8 * sb; b < 8 * sb + 8; b++) {
+            __m512i w[8];
+            for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const __m512i *)(panel + b * (QG_ROWS * 32)) + j);
+            const __m512i k = _mm512_loadu_si512(ks + b * QG_ROWS);
+#pragma clang loop unroll(full)
+            for (int t = 0; t < NT; t++) {
+                const zk_q8a *a = x + t * ldx + b;
+                if (kind == QG_HALVES) {
+                    const int32_t *h = hs + 2 * (t * ldx + b);
+                    int32_t q4[8];
+                    memcpy(q4, a->q, 32);
+                    __m512i lo = _mm512_set1_epi32(-32 * h[0]), hi = _mm512_set1_epi32(-32 * h[1]);
+                    for (int j = 0; j < 4; j++) lo = _mm512_dpbusd_epi32(lo, w[j], _mm512_set1_epi32(q4[j]));
+                    for (int j = 4; j < 8; j++) hi = _mm512_dpbusd_epi32(hi, w[j], _mm512_set1_epi32(q4[j]));
+                    S[t] = _mm512_add_epi32(S[t], k_block_sum(kind, k, lo, hi));
+                } else {
+                    const __m512i dot = offset_dot(w, a->q, 0);
+                    S[t] = _mm512_add_epi32(S[t], k_block_sum(kind, k, dot, dot));
+                }
+            }
+        }
+        for (int t = 0; t < NT; t++) acc[t] = k_finish(kind, S[t], ks, mn, sb, x + t * ldx, hs + 2 * t * ldx, acc[t]);
+    }
+    for (int t = 0; t < NT; t++) out[t] = acc[t];
 }
 
 // ---- AMX (Intel Sapphire Rapids and later): the integer dots of 16 activation rows by 16 panel rows as
@@ -577,7 +640,8 @@ static inline void panel_rows(const uint8_t *panel, const float *sc, const float
     }
     for (; t + 8 <= nt; t += 8) {
         if (kind == QG_OFFSET) panel_tile_offset(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, t ? 0 : pf, 8, o);
-        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 0, 8, o);
+        else if (kind == QG_MIN) panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 0, 8, o);
+        else panel_tile_k(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, 8, o);
         for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy + p0, keep, o[j]);
     }
     if (kind == QG_OFFSET && packed && nt - t >= 2) {  // 2-7 rows of a streamed panel: one tile (2: in order)
@@ -592,7 +656,8 @@ static inline void panel_rows(const uint8_t *panel, const float *sc, const float
     }
     for (; t < nt; t++) {
         if (kind == QG_OFFSET) panel_tile_offset_seq(panel, sc, nb, x + t * nb, nb, hs + 2 * t * nb, offset, packed, pf, 1, o);
-        else panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 0, 1, o);
+        else if (kind == QG_MIN) panel_tile(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, 0, 0, 1, o);
+        else panel_tile_k(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, 1, o);
         _mm512_mask_storeu_ps(y + t * ldy + p0, keep, o[0]);
     }
 }
@@ -606,11 +671,12 @@ static void panel_vnni(int type, const uint8_t *panel, const float *sc, const fl
     const int offset = offset_of(type);
     switch (kind_of(type)) {
     case QG_MIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 0, y, ldy, p0, nr, 0, amx); break;
+    case QG_KMIN: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_KMIN, 0, 0, y, ldy, p0, nr, 0, amx); break;
     case QG_OFFSET:
         if (packed) panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, y, ldy, p0, nr, prows, amx);
         else panel_rows(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 0, y, ldy, p0, nr, 0, amx);
         break;
-    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 0, y, ldy, p0, nr, 0, amx); break;
+    case QG_HALVES: panel_rows(panel, sc, mn, nb, x, hs, nt, QG_HALVES, 0, 0, y, ldy, p0, nr, 0, amx); break;
     }
 }
 
@@ -668,17 +734,61 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
                 const __m256 s = packed ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)))
                                         : _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r);
                 const __m256 m = packed ? _mm256_setzero_ps() : _mm256_loadu_ps(mn + b * QG_ROWS + 8 * r);
-                if (kind == QG_HALVES) {
-                    const __m256i lo = _mm256_sub_epi32(dot8(wb, q4, 0, 4, G), _mm256_set1_epi32(offset * h[0]));
-                    const __m256i hi = _mm256_sub_epi32(dot8(wb, q4, 4, 8, G), _mm256_set1_epi32(offset * h[1]));
-                    acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(s, da), acc[t][r]);
-                    acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(m, da), acc[t][r]);
-                    continue;
-                }
                 __m256i dot = dot8(wb, q4, 0, 8, G);
                 if (kind == QG_OFFSET && G > 1) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset * (h[0] + h[1])));
                 acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, da), acc[t][r]);
                 if (kind == QG_MIN) acc[t][r] = _mm256_fmadd_ps(m, _mm256_set1_ps(a->s), acc[t][r]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++) { out[t][0] = acc[t][0]; out[t][1] = acc[t][1]; }
+}
+
+// panel_tile_k's AVX2 twin (NT at most 4; out[t][0] rows 0-7, out[t][1] rows 8-15): the same integer sums
+// and float operations.
+__attribute__((target(QG_AVX2), always_inline))
+static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, const zk_q8a *x,
+                                     int64_t ldx, const int32_t *hs, const enum qg_kind kind, const int G, const int NT,
+                                     __m256 out[][2]) {
+    const int32_t *ks = (const int32_t *)sc;
+    __m256 acc[4][2];
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        __m256i S[4][2];
+        for (int t = 0; t < NT; t++) S[t][0] = S[t][1] = _mm256_setzero_si256();
+        for (int64_t b = 8 * sb; b < 8 * sb + 8; b++)
+#pragma clang loop unroll(full)
+            for (int t = 0; t < NT; t++) {
+                const zk_q8a *a = x + t * ldx + b;
+                const int32_t *h = hs + 2 * (t * ldx + b);
+                int32_t q4[8];
+                memcpy(q4, a->q, 32);
+                for (int r = 0; r < 2; r++) {
+                    const uint8_t *wb = panel + b * (QG_ROWS * 32) + 32 * r;
+                    const __m256i k = _mm256_loadu_si256((const __m256i *)(ks + b * QG_ROWS + 8 * r));
+                    __m256i part;
+                    if (kind == QG_HALVES) {
+                        const __m256i lo = _mm256_sub_epi32(dot8(wb, q4, 0, 4, G), _mm256_set1_epi32(32 * h[0]));
+                        const __m256i hi = _mm256_sub_epi32(dot8(wb, q4, 4, 8, G), _mm256_set1_epi32(32 * h[1]));
+                        part = _mm256_add_epi32(_mm256_mullo_epi32(lo, _mm256_srai_epi32(_mm256_slli_epi32(k, 16), 16)),
+                                                _mm256_mullo_epi32(hi, _mm256_srai_epi32(k, 16)));
+                    } else {
+                        part = _mm256_mullo_epi32(dot8(wb, q4, 0, 8, G), _mm256_and_si256(k, _mm256_set1_epi32(0xFFFF)));
+                    }
+                    S[t][r] = _mm256_add_epi32(S[t][r], part);
+                }
+            }
+        for (int t = 0; t < NT; t++) {
+            const __m256 da = _mm256_set1_ps(x[t * ldx + 8 * sb].d);
+            const int32_t *h = hs + 2 * t * ldx;
+            for (int r = 0; r < 2; r++) {
+                acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[t][r]), _mm256_mul_ps(_mm256_loadu_ps(mn + 8 * sb * QG_ROWS + 8 * r), da), acc[t][r]);
+                if (kind != QG_KMIN) continue;
+                __m256i m = _mm256_setzero_si256();
+                for (int64_t b = 8 * sb; b < 8 * sb + 8; b++)
+                    m = _mm256_add_epi32(m, _mm256_mullo_epi32(_mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)(ks + b * QG_ROWS + 8 * r)), 16),
+                                                               _mm256_set1_epi32(h[2 * b] + h[2 * b + 1])));
+                acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(_mm256_loadu_ps(mn + (8 * sb + 1) * QG_ROWS + 8 * r), da), acc[t][r]);
             }
         }
     }
@@ -759,13 +869,15 @@ static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const 
     int64_t t = 0;
     for (; t + 4 <= nt; t += 4) {
         if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, t ? 0 : pf, 4, o);
-        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 4, o);
+        else if (kind == QG_MIN) panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 4, o);
+        else panel_tile_k_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, G, 4, o);
         for (int j = 0; j < 4; j++) store_rows(y + (t + j) * ldy + p0, o[j], nr);
     }
     for (; t < nt; t++) {
         if (kind == QG_OFFSET && packed) panel_row_offset_seq_avx2(panel, nb, x + t * nb, hs + 2 * t * nb, offset, G, pf, o[0]);
         else if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 0, 1, o);
-        else panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 1, o);
+        else if (kind == QG_MIN) panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 1, o);
+        else panel_tile_k_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, G, 1, o);
         store_rows(y + t * ldy + p0, o[0], nr);
     }
 }
@@ -783,9 +895,11 @@ static void panel_avx2(int type, const uint8_t *panel, const float *sc, const fl
         if (packed) panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 1, y, ldy, p0, nr, prows);
         else panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_OFFSET, offset, 1, 0, y, ldy, p0, nr, 0);
         break;
-    case ZK_Q4_1: case ZK_Q4_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 8, 0, y, ldy, p0, nr, 0); break;
-    case ZK_Q5_1: case ZK_Q5_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 4, 0, y, ldy, p0, nr, 0); break;
-    case ZK_Q6_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_HALVES, offset, 2, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q4_1: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 8, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q5_1: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_MIN, 0, 4, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q4_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_KMIN, 0, 8, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q5_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_KMIN, 0, 4, 0, y, ldy, p0, nr, 0); break;
+    case ZK_Q6_K: panel_rows_avx2(panel, sc, mn, nb, x, hs, nt, QG_HALVES, 0, 2, 0, y, ldy, p0, nr, 0); break;
     default: break;
     }
 }
@@ -834,7 +948,7 @@ int zk_has_int8_gemm(int type) {
     }
 }
 
-int zk_gemm_matches_rows(int type) { return zk_has_int8_gemm(type) && kind_of(type) == QG_OFFSET; }
+int zk_gemm_matches_rows(int type) { return zk_has_int8_gemm(type) && kind_of(type) != QG_MIN; }
 
 void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n) {
     for (int64_t b = 0; b < n; b++) {

@@ -15,9 +15,10 @@ int zk_weight_prefetch_l2 = 0;
 // activation row's 4 consecutive blocks as two vectors, their elements 0-15 and 16-31 (16 bytes a
 // block), the layout the weights' nibbles decode into.
 typedef struct { int8_t l[4][16], h[4][16]; } qm_act4;
-// One K-quant super-block of an activation row for the AVX-512 kernels: its 8 blocks' int8 values,
-// their scales d and s, and (Q6_K) 32 x each 4 values' sum, per pair of blocks (QM_DRIVE_K).
-typedef struct { int8_t q[8][32]; float d[8], s[8]; int32_t c[4][16]; } qm_ksuper;
+// One K-quant super-block of an activation row for the row kernels: its 8 blocks' int8 values, their
+// integer sums and half sums (elements 0-15, 16-31), and the super-block's scale (QM_DRIVE_K; 320
+// bytes, so that every q stays 64-byte aligned).
+typedef struct { int8_t q[8][32]; int16_t bs[8], hs[16]; float d, pad[3]; } qm_ksuper;
 // The calling thread's qm_ksuper buffer, grown as needed and kept (kernel threads live as long as
 // the process; a decode step's largest is a few KiB a row).
 static qm_ksuper *qm_kbuf(int64_t n) {

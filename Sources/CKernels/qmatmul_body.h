@@ -5,9 +5,8 @@
 // Every kernel computes, for one weight row and NT activation rows, the dot products of the row's
 // GGML blocks with the activations' 32-element int8 blocks (zk_q8a). The integer part of each
 // 32-element dot is exact; the float part applies weight scale x activation scale per block: for
-// Q8_0/Q4_0/Q5_0 to each block's whole dot in the int8 GEMM's order (see QM_BLOCKS: the GEMM and
-// these kernels agree bit for bit), for the K-quants and Q6_K into 8-lane accumulators per activation
-// row (even and odd blocks, added at the end), for Q4_1/Q5_1 into one in llama.cpp's order (see
+// Q8_0/Q4_0/Q5_0 and the K-quants to each block's whole dot in the int8 GEMM's order (see QM_BLOCKS
+// and QM_K4: the GEMM and these kernels agree bit for bit), for Q4_1/Q5_1 in llama.cpp's order (see
 // their comment). A row's operations never depend on NT or on its slot in the tile, so results are
 // identical whatever else is in the batch, and the two instruction sets do the same float operations
 // in the same order (bit-identical).
@@ -75,7 +74,7 @@ QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane s
 
 // xd, xo: the activation blocks' scales d and integer sums (the signed types' kernels; NULL for the
 // others), xa: the activations laid out for the kernel (qm_act4 for the 4-block decode, see
-// QM_DRIVE_SCALED; qm_ksuper for the K-quants on AVX-512, see QM_DRIVE_K; NULL for the others), one
+// QM_DRIVE_SCALED; qm_ksuper for the K-quants, see QM_DRIVE_K; NULL for the others), one
 // activation row every xa_stride bytes.
 #define QM_ARGS const uint8_t *row, int64_t nb, const zk_q8a *x, const float *xd, const int32_t *xo, const void *xa, \
                 int64_t ldx, const int NT, float *out
@@ -328,195 +327,187 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
     QM_END
 }
 
-// A K-quant super-block's minimum terms, -dmin * mn_i * s_i for its 8 blocks, as one 8-lane vector
-// per activation row (lane i: block i), summed across lanes at the end; a scalar sum in block order
-// was one serial chain of adds through the whole row (~4 cycles a block).
-#define QM_K_MINS(mn, dmin, sb)                                                                \
-    const __m256 mwv = _mm256_mul_ps(_mm256_set1_ps(-(dmin)),                                  \
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mn)))));     \
-    for (int j = 0; j < NT; j++) {                                                             \
-        const zk_q8a *a = x + j * ldx + (sb) * 8;                                              \
-        off[j] = _mm256_fmadd_ps(mwv, _mm256_setr_ps(a[0].s, a[1].s, a[2].s, a[3].s, a[4].s, a[5].s, a[6].s, a[7].s), \
-                                 off[j]);                                                      \
-    }
-
-// Super-block sb of a Q4_K/Q5_K row (BS bytes): its blk, scale d, 6-bit scales sc and minimums mn,
-// and its minimum terms added to off.
-#define QM_K_SUPER(BS)                                                                         \
-    const uint8_t *blk = row + sb * (BS);                                                      \
-    const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                         \
-    uint8_t sc[8], mn[8];                                                                      \
-    scale_min_k4(blk + 4, sc, mn);                                                             \
-    QM_K_MINS(mn, dmin, sb)
-
-// Q4_K and Q5_K (BS-byte super-blocks, nibbles at QS, Q5_K's fifth bits in 32 bytes at 16): the
-// two blocks of a 32-byte group of nibbles (low: block 2g, high: 2g + 1) go to the even and the odd
-// accumulator (as the 32-element types; on AVX-512 one 512-bit vector), the minimum terms to
-// QM_K_MINS's vector.
+// The K-quants (Q4_K, Q5_K, Q6_K) in the int8 GEMM's order too (qgemm.c, k_block_sum / k_finish): per
+// activation row and super-block the exact int32 sum S of its 8 blocks' dots times their integer
+// scales (Q6_K: each half block's dot times its scale, less 32 x the scales times the activations'
+// half sums) and for Q4_K / Q5_K the sum M of the blocks' minimums times the activation blocks' integer
+// sums; then, super-block by super-block, acc = fma(float(S), d x d_a, acc) and acc = fma(float(M),
+// -dmin x d_a, acc). The integers are exact in any order, so the lane dots take their scales before
+// the lane sums: 4 elements' dot is at most 4 x 63 x 127 (fits 16 bits), one vpdpwssd (AVX-512) or
+// the vpmaddwd of vpmaddubsw's pairs with the scale (AVX2) a block. The activations come laid out
+// per super-block (qm_ksuper, QM_DRIVE_K).
+QM_FN int32_t QF(hsum_epi32)(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1)));
+}
+// M: the 8 minimums (bytes) times the activation blocks' sums (int16).
+QM_FN int32_t QF(k_mins)(const uint8_t *mn, const int16_t *bs) {
+    __m128i p = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn)), _mm_loadu_si128((const __m128i *)bs));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1)));
+}
 #if QM_VNNI
-// On AVX-512 the activations come laid out per super-block (qm_ksuper, filled once a call by
-// QM_DRIVE_K): the 8 blocks' int8 values back to back (a pair of blocks is one load), their scales d
-// and s as vectors. A pair's scales [dw0 * d0 x 8 | dw1 * d1 x 8] come from one 8-lane product per
-// super-block and a permutation: the same products as one at a time, so the same bits.
+// Pairs of blocks (2g, 2g + 1) in one 512-bit vector: lanes 0-7 the even block's lane dots, 8-15 the
+// odd one's, scaled by sp[g] = [scale 2g x 8 | scale 2g + 1 x 8].
 #define QM_K4(BS, QS, HIGH)                                                                    \
-    __m512 acc[QM_TILE];                                                                       \
-    __m256 off[QM_TILE];                                                                       \
-    for (int j = 0; j < NT; j++) { acc[j] = _mm512_setzero_ps(); off[j] = _mm256_setzero_ps(); } \
-    const __m512i m4 = _mm512_set1_epi8(0x0F);                                                 \
+    float acc[QM_TILE];                                                                        \
+    for (int j = 0; j < NT; j++) acc[j] = 0.0f;                                                \
+    const __m512i m4 = _mm512_set1_epi8(0x0F), z = _mm512_setzero_si512();                     \
     const long long sh = 0x0004000400040004LL;  /* upper half: high nibbles */                 \
     const __m512i shift = _mm512_set_epi64(sh, sh, sh, sh, 0, 0, 0, 0);                        \
     const qm_ksuper *ka = (const qm_ksuper *)xa;                                               \
     const int64_t kstride = nb / 8;  /* one activation row: nb / 8 super-blocks */             \
     for (int64_t sb = 0; sb < nb / 8; sb++) {                                                  \
         const uint8_t *blk = row + sb * (BS);                                                  \
-        const float d = half_to_float(blk), dmin = half_to_float(blk + 2);                     \
+        const float d = half_to_float(blk), dm = -half_to_float(blk + 2);                      \
         uint8_t sc[8], mn[8];                                                                  \
         scale_min_k4(blk + 4, sc, mn);                                                         \
-        const __m256 mwv = _mm256_mul_ps(_mm256_set1_ps(-dmin),                                \
-            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mn))));   \
-        const __m256 dwv = _mm256_mul_ps(_mm256_set1_ps(d),                                    \
-            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc))));   \
-        __m512 sv[QM_TILE];                                                                    \
-        for (int j = 0; j < NT; j++) {                                                         \
-            const qm_ksuper *k = ka + j * kstride + sb;                                        \
-            off[j] = _mm256_fmadd_ps(mwv, _mm256_loadu_ps(k->s), off[j]);                      \
-            sv[j] = _mm512_castps256_ps512(_mm256_mul_ps(dwv, _mm256_loadu_ps(k->d)));         \
-        }                                                                                      \
+        const __m512i s8 = _mm512_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));        \
         const __m512i qh = HIGH ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16))) \
                                 : _mm512_setzero_si512();                                      \
+        __m512i u[4], sp[4];                                                                   \
         for (int g = 0; g < 4; g++) {                                                          \
+            sp[g] = _mm512_permutexvar_epi32(_mm512_inserti64x4(_mm512_set1_epi32(2 * g), _mm256_set1_epi32(2 * g + 1), 1), s8); \
             const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + (QS) + 32 * g))); \
-            __m512i u = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);                     \
+            u[g] = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);                          \
             if (HIGH) {  /* bit 2g of qh byte i: element i of block 2g; bit 2g + 1: of block 2g + 1 */ \
                 const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * g))), \
                                                         _mm256_set1_epi8((char)(2 << (2 * g))), 1); \
-                u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(qh, bits), u, _mm512_set1_epi8(0x10)); \
-            }                                                                                  \
-            const __m512i pick = _mm512_inserti64x4(_mm512_set1_epi32(2 * g), _mm256_set1_epi32(2 * g + 1), 1); \
-            for (int j = 0; j < NT; j++) {                                                     \
-                const qm_ksuper *k = ka + j * kstride + sb;                                    \
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(k->q[2 * g])); \
-                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pick, sv[j]), acc[j]); \
+                u[g] = _mm512_mask_add_epi8(u[g], _mm512_test_epi8_mask(qh, bits), u[g], _mm512_set1_epi8(0x10)); \
             }                                                                                  \
         }                                                                                      \
+        for (int j = 0; j < NT; j++) {                                                         \
+            const qm_ksuper *k = ka + j * kstride + sb;                                        \
+            __m512i s16 = z;                                                                   \
+            for (int g = 0; g < 4; g++)                                                        \
+                s16 = _mm512_dpwssd_epi32(s16, _mm512_dpbusd_epi32(z, u[g], _mm512_loadu_si512(k->q[2 * g])), sp[g]); \
+            const int32_t S = _mm512_reduce_add_epi32(s16), M = QF(k_mins)(mn, k->bs);        \
+            acc[j] = fmaf((float)S, d * k->d, acc[j]);                                         \
+            acc[j] = fmaf((float)M, dm * k->d, acc[j]);                                        \
+        }                                                                                      \
     }                                                                                          \
-    for (int j = 0; j < NT; j++)                                                               \
-        out[j] = QF(hsum_pair)(acc[j]) +                                                       \
-                 QF(hsum)(off[j]);
+    for (int j = 0; j < NT; j++) out[j] = acc[j];
 #else
 #define QM_K4(BS, QS, HIGH)                                                                    \
-    __m256 acc[2][QM_TILE];  /* [block parity][activation row] */                              \
-    __m256 off[QM_TILE];                                                                       \
-    for (int j = 0; j < NT; j++) { acc[0][j] = acc[1][j] = off[j] = _mm256_setzero_ps(); }     \
+    float acc[QM_TILE];                                                                        \
+    for (int j = 0; j < NT; j++) acc[j] = 0.0f;                                                \
     const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);                    \
+    const qm_ksuper *ka = (const qm_ksuper *)xa;                                               \
+    const int64_t kstride = nb / 8;                                                            \
     for (int64_t sb = 0; sb < nb / 8; sb++) {                                                  \
-        QM_K_SUPER(BS)                                                                         \
+        const uint8_t *blk = row + sb * (BS);                                                  \
+        const float d = half_to_float(blk), dm = -half_to_float(blk + 2);                      \
+        uint8_t sc[8], mn[8];                                                                  \
+        scale_min_k4(blk + 4, sc, mn);                                                         \
         const __m256i qh = HIGH ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256(); \
+        __m256i u[8];                                                                          \
         for (int g = 0; g < 4; g++) {                                                          \
             const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (QS) + 32 * g));      \
-            __m256i u[2] = {_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)}; \
-            for (int h = 0; h < 2; h++) {                                                      \
-                if (HIGH) {                                                                    \
+            u[2 * g] = _mm256_and_si256(q, m4);                                                \
+            u[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);                      \
+            if (HIGH)                                                                          \
+                for (int h = 0; h < 2; h++) {                                                  \
                     const __m256i bit = _mm256_set1_epi8((char)((1 + h) << (2 * g)));          \
-                    u[h] = _mm256_or_si256(u[h], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), b4)); \
+                    u[2 * g + h] = _mm256_or_si256(u[2 * g + h], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), b4)); \
                 }                                                                              \
-                const float dw = d * (float)sc[2 * g + h];                                     \
-                for (int j = 0; j < NT; j++) {                                                 \
-                    const zk_q8a *a = x + j * ldx + sb * 8 + 2 * g + h;                        \
-                    acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u[h], QF(load_q)(a))), \
-                                                _mm256_set1_ps(dw * a->d), acc[h][j]);         \
-                }                                                                              \
-            }                                                                                  \
+        }                                                                                      \
+        for (int j = 0; j < NT; j++) {                                                         \
+            const qm_ksuper *k = ka + j * kstride + sb;                                        \
+            __m256i s8 = _mm256_setzero_si256();                                               \
+            for (int i = 0; i < 8; i++)                                                        \
+                s8 = _mm256_add_epi32(s8, _mm256_madd_epi16(_mm256_maddubs_epi16(u[i], _mm256_loadu_si256((const __m256i *)k->q[i])), \
+                                                            _mm256_set1_epi16(sc[i])));        \
+            const int32_t S = QF(hsum_epi32)(s8), M = QF(k_mins)(mn, k->bs);                   \
+            acc[j] = fmaf((float)S, d * k->d, acc[j]);                                         \
+            acc[j] = fmaf((float)M, dm * k->d, acc[j]);                                        \
         }                                                                                      \
     }                                                                                          \
-    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j])) + QF(hsum)(off[j]);
+    for (int j = 0; j < NT; j++) out[j] = acc[j];
 #endif
 
-QM_FN void QF(tile_q4_K)(QM_ARGS) { QM_K4(144, 16, 0) }
+QM_FN void QF(tile_q4_K)(QM_ARGS) { (void)x; (void)xd; (void)xo; (void)ldx; QM_K4(144, 16, 0) }
 
-QM_FN void QF(tile_q5_K)(QM_ARGS) { QM_K4(176, 48, 1) }
+QM_FN void QF(tile_q5_K)(QM_ARGS) { (void)x; (void)xd; (void)xo; (void)ldx; QM_K4(176, 48, 1) }
 
-// Q6_K: super-blocks of 256 with an int8 scale per 16 elements. A 32-element block spans two scales:
-// lanes 0-3 of the int32 dot cover elements 0-15, lanes 4-7 elements 16-31. Weights u in 0..63,
-// w = u - 32. Blocks alternate between an even and an odd accumulator (on AVX-512 a pair of blocks
-// is one 512-bit vector), as Q5_0: bit-identical variants. On AVX-512 the activations come as
-// qm_ksuper: the offset's 32 x sum per 4 values (c) and the pair's scales (a permutation of d) are
-// loads, not work per weight row.
+// Q6_K: super-blocks of 256 with an int8 scale per 16 elements, u in 0..63, w = u - 32. The offset's
+// part of S is 32 x (the 16 scales times the activations' 16 half sums), one vpmaddwd.
+QM_FN int32_t QF(q6_offset)(const uint8_t *scales, const int16_t *hs) {
+    return QF(hsum_epi32)(_mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales)),
+                                            _mm256_loadu_si256((const __m256i *)hs)));
+}
 #if QM_VNNI
 QM_FN void QF(tile_q6_K)(QM_ARGS) {
-    __m512 acc[QM_TILE];
-    for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    (void)x; (void)xd; (void)xo; (void)ldx;
+    float acc[QM_TILE];
+    for (int j = 0; j < NT; j++) acc[j] = 0.0f;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), z = _mm512_setzero_si512();
     const qm_ksuper *ka = (const qm_ksuper *)xa;
     const int64_t kstride = nb / 8;  /* one activation row: nb / 8 super-blocks */
-    (void)x; (void)ldx;
     const long long s4 = 0x0004000400040004LL, s2 = 0x0002000200020002LL;
     const __m512i shA = _mm512_set_epi64(s2, s2, s2, s2, s4, s4, s4, s4);  // h << 4 for block 0, << 2 for 1
     const __m512i shB = _mm512_set_epi64(s2, s2, s2, s2, 0, 0, 0, 0);      // h for block 2, h >> 2 for 3
     const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     for (int64_t sb = 0; sb < nb / 8; sb++) {
         const uint8_t *blk = row + sb * 210;
-        const __m512 d = _mm512_set1_ps(half_to_float(blk + 208));
+        const float d = half_to_float(blk + 208);
+        const __m128i s16 = _mm_loadu_si128((const __m128i *)(blk + 192));
+        __m512i u[4], sp[4];  // pair p: blocks 2p, 2p + 1; its lanes' scales (4 lanes a half block)
         for (int half = 0; half < 2; half++) {
             const __m512i l = _mm512_loadu_si512((const void *)(blk + 64 * half));  // [l0 | l1]
             const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half)));
-            const __m512i u[2] = {  // blocks (0, 1) and (2, 3) of this half
-                _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi16(h, shA), m30)),
-                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(_mm512_srlv_epi16(h, shB), m30))};
-            uint64_t s8;
-            memcpy(&s8, blk + 192 + 8 * half, 8);
-            const __m128i sc = _mm_cvtsi64_si128((long long)s8);
-            const __m512 sv[2] = {  // d x scale: [s0 x4, s1 x4, s2 x4, s3 x4], then s4..s7
-                _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, rep4)))),
-                _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_srli_si128(sc, 4), rep4))))};
-            for (int p = 0; p < 2; p++) {
-                const int b = half * 4 + 2 * p;  // the pair's first block in the super-block
-                const __m512i pick = _mm512_inserti64x4(_mm512_set1_epi32(b), _mm256_set1_epi32(b + 1), 1);
-                for (int j = 0; j < NT; j++) {
-                    const qm_ksuper *k = ka + j * kstride + sb;
-                    const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[p], _mm512_loadu_si512(k->q[b])),
-                                                         _mm512_loadu_si512(k->c[b / 2]));
-                    const __m512 da = _mm512_permutexvar_ps(pick, _mm512_castps256_ps512(_mm256_loadu_ps(k->d)));
-                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[p], da), acc[j]);
-                }
-            }
+            u[2 * half] = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi16(h, shA), m30));
+            u[2 * half + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(_mm512_srlv_epi16(h, shB), m30));
+        }
+        // (vpdpwssd multiplies both 16-bit halves of a lane: the scale in the low half, zero in the high)
+        for (int p = 0; p < 4; p++)
+            sp[p] = _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(s16, _mm_add_epi8(rep4, _mm_set1_epi8((char)(4 * p))))),
+                                     _mm512_set1_epi32(0xFFFF));
+        for (int j = 0; j < NT; j++) {
+            const qm_ksuper *k = ka + j * kstride + sb;
+            __m512i a = z;
+            for (int p = 0; p < 4; p++) a = _mm512_dpwssd_epi32(a, _mm512_dpbusd_epi32(z, u[p], _mm512_loadu_si512(k->q[2 * p])), sp[p]);
+            const int32_t S = _mm512_reduce_add_epi32(a) - 32 * QF(q6_offset)(blk + 192, k->hs);
+            acc[j] = fmaf((float)S, d * k->d, acc[j]);
         }
     }
-    for (int j = 0; j < NT; j++)
-        out[j] = QF(hsum_pair)(acc[j]);
+    for (int j = 0; j < NT; j++) out[j] = acc[j];
 }
 #else
 QM_FN void QF(tile_q6_K)(QM_ARGS) {
-    __m256 acc[2][QM_TILE];  // [block parity][activation row]
-    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
+    (void)x; (void)xd; (void)xo; (void)ldx;
+    float acc[QM_TILE];
+    for (int j = 0; j < NT; j++) acc[j] = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const qm_ksuper *ka = (const qm_ksuper *)xa;
+    const int64_t kstride = nb / 8;
     for (int64_t sb = 0; sb < nb / 8; sb++) {
         const uint8_t *blk = row + sb * 210;
         const int8_t *scales = (const int8_t *)(blk + 192);
         const float d = half_to_float(blk + 208);
+        __m256i u[8], sv[8];  // block 4 * half + i: u in 0..63; its scales [first half x 8 | second x 8] (int16)
         for (int half = 0; half < 2; half++) {
             const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * half));
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32));
             const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
-            __m256i w[4];
-            w[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m30));
-            w[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m30));
-            w[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m30));
-            w[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
-            for (int i = 0; i < 4; i++) {
-                const __m256i ws = _mm256_sub_epi8(w[i], c32);
-                const int s0 = scales[8 * half + 2 * i], s1 = scales[8 * half + 2 * i + 1];
-                const __m256 sv = _mm256_set_m128(_mm_set1_ps(d * (float)s1), _mm_set1_ps(d * (float)s0));
-                for (int j = 0; j < NT; j++) {
-                    const zk_q8a *a = x + j * ldx + sb * 8 + half * 4 + i;
-                    acc[i & 1][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_ss)(ws, QF(load_q)(a))),
-                                                    _mm256_mul_ps(sv, _mm256_set1_ps(a->d)), acc[i & 1][j]);
-                }
-            }
+            __m256i *o = u + 4 * half;
+            o[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m30));
+            o[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m30));
+            o[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m30));
+            o[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
+        }
+        for (int i = 0; i < 8; i++)
+            sv[i] = _mm256_set_m128i(_mm_set1_epi16(scales[2 * i + 1]), _mm_set1_epi16(scales[2 * i]));
+        for (int j = 0; j < NT; j++) {
+            const qm_ksuper *k = ka + j * kstride + sb;
+            __m256i a = _mm256_setzero_si256();
+            for (int i = 0; i < 8; i++)
+                a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[i], _mm256_loadu_si256((const __m256i *)k->q[i])), sv[i]));
+            const int32_t S = QF(hsum_epi32)(a) - 32 * QF(q6_offset)(blk + 192, k->hs);
+            acc[j] = fmaf((float)S, d * k->d, acc[j]);
         }
     }
-    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(_mm256_add_ps(acc[0][j], acc[1][j]));
+    for (int j = 0; j < NT; j++) out[j] = acc[j];
 }
 #endif
 
@@ -745,11 +736,10 @@ static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t 
 #undef QM_PFN
 #endif
 
-#if QM_VNNI
-// The K-quants' activations on AVX-512, every row of the call at once (qm_ksuper, in this thread's
-// buffer): each super-block's int8 values back to back, its blocks' d and s, and (Q6_K, whose weights
-// are u - 32) 32 x the sums of each 4 activation values as vpdpbusd gives them, taken off the dot.
-#define QM_DRIVE_K(kind, C32)                                                                  \
+// The K-quants' activations, every row of the call at once (qm_ksuper, in this thread's buffer):
+// each super-block's int8 values back to back, its blocks' integer sums and half sums (int16: at most
+// 32 x 127) and its scale d (Q8_K: one a super-block).
+#define QM_DRIVE_K(kind)                                                                       \
     {                                                                                          \
         const int64_t nsb = nb / 8;                                                            \
         qm_ksuper *kb = qm_kbuf(nt * nsb);                                                     \
@@ -759,19 +749,18 @@ static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t 
                 const zk_q8a *a = x + t * nb + sb * 8;                                         \
                 for (int i = 0; i < 8; i++) {                                                  \
                     memcpy(o->q[i], a[i].q, 32);                                               \
-                    o->d[i] = a[i].d;                                                          \
-                    o->s[i] = a[i].s;                                                          \
+                    int32_t lo = 0, hi = 0;                                                    \
+                    for (int e = 0; e < 16; e++) { lo += a[i].q[e]; hi += a[i].q[16 + e]; }    \
+                    o->hs[2 * i] = (int16_t)lo;                                                \
+                    o->hs[2 * i + 1] = (int16_t)hi;                                            \
+                    o->bs[i] = (int16_t)(lo + hi);                                             \
                 }                                                                              \
-                if (C32)                                                                       \
-                    for (int p = 0; p < 4; p++)                                                \
-                        _mm512_storeu_si512(o->c[p], _mm512_dpbusd_epi32(_mm512_setzero_si512(), \
-                                            _mm512_set1_epi8(32), _mm512_loadu_si512(o->q[2 * p]))); \
+                o->d = a[0].d;                                                                 \
             }                                                                                  \
         const void *xa = kb;                                                                   \
         const int64_t xa_stride = nsb * (int64_t)sizeof(qm_ksuper);                            \
         QM_DRIVE(kind)                                                                         \
     }
-#endif
 
 __attribute__((target(QM_TARGET)))
 static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
@@ -791,15 +780,9 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
     case ZK_Q5_0: QM_DRIVE_SCALED(q5_0, 0) return 1;
     case ZK_Q4_1: QM_DRIVE(q4_1) return 1;
     case ZK_Q5_1: QM_DRIVE(q5_1) return 1;
-#if QM_VNNI
-    case ZK_Q4_K: QM_DRIVE_K(q4_K, 0) return 1;
-    case ZK_Q5_K: QM_DRIVE_K(q5_K, 0) return 1;
-    case ZK_Q6_K: QM_DRIVE_K(q6_K, 1) return 1;
-#else
-    case ZK_Q4_K: QM_DRIVE(q4_K) return 1;
-    case ZK_Q5_K: QM_DRIVE(q5_K) return 1;
-    case ZK_Q6_K: QM_DRIVE(q6_K) return 1;
-#endif
+    case ZK_Q4_K: QM_DRIVE_K(q4_K) return 1;
+    case ZK_Q5_K: QM_DRIVE_K(q5_K) return 1;
+    case ZK_Q6_K: QM_DRIVE_K(q6_K) return 1;
     default: return 0;
     }
 }
@@ -809,11 +792,9 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QM_FN
 #undef QM_BLOCKS
 #undef QM_K4
-#undef QM_K_SUPER
 #undef QM_UNSIGNED_BLOCK
 #undef QM_BEGIN
 #undef QM_END
-#undef QM_K_MINS
 #undef QM_ARGS
 #undef QM_DRIVE
 #undef QM_DRIVE_SCALED

@@ -76,7 +76,7 @@ int zk_matmul_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t
 /// Returns 0 (and writes nothing) for other types.
 /// `half_sums` holds the integer sums of each activation block's two 16-element halves
 /// (zk_q8a_half_sums, [nt][k / 32][2]; read for the signed types, whose stored offset comes off the
-/// dot, per half for Q6_K's scale per 16). `scratch` holds zk_gemm_q8a_scratch_bytes(k) bytes, one
+/// dot, per half for Q6_K's scale per 16, and for the K-quants' minimum terms). `scratch` holds zk_gemm_q8a_scratch_bytes(k) bytes, one
 /// per thread.
 int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
                 const zk_q8a *x, const int32_t *half_sums, int64_t nt, float *y, int64_t ldy, void *scratch);
@@ -98,8 +98,9 @@ void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64
 /// of 16. Returns 0 (and writes nothing) if the type has no packed layout or r0 is not a panel start.
 int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_t r0, int64_t r1, const zk_q8a *x,
                    const int32_t *half_sums, int64_t nt, float *y, int64_t ldy);
-/// Whether zk_gemm_q8a gives the row kernels' bits for `type` (Q8_0, Q4_0, Q5_0: the same float order),
-/// so that any rows may take either without changing a result.
+/// Whether zk_gemm_q8a gives the row kernels' bits for `type` (Q8_0, Q4_0, Q5_0 and the K-quants: the
+/// same float order; not Q4_1 / Q5_1, which keep llama.cpp's), so that any rows may take either
+/// without changing a result.
 int zk_gemm_matches_rows(int type);
 /// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2" (ZEBRA_KERNEL_PATH=avx2
 /// takes AVX2 on a VNNI CPU too, for measuring).

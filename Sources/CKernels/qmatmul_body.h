@@ -4,10 +4,10 @@
 //
 // Every kernel computes, for one weight row and NT activation rows, the dot products of the row's
 // GGML blocks with the activations' 32-element int8 blocks (zk_q8a). The integer part of each
-// 32-element dot is exact; the float part applies weight scale x activation scale per block: for
-// Q8_0/Q4_0/Q5_0 and the K-quants to each block's whole dot in the int8 GEMM's order (see QM_BLOCKS
-// and QM_K4: the GEMM and these kernels agree bit for bit), for Q4_1/Q5_1 in llama.cpp's order (see
-// their comment). A row's operations never depend on NT or on its slot in the tile, so results are
+// 32-element dot is exact; the float part applies weight scale x activation scale: for Q8_0/Q4_0/Q5_0
+// to each block's whole dot, for the K-quants to each super-block's exact integer sum, in the int8
+// GEMM's order (see QM_BLOCKS and QM_K4: the GEMM and these kernels agree bit for bit), for Q4_1/Q5_1
+// in llama.cpp's order (see their comment). A row's operations never depend on NT or on its slot in the tile, so results are
 // identical whatever else is in the batch, and the two instruction sets do the same float operations
 // in the same order (bit-identical).
 

@@ -9,13 +9,17 @@
 // AMX-INT8, tiles of 16 activation rows take each block's dots from one tile product instead
 // (qgemm_amx_body.h), finished by the same float operations: the same bits again.
 // Types, by how the unsigned panel byte u relates to the weight (enum qg_kind):
-//   - Q4_K, Q5_K, Q4_1, Q5_1: w = scale * u + minimum, the minimum times the activation block's sum
-//     (its s) added per block;
+//   - Q4_1, Q5_1: w = scale * u + minimum, the minimum times the activation block's sum (its s)
+//     added per block;
+//   - Q4_K, Q5_K: w = d * sc * u - dmin * mn with 6-bit sc, mn per block: the super-block's dots
+//     times sc and the minimums times the activation blocks' integer sums summed as exact integers,
+//     then d and dmin (k_block_sum, k_finish);
 //   - Q5_0, Q4_0, Q8_0: w = scale * (u - offset), stored offset by 16, 8, 128 so that they are
 //     unsigned bytes; the offset times the activation block's integer sum is taken off the exact
 //     int32 dot, as the row kernels' sign trick does;
-//   - Q6_K: w = scale * (u - 32) with a scale per 16 elements: the two halves of a block are two
-//     dots, each less 32 times its half's integer sum, each with its own scale.
+//   - Q6_K: w = d * sc * (u - 32) with an 8-bit sc per 16 elements: the two halves of a block are two
+//     dots, each less 32 times its half's integer sum, times its sc, summed over the super-block as
+//     exact integers, then d.
 #include "ckernels.h"
 #include <immintrin.h>
 #include <cpuid.h>

@@ -132,71 +132,84 @@ static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, in
     }
 }
 
-// The K-quants' unpacking, vectorized the same way: block b of a row decoded to 32 unsigned bytes in a
-// vector (Q4_K: a nibble half of 32 bytes; Q5_K: with its fifth bits; Q6_K: a nibble half with two
-// high bits), its integer scales packed in one int32 (*k: low 16 bits the scale, high 16 the minimum;
-// Q6_K: the two half-block scales, signed), and its super-block's d and -dmin (Q6_K: d).
+// The K-quants' unpacking, vectorized the same way: super-block sb of a row decoded to its 8 blocks'
+// 32 unsigned bytes u[0..7] (Q4_K: nibble halves of 32 bytes; Q5_K: with their fifth bits; Q6_K: nibble
+// halves with two high bits), each block's integer scales packed in one int32 (k: low 16 bits the
+// scale, high 16 the minimum; Q6_K: the two half-block scales, signed), and the super-block's d and
+// -dmin (Q6_K: d, and 0).
 __attribute__((target(QG_AVX2), always_inline))
-static inline __m256i k_block_avx2(int type, const uint8_t *row, int64_t b, int32_t *k, float *d, float *dm) {
-    const int64_t sb = b / 8;
-    const int j = (int)(b % 8);
+static inline void k_super_avx2(int type, const uint8_t *row, int64_t sb, __m256i u[8], int32_t k[8], float *d, float *dm) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     if (type == ZK_Q6_K) {
         // Super-blocks of 210 bytes: 128 of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, f16 d.
-        // Each half (128 elements) holds blocks k = 0..3: low nibbles of ql[0..31] (k = 0), ql[32..63]
-        // (1), their high nibbles (2, 3), top bits 2k, 2k + 1 of qh[0..31]; scales 2j, 2j + 1 for
-        // elements 0-15 and 16-31 (the halves' dots).
+        // Each half (128 elements) holds blocks kk = 0..3: low nibbles of ql[0..31] (kk = 0), ql[32..63]
+        // (1), their high nibbles (2, 3), top bits 2kk, 2kk + 1 of qh[0..31]; scales 2j, 2j + 1 for
+        // block j's elements 0-15 and 16-31 (the halves' dots).
         const uint8_t *blk = row + sb * 210;
-        const int half = j / 4, kk = j % 4;
         const int8_t *scales = (const int8_t *)(blk + 192);
-        *k = (int32_t)(((uint32_t)(uint16_t)(int16_t)scales[2 * j]) | ((uint32_t)(uint16_t)(int16_t)scales[2 * j + 1] << 16));
+        for (int j = 0; j < 8; j++)
+            k[j] = (int32_t)((uint32_t)(uint16_t)(int16_t)scales[2 * j] | (uint32_t)(uint16_t)(int16_t)scales[2 * j + 1] << 16);
         *d = half_to_float(blk + 208);
         *dm = 0.0f;
-        const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32 * (kk & 1)));
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
-        const __m256i lo = _mm256_and_si256(kk < 2 ? l : _mm256_srli_epi16(l, 4), low4);
-        const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * kk)), _mm256_set1_epi8(3)), 4);
-        return _mm256_or_si256(lo, hi);
+        for (int half = 0; half < 2; half++) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
+            for (int kk = 0; kk < 4; kk++) {
+                const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32 * (kk & 1)));
+                const __m256i lo = _mm256_and_si256(kk < 2 ? l : _mm256_srli_epi16(l, 4), low4);
+                const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * kk)), _mm256_set1_epi8(3)), 4);
+                u[4 * half + kk] = _mm256_or_si256(lo, hi);
+            }
+        }
+        return;
     }
     // Q4_K / Q5_K: super-blocks of 144 / 176 bytes (f16 d, f16 dmin, 12 bytes of 6-bit sub-block
-    // scales and minimums, Q5_K's 32 bytes of fifth bits, 128 of nibbles).
+    // scales and minimums, Q5_K's 32 bytes of fifth bits, 128 of nibbles): block 2g the low nibbles
+    // of q[32g..], 2g + 1 the high ones.
     const int high = type == ZK_Q5_K;
     const uint8_t *blk = row + sb * (high ? 176 : 144);
     uint8_t scs[8], mns[8];
     scale_min_k4(blk + 4, scs, mns);
-    *k = (int32_t)scs[j] | (int32_t)mns[j] << 16;
+    for (int j = 0; j < 8; j++) k[j] = (int32_t)scs[j] | (int32_t)mns[j] << 16;
     *d = half_to_float(blk);
     *dm = -half_to_float(blk + 2);
-    const int g = j / 2, half = j % 2;  // block 2g: low nibbles of q[32g..], 2g + 1: high nibbles
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (high ? 48 : 16) + 32 * g));
-    __m256i u = _mm256_and_si256(half ? _mm256_srli_epi16(q, 4) : q, low4);
-    if (high) {  // element e's fifth bit: bit j of byte e of the 32 at 16
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
-        u = _mm256_or_si256(u, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1)), 4));
+    const __m256i qh = high ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+    for (int g = 0; g < 4; g++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (high ? 48 : 16) + 32 * g));
+        u[2 * g] = _mm256_and_si256(q, low4);
+        u[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
     }
-    return u;
+    if (high)  // element e's fifth bit in block j: bit j of byte e of the 32 at 16
+        for (int j = 0; j < 8; j++)
+            u[j] = _mm256_or_si256(u[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1)), 4));
 }
 
-// The K-quants' panel: sc holds each block's packed integer scales (int32, see k_block_avx2), mn the
-// super-block's d in the slots of its first block and -dmin in those of its second.
+// The K-quants' panel, a super-block of each row at a time: sc holds each block's packed integer
+// scales (int32, see k_super_avx2), mn the super-block's d in the slots of its first block and -dmin
+// in those of its second (rows past nr: left as the caller zeroed them).
 __attribute__((target(QG_AVX2)))
 static void unpack_k_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
                           float *sc, float *mn) {
     int32_t *ks = (int32_t *)sc;
-    for (int64_t b = 0; b < nb; b++) {
-        for (int half = 0; half < 2; half++) {
-            __m256i r[8];
-            for (int i = 0; i < 8; i++) {
-                const int row = 8 * half + i;
-                int32_t k = 0;
-                float d = 0.0f, dm = 0.0f;
-                r[i] = row < nr ? k_block_avx2(type, w + row * row_bytes, b, &k, &d, &dm) : _mm256_setzero_si256();
-                ks[b * QG_ROWS + row] = k;
-                if (b % 8 == 0) mn[b * QG_ROWS + row] = d;
-                if (b % 8 == 1) mn[b * QG_ROWS + row] = dm;
+    for (int64_t sb = 0; sb < nb / 8; sb++) {
+        __m256i u[QG_ROWS][8];  // [row][block of the super-block]
+        for (int row = 0; row < QG_ROWS; row++) {
+            if (row >= nr) {
+                for (int j = 0; j < 8; j++) u[row][j] = _mm256_setzero_si256();
+                continue;
             }
-            put_rows8(panel, QG_ROWS * 32, b, half, r);
+            int32_t k[8];
+            float d, dm;
+            k_super_avx2(type, w + row * row_bytes, sb, u[row], k, &d, &dm);
+            for (int j = 0; j < 8; j++) ks[(8 * sb + j) * QG_ROWS + row] = k[j];
+            mn[8 * sb * QG_ROWS + row] = d;
+            mn[(8 * sb + 1) * QG_ROWS + row] = dm;
         }
+        for (int j = 0; j < 8; j++)
+            for (int half = 0; half < 2; half++) {
+                __m256i r[8];
+                for (int i = 0; i < 8; i++) r[i] = u[8 * half + i][j];
+                put_rows8(panel, QG_ROWS * 32, 8 * sb + j, half, r);
+            }
     }
 }
 

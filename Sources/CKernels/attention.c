@@ -12,15 +12,6 @@
 #include "simd_math.h"
 #include "kernel_internal.h"
 
-// The sum of 8 int32 lanes (exact in any order).
-__attribute__((target("avx2")))
-static inline int32_t hsum8_epi32(__m256i d) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
 static inline float hsum8(__m256 s) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));

@@ -41,6 +41,26 @@ static inline int32_t q8a_block_sum(const zk_q8a *a) {
     return sum;
 }
 
+// The integer sums of an activation block's values 0-15 (*lo) and 16-31 (*hi).
+static inline void q8a_half_sums(const zk_q8a *a, int32_t *lo, int32_t *hi) {
+    int32_t l = 0, h = 0;
+    for (int e = 0; e < 16; e++) { l += a->q[e]; h += a->q[16 + e]; }
+    *lo = l;
+    *hi = h;
+}
+
+// The sum of 8 int32 lanes (exact in any order).
+__attribute__((target("avx2")))
+static inline int32_t hsum8_epi32(__m256i d) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Q6_K's 6-bit weights are stored as u = w + 32.
+#define Q6_K_BIAS 32
+
 // The 6-bit scales and minimums of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4, all eight),
 // four at a time in 32-bit words: bytes 0-3 hold the low 6 bits of scales 0-3 and their top 2 bits
 // are the high bits of scales 4-7; bytes 4-7 the same for the minimums; bytes 8-11 the low 4 bits

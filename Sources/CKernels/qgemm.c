@@ -419,7 +419,7 @@ static inline void panel_tile_k(const uint8_t *panel, const float *sc, const flo
                     const int32_t *h = hs + 2 * (t * ldx + b);
                     int32_t q4[8];
                     memcpy(q4, a->q, 32);
-                    __m512i lo = _mm512_set1_epi32(-32 * h[0]), hi = _mm512_set1_epi32(-32 * h[1]);
+                    __m512i lo = _mm512_set1_epi32(-Q6_K_BIAS * h[0]), hi = _mm512_set1_epi32(-Q6_K_BIAS * h[1]);
                     for (int j = 0; j < 4; j++) lo = _mm512_dpbusd_epi32(lo, w[j], _mm512_set1_epi32(q4[j]));
                     for (int j = 4; j < 8; j++) hi = _mm512_dpbusd_epi32(hi, w[j], _mm512_set1_epi32(q4[j]));
                     S[t] = _mm512_add_epi32(S[t], k_block_sum(kind, k, lo, hi));
@@ -785,8 +785,8 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
                     const __m256i k = _mm256_loadu_si256((const __m256i *)(ks + b * QG_ROWS + 8 * r));
                     __m256i part;
                     if (kind == QG_HALVES) {
-                        const __m256i lo = _mm256_sub_epi32(dot8(wb, q4, 0, 4, G), _mm256_set1_epi32(32 * h[0]));
-                        const __m256i hi = _mm256_sub_epi32(dot8(wb, q4, 4, 8, G), _mm256_set1_epi32(32 * h[1]));
+                        const __m256i lo = _mm256_sub_epi32(dot8(wb, q4, 0, 4, G), _mm256_set1_epi32(Q6_K_BIAS * h[0]));
+                        const __m256i hi = _mm256_sub_epi32(dot8(wb, q4, 4, 8, G), _mm256_set1_epi32(Q6_K_BIAS * h[1]));
                         part = _mm256_add_epi32(_mm256_mullo_epi32(lo, _mm256_srai_epi32(_mm256_slli_epi32(k, 16), 16)),
                                                 _mm256_mullo_epi32(hi, _mm256_srai_epi32(k, 16)));
                     } else {
@@ -968,12 +968,7 @@ int zk_has_int8_gemm(int type) {
 int zk_gemm_matches_rows(int type) { return zk_has_int8_gemm(type) && kind_of(type) != QG_MIN; }
 
 void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n) {
-    for (int64_t b = 0; b < n; b++) {
-        int32_t lo = 0, hi = 0;
-        for (int e = 0; e < 16; e++) { lo += src[b].q[e]; hi += src[b].q[16 + e]; }
-        dst[2 * b] = lo;
-        dst[2 * b + 1] = hi;
-    }
+    for (int64_t b = 0; b < n; b++) q8a_half_sums(src + b, dst + 2 * b, dst + 2 * b + 1);
 }
 
 int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,

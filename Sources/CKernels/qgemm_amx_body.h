@@ -84,8 +84,8 @@ static inline void AMX_NAME(amx_pass_k)(const uint8_t *panel, const float *sc, c
                 const int32_t *h = hs + 2 * (t * ldx + b);
                 __m512i dot = _mm512_load_si512((const __m512i *)lo[t]), second = dot;
                 if (kind == QG_HALVES) {
-                    dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(32 * h[0]));
-                    second = _mm512_sub_epi32(_mm512_load_si512((const __m512i *)hi[t]), _mm512_set1_epi32(32 * h[1]));
+                    dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(Q6_K_BIAS * h[0]));
+                    second = _mm512_sub_epi32(_mm512_load_si512((const __m512i *)hi[t]), _mm512_set1_epi32(Q6_K_BIAS * h[1]));
                 }
                 S[t] = _mm512_add_epi32(S[t], k_block_sum(kind, k, dot, second));
             }
@@ -105,9 +105,12 @@ static void AMX_NAME(amx_panel16)(const uint8_t *panel, const float *sc, const f
         AMX_NAME(amx_pass)(panel, sc, mn, nb, 0, 1, x, ldx, hs, QG_MIN, 0, 0, 0, out);
         return;
     }
-    if (kind == QG_KMIN || kind == QG_HALVES) {
-        if (kind == QG_KMIN) AMX_NAME(amx_pass_k)(panel, sc, mn, nb, x, ldx, hs, QG_KMIN, out);
-        else AMX_NAME(amx_pass_k)(panel, sc, mn, nb, x, ldx, hs, QG_HALVES, out);
+    if (kind == QG_KMIN) {
+        AMX_NAME(amx_pass_k)(panel, sc, mn, nb, x, ldx, hs, QG_KMIN, out);
+        return;
+    }
+    if (kind == QG_HALVES) {
+        AMX_NAME(amx_pass_k)(panel, sc, mn, nb, x, ldx, hs, QG_HALVES, out);
         return;
     }
     __m512 part[8][16];  // [class][t]

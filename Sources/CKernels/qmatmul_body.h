@@ -336,16 +336,10 @@ QM_FN void QF(tile_q5_1)(QM_ARGS) {
 // the lane sums: 4 elements' dot is at most 4 x 63 x 127 (fits 16 bits), one vpdpwssd (AVX-512) or
 // the vpmaddwd of vpmaddubsw's pairs with the scale (AVX2) a block. The activations come laid out
 // per super-block (qm_ksuper, QM_DRIVE_K).
-QM_FN int32_t QF(hsum_epi32)(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1)));
-}
 // M: the 8 minimums (bytes) times the activation blocks' sums (int16).
 QM_FN int32_t QF(k_mins)(const uint8_t *mn, const int16_t *bs) {
-    __m128i p = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn)), _mm_loadu_si128((const __m128i *)bs));
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
-    return _mm_cvtsi128_si32(_mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1)));
+    return hsum8_epi32(_mm256_zextsi128_si256(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn)),
+                                                             _mm_loadu_si128((const __m128i *)bs))));
 }
 #if QM_VNNI
 // Pairs of blocks (2g, 2g + 1) in one 512-bit vector: lanes 0-7 the even block's lane dots, 8-15 the
@@ -418,7 +412,7 @@ QM_FN int32_t QF(k_mins)(const uint8_t *mn, const int16_t *bs) {
             for (int i = 0; i < 8; i++)                                                        \
                 s8 = _mm256_add_epi32(s8, _mm256_madd_epi16(_mm256_maddubs_epi16(u[i], _mm256_loadu_si256((const __m256i *)k->q[i])), \
                                                             _mm256_set1_epi16(sc[i])));        \
-            const int32_t S = QF(hsum_epi32)(s8), M = QF(k_mins)(mn, k->bs);                   \
+            const int32_t S = hsum8_epi32(s8), M = QF(k_mins)(mn, k->bs);                   \
             acc[j] = fmaf((float)S, d * k->d, acc[j]);                                         \
             acc[j] = fmaf((float)M, dm * k->d, acc[j]);                                        \
         }                                                                                      \
@@ -433,7 +427,7 @@ QM_FN void QF(tile_q5_K)(QM_ARGS) { (void)x; (void)xd; (void)xo; (void)ldx; QM_K
 // Q6_K: super-blocks of 256 with an int8 scale per 16 elements, u in 0..63, w = u - 32. The offset's
 // part of S is 32 x (the 16 scales times the activations' 16 half sums), one vpmaddwd.
 QM_FN int32_t QF(q6_offset)(const uint8_t *scales, const int16_t *hs) {
-    return QF(hsum_epi32)(_mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales)),
+    return hsum8_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales)),
                                             _mm256_loadu_si256((const __m256i *)hs)));
 }
 #if QM_VNNI
@@ -467,7 +461,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             const qm_ksuper *k = ka + j * kstride + sb;
             __m512i a = z;
             for (int p = 0; p < 4; p++) a = _mm512_dpwssd_epi32(a, _mm512_dpbusd_epi32(z, u[p], _mm512_loadu_si512(k->q[2 * p])), sp[p]);
-            const int32_t S = _mm512_reduce_add_epi32(a) - 32 * QF(q6_offset)(blk + 192, k->hs);
+            const int32_t S = _mm512_reduce_add_epi32(a) - Q6_K_BIAS * QF(q6_offset)(blk + 192, k->hs);
             acc[j] = fmaf((float)S, d * k->d, acc[j]);
         }
     }
@@ -503,7 +497,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             __m256i a = _mm256_setzero_si256();
             for (int i = 0; i < 8; i++)
                 a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[i], _mm256_loadu_si256((const __m256i *)k->q[i])), sv[i]));
-            const int32_t S = QF(hsum_epi32)(a) - 32 * QF(q6_offset)(blk + 192, k->hs);
+            const int32_t S = hsum8_epi32(a) - Q6_K_BIAS * QF(q6_offset)(blk + 192, k->hs);
             acc[j] = fmaf((float)S, d * k->d, acc[j]);
         }
     }
@@ -749,8 +743,8 @@ static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t 
                 const zk_q8a *a = x + t * nb + sb * 8;                                         \
                 for (int i = 0; i < 8; i++) {                                                  \
                     memcpy(o->q[i], a[i].q, 32);                                               \
-                    int32_t lo = 0, hi = 0;                                                    \
-                    for (int e = 0; e < 16; e++) { lo += a[i].q[e]; hi += a[i].q[16 + e]; }    \
+                    int32_t lo, hi;                                                            \
+                    q8a_half_sums(a + i, &lo, &hi);                                            \
                     o->hs[2 * i] = (int16_t)lo;                                                \
                     o->hs[2 * i + 1] = (int16_t)hi;                                            \
                     o->bs[i] = (int16_t)(lo + hi);                                             \

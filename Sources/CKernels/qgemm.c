@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -556,10 +558,13 @@ static char amx_why[160] = "not checked";
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static _Thread_local int amx_forced = -1;
 
+static int amx_self_check(int amx, char *why, size_t n);
+
 // AMX needs the CPU (CPUID.7.0:EDX AMX-TILE bit 24, AMX-INT8 bit 25), the OS's XSAVE state for tiles
 // (XCR0 bits 17 TILECFG and 18 TILEDATA) and Linux's permission for this process (arch_prctl
-// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA; without it the first tile instruction faults). Any of them
-// missing leaves the VNNI tiles, and amx_why says which.
+// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA; without it the first tile instruction faults), and then
+// the tiles must give the VNNI tiles' bits on a small GEMM of every type (amx_self_check). Anything
+// missing or different leaves the VNNI tiles, and amx_why says which.
 static void amx_detect(void) {
     unsigned a, b, c, d;
     const char *e = getenv("ZEBRA_AMX");
@@ -583,6 +588,11 @@ static void amx_detect(void) {
     }
     if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) != 0) {
         snprintf(amx_why, sizeof amx_why, "Linux refused the tile state (arch_prctl: %s)", strerror(errno));
+        return;
+    }
+    char failed[120];
+    if (!amx_self_check(AMX_HW, failed, sizeof failed)) {
+        snprintf(amx_why, sizeof amx_why, "the self-check failed (%s)", failed);
         return;
     }
     amx_native = AMX_HW;
@@ -1031,4 +1041,84 @@ int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_
     }
     amx_end(amx);
     return 1;
+}
+
+// The start-up check of the tiles before any product takes them: 16 rows of every int8 type (K = 256,
+// one K-quant super-block) against 16 activation rows, through `amx` and through the VNNI tiles, and
+// the Q8_0 prepacked panels too; the bits must agree. A tile instruction the CPU or the OS refuses
+// (SIGILL, or SIGSEGV for a configuration it rejects) is trapped and reported, not fatal: the caller
+// falls back to VNNI. Returns 1 if all agree, else 0 with the first difference or signal in `why`.
+static sigjmp_buf amx_trap;
+static const char *type_name(int type) {
+    switch (type) {
+    case ZK_Q8_0: return "Q8_0"; case ZK_Q4_0: return "Q4_0"; case ZK_Q4_1: return "Q4_1"; case ZK_Q5_0: return "Q5_0";
+    case ZK_Q5_1: return "Q5_1"; case ZK_Q4_K: return "Q4_K"; case ZK_Q5_K: return "Q5_K"; case ZK_Q6_K: return "Q6_K";
+    default: return "?";
+    }
+}
+static void amx_trap_handler(int sig) { siglongjmp(amx_trap, sig); }
+
+static int amx_self_check(int amx, char *why, size_t n) {
+    enum { R = 16, K = 256, NB = K / 32 };
+    static const int types[] = {ZK_Q8_0, ZK_Q4_0, ZK_Q4_1, ZK_Q5_0, ZK_Q5_1, ZK_Q4_K, ZK_Q5_K, ZK_Q6_K};
+    if (!zk_path_is_avx512()) { snprintf(why, n, "no AVX-512 VNNI path"); return 0; }
+    const int64_t scratch_bytes = zk_gemm_q8a_scratch_bytes(K);
+    uint8_t *w = malloc(R * 210 * NB), *scratch = malloc((size_t)scratch_bytes), *packed = malloc((size_t)zk_packed_bytes(ZK_Q8_0, R, K));
+    float *x = malloc(sizeof(float) * R * K), *y[2] = {malloc(sizeof(float) * R * R), malloc(sizeof(float) * R * R)};
+    zk_q8a *q = malloc(sizeof(zk_q8a) * R * NB);
+    int32_t *hs = malloc(sizeof(int32_t) * 2 * R * NB);
+    volatile int ok = w && scratch && packed && x && y[0] && y[1] && q && hs;
+    if (!ok) snprintf(why, n, "out of memory");
+    struct sigaction trap = {.sa_handler = amx_trap_handler}, old_ill, old_segv;
+    sigemptyset(&trap.sa_mask);
+    sigaction(SIGILL, &trap, &old_ill);
+    sigaction(SIGSEGV, &trap, &old_segv);
+    volatile int t = 0;
+    const int sig = ok ? sigsetjmp(amx_trap, 1) : 0;
+    if (sig) {
+        snprintf(why, n, "%s in the tiles on %s", sig == SIGILL ? "SIGILL" : "SIGSEGV", type_name(types[t]));
+        ok = 0;
+    }
+    for (; ok && t < (int)(sizeof types / sizeof types[0]); t++) {
+        const int type = types[t];
+        const int64_t row_bytes = NB * 32 / zk_block_elems(type) * zk_block_bytes(type);
+        uint32_t s = 0x2545F491u + (uint32_t)type;
+        for (int64_t i = 0; i < R * row_bytes; i++) w[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
+        // The f16 scales (and minimums) finite: 1/128 for every block.
+        const int64_t bb = zk_block_bytes(type), fields[2] = {type == ZK_Q6_K ? 208 : 0, 2};
+        const int nf = type == ZK_Q4_1 || type == ZK_Q5_1 || type == ZK_Q4_K || type == ZK_Q5_K ? 2 : 1;
+        for (int64_t b = 0; b < R * row_bytes / bb; b++)
+            for (int f = 0; f < nf; f++) { w[b * bb + fields[f]] = 0x00; w[b * bb + fields[f] + 1] = 0x20; }
+        for (int64_t i = 0; i < R * K; i++) x[i] = (float)(int32_t)((s = s * 1664525u + 1013904223u) >> 8) / (float)(1 << 23) - 1.0f;
+        zk_quantize_q8a(x, q, R * K, zk_act_format(type));
+        zk_q8a_half_sums(q, hs, R * NB);
+        for (int pass = 0; pass < 2; pass++) {
+            const int tiles = pass ? amx : AMX_OFF;
+            uint8_t *panel = scratch;
+            float *sc = (float *)(panel + NB * QG_ROWS * 32), *mn = sc + NB * QG_ROWS;
+            amx_begin(tiles);
+            gemm_panels(type, 1, tiles, w, row_bytes, NB, 0, R, q, hs, R, y[pass], R, panel, sc, mn);
+            amx_end(tiles);
+        }
+        if (memcmp(y[0], y[1], sizeof(float) * R * R)) { snprintf(why, n, "tiles differ from VNNI on %s", type_name(type)); ok = 0; }
+        if (ok && type == ZK_Q8_0) {
+            zk_pack_panels(type, w, row_bytes, K, R, 0, 1, packed);
+            for (int pass = 0; pass < 2; pass++) {
+                const int tiles = pass ? amx : AMX_OFF;
+                amx_begin(tiles);
+                panel_vnni(type, packed, 0, 0, NB, q, hs, R, y[pass], R, 0, R, 1, R, tiles);
+                amx_end(tiles);
+            }
+            if (memcmp(y[0], y[1], sizeof(float) * R * R)) { snprintf(why, n, "tiles differ from VNNI on packed Q8_0"); ok = 0; }
+        }
+    }
+    sigaction(SIGILL, &old_ill, NULL);
+    sigaction(SIGSEGV, &old_segv, NULL);
+    free(w), free(scratch), free(packed), free(x), free(y[0]), free(y[1]), free(q), free(hs);
+    return ok;
+}
+
+int zk_amx_self_check(int mode, char *why, int64_t n) {
+    if (mode != AMX_HW && mode != AMX_EMU) { snprintf(why, (size_t)n, "mode %d is not a tile mode", mode); return 0; }
+    return amx_self_check(mode, why, (size_t)n);
 }

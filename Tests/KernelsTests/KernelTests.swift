@@ -211,6 +211,30 @@ func amxTilesGiveTheVNNIBits(type: Int32) {
     }
 }
 
+/// The start-up self-check that stands between AMX and every product: the emulated tiles pass it; on a
+/// CPU without AMX the real tile instructions raise SIGILL, which the check traps and reports instead
+/// of dying (what the detection does with a CPU or kernel that refuses them); where the detection
+/// chose AMX the hardware passed it.
+@Test(.enabled(if: cpuHasVNNI, "AMX tiles sit on the AVX-512 path"))
+func amxSelfCheckTrapsAndCompares() {
+    func check(_ mode: Int32) -> (Int32, String) {
+        var why = [CChar](repeating: 0, count: 160)
+        let ok = zk_amx_self_check(mode, &why, Int64(why.count))
+        return (ok, String(cString: why))
+    }
+    let status = String(cString: zk_amx_status())
+    let emulated = check(2)
+    #expect(emulated.0 == 1, "\(emulated.1)")
+    if status == "amx-int8" {
+        let hw = check(1)
+        #expect(hw.0 == 1, "\(hw.1)")
+    } else if status == "the CPU has no AMX-INT8" {
+        let hw = check(1)
+        #expect(hw.0 == 0 && hw.1.hasPrefix("SIGILL in the tiles on Q8_0"), "\(hw.1)")
+    }
+    #expect(check(0).0 == 0)
+}
+
 @Test(arguments: [Int32(8), 3, 12])  // Q8_0, Q8_1 (for a Q4_1 weight) and Q8_K activation formats
 func activationQuantizationMatchesReferenceBitForBit(type: Int32) {
     var rng = Rng(s: 77)

@@ -114,6 +114,10 @@ const char *zk_amx_status(void);
 /// Tests and A/B: the calling thread's GEMM tiles from 16 activation rows: 0 VNNI, 1 AMX (returns 0
 /// where AMX is unavailable), 2 AMX emulated in C (returns 0 off the AVX-512 path), -1 the CPU's choice.
 int zk_force_amx(int mode);
+/// The start-up check of the tiles (run by the detection before AMX is used): a small GEMM of every
+/// int8 type through mode 1 (AMX) or 2 (the emulation) must give the VNNI tiles' bits. Returns 1, or 0
+/// with the first difference, or the signal a tile instruction raised (trapped), in why[0..<n].
+int zk_amx_self_check(int mode, char *why, int64_t n);
 /// Tests: the tile products the calling thread's AMX emulation has run.
 int64_t zk_amx_emulated_products(void);
 /// The row kernels' weight prefetch: "l2" (every CPU), or "nta" where ZEBRA_WEIGHT_PREFETCH=nta asks.

@@ -30,10 +30,48 @@ typedef struct {
     float *work;
 } q8_query;
 
-// A run of bytes to prefetch, a line at a time, while the value pass computes.
+// The next chunk's key rows, prefetched into L2 a line at a time while the value pass computes (the
+// memory is otherwise idle there): row i of segment seg on, `rows` rows, each row's `bytes` from its
+// key pointer (one KV head's), across segments. The value pass spreads the lines over its steps:
+// `per` lines every `every` steps (credit counts steps against lines).
 typedef struct {
-    const char *p, *end;
+    const zk_kv_segment *seg, *end;
+    int64_t i, rows, off, bytes, stride;
+    int64_t credit, per, every;
 } at_cursor;
+
+static inline void at_prefetch_line(at_cursor *c) {
+    if (c->rows <= 0) return;
+    const uintptr_t a = (uintptr_t)c->seg->k + (uintptr_t)(c->i * c->stride), line = (a & ~(uintptr_t)63) + (uintptr_t)c->off;
+    _mm_prefetch((const char *)line, _MM_HINT_T1);
+    c->off += 64;
+    if (line + 64 < a + (uintptr_t)c->bytes) return;
+    c->off = 0;
+    c->rows--;
+    if (++c->i == c->seg->n) {
+        c->i = 0;
+        do c->seg++; while (c->seg != c->end && c->seg->n == 0);
+        if (c->seg == c->end) c->rows = 0;
+    }
+}
+
+// One value-pass step's share of the lines.
+static inline void at_prefetch_step(at_cursor *c) {
+    if (c->rows <= 0) return;
+    c->credit += c->per;
+    while (c->credit >= c->every) {
+        c->credit -= c->every;
+        at_prefetch_line(c);
+    }
+}
+
+// The cursor over keys [to, next_to) (segment s, row i holds key `to`), spread over `steps` steps.
+static inline at_cursor at_next_keys(const zk_kv_segment *segs, int64_t n_segs, int64_t s, int64_t i, int64_t stride,
+                                     int64_t bytes, int64_t to, int64_t next_to, int64_t steps) {
+    at_cursor c = {segs + s, segs + n_segs, i, s < n_segs ? next_to - to : 0, 0, bytes, stride, 0, 0, steps > 0 ? steps : 1};
+    c.per = c.rows * ((bytes + 63) / 64 + 1);  // lines a row (at most, unaligned)
+    return c;
+}
 
 #define AT_512 1
 #define AT_SUFFIX _512
@@ -108,11 +146,11 @@ static q8_query prepare_q8(const float *q, int64_t g, int64_t hd, float *scratch
 
 // The same instruction set as the matmul kernels (zk_kernel_path; tests force either).
 static void partial(const float *q, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs, int64_t n_segs,
-                    int64_t stride, int64_t from, int64_t to, float *scores, float *part, int keys4) {
+                    int64_t stride, int64_t from, int64_t to, int64_t next_to, float *scores, float *part) {
     if (zk_path_is_avx512())
-        partial_512(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, keys4);
+        partial_512(q, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, part);
     else
-        partial_avx2(q, g, hd, scale, segs, n_segs, stride, from, to, scores, part, keys4);
+        partial_avx2(q, g, hd, scale, segs, n_segs, stride, from, to, next_to, scores, part);
 }
 
 static void partial_q8(const q8_query *zq, int64_t g, int64_t hd, float scale, const zk_kv_segment *segs,
@@ -133,7 +171,7 @@ static void partial_q8(const q8_query *zq, int64_t g, int64_t hd, float scale, c
 void zk_attend_chunks(int type, const float *q, int64_t g, int64_t hd, float scale,
                       const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
                       int64_t c0, int64_t c1, float *scratch, float *parts) {
-    const int64_t n = zk_kv_count(segs, n_segs), all = c0 == 0 && c1 == (n + ZK_ATT_CHUNK - 1) / ZK_ATT_CHUNK;
+    const int64_t n = zk_kv_count(segs, n_segs);
     q8_query zq = {0, NULL, NULL, NULL, NULL};
     if (type == ZK_KV_Q8_0) zq = prepare_q8(q, g, hd, scratch);
     for (int64_t c = c0; c < c1; c++) {
@@ -141,7 +179,7 @@ void zk_attend_chunks(int type, const float *q, int64_t g, int64_t hd, float sca
         float *part = parts + (c - c0) * g * (hd + 2);
         const int64_t next_to = c + 1 < c1 ? (to + ZK_ATT_CHUNK < n ? to + ZK_ATT_CHUNK : n) : to;
         if (type == ZK_KV_Q8_0) partial_q8(&zq, g, hd, scale, segs, n_segs, stride, from, to, next_to, scratch, part);
-        else partial(q, g, hd, scale, segs, n_segs, stride, from, to, scratch, part, (int)all);
+        else partial(q, g, hd, scale, segs, n_segs, stride, from, to, next_to, scratch, part);
     }
 }
 

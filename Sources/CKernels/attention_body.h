@@ -166,11 +166,12 @@ static inline void AT_FN(dots4)(const float *q, int64_t hd, const uint16_t *cons
 // arrays unroll).
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblock)(int nh, int nz, float *o, int64_t ostride, const float *p,
-                                 const void *const *vrows, int64_t n, int64_t d0) {
+                                 const void *const *vrows, int64_t n, int64_t d0, at_cursor *pf) {
     AT_VEC acc[4][AT_VB];
     for (int h = 0; h < nh; h++)
         for (int z = 0; z < nz; z++) acc[h][z] = AT_ZERO();
     for (int64_t j = 0; j < n; j++) {
+        at_prefetch_step(pf);
         AT_VEC x[AT_VB];
         const uint16_t *v = (const uint16_t *)vrows[j] + d0;
         for (int z = 0; z < nz; z++) x[z] = AT_LOADH(v + z * AT_W);
@@ -186,15 +187,15 @@ static inline void AT_FN(vblock)(int nh, int nz, float *o, int64_t ostride, cons
 // All heads of a value block of nz vectors at d0 (heads in blocks of 4, then the rest).
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblocks)(int nz, float *o, int64_t ostride, int64_t g, const float *p,
-                                  const void *const *vrows, int64_t n, int64_t d0) {
+                                  const void *const *vrows, int64_t n, int64_t d0, at_cursor *pf) {
     int64_t h = 0;
-    for (; h + 4 <= g; h += 4) AT_FN(vblock)(4, nz, o + h * ostride, ostride, p + h * ZK_ATT_CHUNK, vrows, n, d0);
+    for (; h + 4 <= g; h += 4) AT_FN(vblock)(4, nz, o + h * ostride, ostride, p + h * ZK_ATT_CHUNK, vrows, n, d0, pf);
     float *oh = o + h * ostride;
     const float *ph = p + h * ZK_ATT_CHUNK;
     switch (g - h) {
-    case 3: AT_FN(vblock)(3, nz, oh, ostride, ph, vrows, n, d0); break;
-    case 2: AT_FN(vblock)(2, nz, oh, ostride, ph, vrows, n, d0); break;
-    case 1: AT_FN(vblock)(1, nz, oh, ostride, ph, vrows, n, d0); break;
+    case 3: AT_FN(vblock)(3, nz, oh, ostride, ph, vrows, n, d0, pf); break;
+    case 2: AT_FN(vblock)(2, nz, oh, ostride, ph, vrows, n, d0, pf); break;
+    case 1: AT_FN(vblock)(1, nz, oh, ostride, ph, vrows, n, d0, pf); break;
     default: break;
     }
 }
@@ -254,15 +255,14 @@ static void AT_FN(softmax)(float *scores, int64_t g, int64_t n, float *part, int
         if (++i == segs[s].n) { s++; i = 0; } \
     } while (0)
 
-// keys4 (AVX-512, groups of 4 heads; the AVX2 variant ignores it): scores 4 keys at a time with
-// dots4, the same bits. With the keys in cache (prompts: each query reads keys its neighbours just
-// read) the kernel measured ~1.5x faster on 4096 keys, but streaming the cache from memory (decode)
-// a few percent slower than one key at a time, so only a call covering a whole query sets it
-// (zk_attend_chunks from chunk 0 to the last: prompts, or a thread handed every chunk of one).
+// AVX-512 with groups of 4 heads scores 4 keys at a time with dots4 (the same bits as dots): ~1.4x
+// faster than one key at a time with the keys in cache, and streaming the cache from memory once the
+// value pass prefetches the next chunk's keys (3 global layers at depth 16384, both cores of an AMD
+// EPYC Zen 4: 2.13-2.48 ms a step one key at a time, 1.68-1.76 with dots4).
 __attribute__((target(AT_TARGET)))
 static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
                     const zk_kv_segment *segs, int64_t n_segs, int64_t stride,
-                    int64_t from, int64_t to, float *scores, float *part, int keys4) {
+                    int64_t from, int64_t to, int64_t next_to, float *scores, float *part) {
     const int64_t n = to - from, ps = hd + 2;
     const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;  // segment and row of key `from`
@@ -270,14 +270,12 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
     while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
     int64_t j = 0;
 #if AT_512
-    if (keys4 && g % 4 == 0 && hd % 16 == 0)
+    if (g % 4 == 0 && hd % 16 == 0)
         for (; j + 4 <= n; j += 4) {
             const uint16_t *kr[4];
             for (int t = 0; t < 4; t++) AT_NEXT_ROW(kr[t], j + t, const uint16_t *, hd * 2);
             for (int64_t h = 0; h < g; h += 4) AT_FN(dots4)(q + h * hd, hd, kr, scale, scores + h * ZK_ATT_CHUNK + j);
         }
-#else
-    (void)keys4;
 #endif
     for (; j < n; j++) {
         const uint16_t *kr;
@@ -285,11 +283,14 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
         AT_FN(dots)(q, g, hd, kr, scale, scores + j);
     }
     AT_FN(softmax)(scores, g, n, part, ps);
-    // o_h = sum_j p_hj v_j, by blocks of dimensions.
+    // o_h = sum_j p_hj v_j, by blocks of dimensions, prefetching the next chunk's keys (a call's run of
+    // chunks streaming the cache: split decode queries) across all of the pass's steps.
+    const int64_t passes = (hd / (AT_VB * AT_W) + hd % (AT_VB * AT_W) / AT_W) * ((g + 3) / 4);
+    at_cursor pf = at_next_keys(segs, n_segs, s, i, stride, hd * 2, to, next_to, passes * n);
     float *o = part + 2;
     int64_t d0 = 0;
-    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0);
-    for (; d0 + AT_W <= hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0);
+    for (; d0 + AT_VB * AT_W <= hd; d0 += AT_VB * AT_W) AT_FN(vblocks)(AT_VB, o, ps, g, scores, vrows, n, d0, &pf);
+    for (; d0 + AT_W <= hd; d0 += AT_W) AT_FN(vblocks)(1, o, ps, g, scores, vrows, n, d0, &pf);
     for (; d0 < hd; d0++)  // (fmaf: the same rounding as a vector lane, whichever variant gets here)
         for (int64_t h = 0; h < g; h++) {
             float a = 0.0f;
@@ -582,7 +583,7 @@ static inline void AT_FN(vblock_q8)(int nh, int nbb, float *o, int64_t ostride, 
     for (int h = 0; h < nh; h++)
         for (int z = 0; z < 2 * nbb; z++) acc[h][z] = _mm512_setzero_si512();
     for (int64_t jp = 0; jp < np; jp++) {
-        if (pf->p < pf->end) { _mm_prefetch(pf->p, _MM_HINT_T1); pf->p += 64; }
+        at_prefetch_step(pf);
         const int8_t *r0 = (const int8_t *)vrows[2 * jp] + 32 * b0;
         const int8_t *r1 = (const int8_t *)vrows[2 * jp + 1 < n ? 2 * jp + 1 : 2 * jp] + 32 * b0;
         for (int bb = 0; bb < nbb; bb++) {
@@ -616,7 +617,7 @@ static inline void AT_FN(vblock_q8)(int nh, int hf, float *o, int64_t ostride, c
     __m256i acc[4][2];
     for (int h = 0; h < nh; h++) acc[h][0] = acc[h][1] = _mm256_setzero_si256();
     for (int64_t jp = 0; jp < np; jp++) {
-        if (pf->p < pf->end) { _mm_prefetch(pf->p, _MM_HINT_T1); pf->p += 64; }
+        at_prefetch_step(pf);
         const int8_t *r0 = (const int8_t *)vrows[2 * jp] + 32 * b0 + 16 * hf;
         const int8_t *r1 = (const int8_t *)vrows[2 * jp + 1 < n ? 2 * jp + 1 : 2 * jp] + 32 * b0 + 16 * hf;
         const __m128i a = _mm_loadu_si128((const __m128i *)r0), c = _mm_loadu_si128((const __m128i *)r1);
@@ -705,15 +706,10 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
     for (j = 0; j < n; j++) AT_FN(scales)((const uint8_t *)vrows[j] + hd, nb, vsc + j * nb);
     float *f = dk, *fr = dk + nb;  // (the key scales are done with)
     AT_FN(vweights)(scores, g, n, vsc, nb, wq, f, fr);
-    // The next chunk's key rows (up to the end of this segment) into L2, a line per pair of keys in
-    // the value pass (the memory is otherwise idle there; more than a line a pair measured slower,
-    // this ~3-5% faster than none on 3 global layers at depth 16384).
-    at_cursor pf = {NULL, NULL};
-    if (to < next_to && s < n_segs) {
-        const int64_t m = segs[s].n - i < next_to - to ? segs[s].n - i : next_to - to;
-        pf.p = (const char *)segs[s].k + i * stride;
-        pf.end = pf.p + m * stride;
-    }
+    // The next chunk's key rows into L2, a line per pair of keys in the value pass (more than a line
+    // a pair measured slower; this ~3-5% faster than none on 3 global layers at depth 16384).
+    at_cursor pf = at_next_keys(segs, n_segs, s, i, stride, hb, to, next_to, 1);
+    pf.per = pf.every = 1;
     AT_FN(vpass_q8)(part + 2, ps, g, nb, wq, vrows, n, fr, &pf);
 }
 

@@ -367,8 +367,8 @@ func forcedKernelPathStaysOnItsThread() {
 /// Grouped-query attention over key/value segments (g heads sharing one KV head, keys in chunks of
 /// ZK_ATT_CHUNK) against plain double loops over the stored rows read back (and, for q8_0, the query
 /// rounded the same way); chunks spread and merged give the same bits as one call; the AVX-512 and
-/// AVX2 variants give the same bits (AVX-512 takes 4 keys at a time for whole f16 queries and for
-/// q8_0: groups of 4 heads, groups split by segment ends, tails).
+/// AVX2 variants give the same bits (AVX-512 takes 4 keys at a time for f16 and 16 for q8_0: groups of
+/// 4 heads, groups split by segment ends, tails).
 func checkAttention(type: Int32, g: Int, d: Int, n: Int) {
     var rng = Rng(s: UInt64(g * 1000 + d + n) &+ UInt64(type) &* 77)
     let hb = Int(zk_kv_head_bytes(type, Int64(d))), stride = hb + 48  // rows with other heads' bytes between

@@ -1049,6 +1049,7 @@ int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_
 // (SIGILL, or SIGSEGV for a configuration it rejects) is trapped and reported, not fatal: the caller
 // falls back to VNNI. Returns 1 if all agree, else 0 with the first difference or signal in `why`.
 static sigjmp_buf amx_trap;
+static volatile sig_atomic_t amx_trapped;
 static const char *type_name(int type) {
     switch (type) {
     case ZK_Q8_0: return "Q8_0"; case ZK_Q4_0: return "Q4_0"; case ZK_Q4_1: return "Q4_1"; case ZK_Q5_0: return "Q5_0";
@@ -1056,7 +1057,10 @@ static const char *type_name(int type) {
     default: return "?";
     }
 }
-static void amx_trap_handler(int sig) { siglongjmp(amx_trap, sig); }
+static void amx_trap_handler(int sig) {
+    amx_trapped = sig;
+    siglongjmp(amx_trap, 1);
+}
 
 static int amx_self_check(int amx, char *why, size_t n) {
     enum { R = 16, K = 256, NB = K / 32 };
@@ -1074,10 +1078,11 @@ static int amx_self_check(int amx, char *why, size_t n) {
     sigaction(SIGILL, &trap, &old_ill);
     sigaction(SIGSEGV, &trap, &old_segv);
     volatile int t = 0;
-    const int sig = ok ? sigsetjmp(amx_trap, 1) : 0;
-    if (sig) {
-        snprintf(why, n, "%s in the tiles on %s", sig == SIGILL ? "SIGILL" : "SIGSEGV", type_name(types[t]));
-        ok = 0;
+    if (ok) {
+        if (sigsetjmp(amx_trap, 1) != 0) {
+            snprintf(why, n, "%s in the tiles on %s", amx_trapped == SIGILL ? "SIGILL" : "SIGSEGV", type_name(types[t]));
+            ok = 0;
+        }
     }
     for (; ok && t < (int)(sizeof types / sizeof types[0]); t++) {
         const int type = types[t];

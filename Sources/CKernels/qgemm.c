@@ -1050,6 +1050,8 @@ int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_
 // falls back to VNNI. Returns 1 if all agree, else 0 with the first difference or signal in `why`.
 static sigjmp_buf amx_trap;
 static volatile sig_atomic_t amx_trapped;
+static struct sigaction amx_old_ill, amx_old_segv;
+static _Thread_local volatile sig_atomic_t amx_checking;  // this thread is inside the check
 static const char *type_name(int type) {
     switch (type) {
     case ZK_Q8_0: return "Q8_0"; case ZK_Q4_0: return "Q4_0"; case ZK_Q4_1: return "Q4_1"; case ZK_Q5_0: return "Q5_0";
@@ -1057,7 +1059,13 @@ static const char *type_name(int type) {
     default: return "?";
     }
 }
+// A fault on another thread meanwhile is not the check's: its own handler is put back and the
+// faulting instruction runs again into it.
 static void amx_trap_handler(int sig) {
+    if (!amx_checking) {
+        sigaction(sig, sig == SIGILL ? &amx_old_ill : &amx_old_segv, NULL);
+        return;
+    }
     amx_trapped = sig;
     siglongjmp(amx_trap, 1);
 }
@@ -1073,10 +1081,13 @@ static int amx_self_check(int amx, char *why, size_t n) {
     int32_t *hs = malloc(sizeof(int32_t) * 2 * R * NB);
     volatile int ok = w && scratch && packed && x && y[0] && y[1] && q && hs;
     if (!ok) snprintf(why, n, "out of memory");
-    struct sigaction trap = {.sa_handler = amx_trap_handler}, old_ill, old_segv;
+    struct sigaction trap = {.sa_handler = amx_trap_handler};
     sigemptyset(&trap.sa_mask);
-    sigaction(SIGILL, &trap, &old_ill);
-    sigaction(SIGSEGV, &trap, &old_segv);
+    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&one_at_a_time);
+    amx_checking = 1;
+    sigaction(SIGILL, &trap, &amx_old_ill);
+    sigaction(SIGSEGV, &trap, &amx_old_segv);
     volatile int t = 0;
     if (ok) {
         if (sigsetjmp(amx_trap, 1) != 0) {
@@ -1117,8 +1128,10 @@ static int amx_self_check(int amx, char *why, size_t n) {
             if (memcmp(y[0], y[1], sizeof(float) * R * R)) { snprintf(why, n, "tiles differ from VNNI on packed Q8_0"); ok = 0; }
         }
     }
-    sigaction(SIGILL, &old_ill, NULL);
-    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGILL, &amx_old_ill, NULL);
+    sigaction(SIGSEGV, &amx_old_segv, NULL);
+    amx_checking = 0;
+    pthread_mutex_unlock(&one_at_a_time);
     free(w), free(scratch), free(packed), free(x), free(y[0]), free(y[1]), free(q), free(hs);
     return ok;
 }

@@ -981,16 +981,34 @@ void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n) {
     for (int64_t b = 0; b < n; b++) q8a_half_sums(src + b, dst + 2 * b, dst + 2 * b + 1);
 }
 
+// zk_gemm_q8a and zk_gemm_packed on the given path and tiles (the AMX self-check runs both tiles).
+static void gemm_unpacked(int type, int vnni, int amx, const void *w, int64_t row_bytes, int64_t nb, int64_t r0,
+                          int64_t r1, const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy,
+                          void *scratch) {
+    uint8_t *panel = (uint8_t *)scratch;
+    float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
+    amx_begin(amx);
+    gemm_panels(type, vnni, amx, (const uint8_t *)w, row_bytes, nb, r0, r1, x, hs, nt, y, ldy, panel, sc, mn);
+    amx_end(amx);
+}
+
+static void gemm_packed(int type, int vnni, int amx, const void *packed, int64_t nb, int64_t r0, int64_t r1,
+                        const zk_q8a *x, const int32_t *hs, int64_t nt, float *y, int64_t ldy) {
+    amx_begin(amx);
+    for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
+        const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
+        const uint8_t *panel = (const uint8_t *)packed + p0 / QG_ROWS * nb * QP_BLOCK;
+        if (vnni) panel_vnni(type, panel, 0, 0, nb, x, hs, nt, y, ldy, p0, nr, 1, r1, amx);
+        else panel_avx2(type, panel, 0, 0, nb, x, hs, nt, y, ldy, p0, nr, 1, r1);
+    }
+    amx_end(amx);
+}
+
 int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1,
                 const zk_q8a *x, const int32_t *half_sums, int64_t nt, float *y, int64_t ldy, void *scratch) {
     if (!zk_has_int8_gemm(type)) return 0;
-    const int64_t nb = k / 32;
-    uint8_t *panel = (uint8_t *)scratch;
-    float *sc = (float *)(panel + nb * QG_ROWS * 32), *mn = sc + nb * QG_ROWS;
     const int vnni = zk_path_is_avx512(), amx = vnni && nt >= 16 ? amx_mode() : AMX_OFF;
-    amx_begin(amx);
-    gemm_panels(type, vnni, amx, (const uint8_t *)w, row_bytes, nb, r0, r1, x, half_sums, nt, y, ldy, panel, sc, mn);
-    amx_end(amx);
+    gemm_unpacked(type, vnni, amx, w, row_bytes, k / 32, r0, r1, x, half_sums, nt, y, ldy, scratch);
     return 1;
 }
 
@@ -1030,16 +1048,8 @@ void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64
 int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_t r0, int64_t r1, const zk_q8a *x,
                    const int32_t *half_sums, int64_t nt, float *y, int64_t ldy) {
     if (zk_packed_bytes(type, rows, k) == 0 || r0 % QG_ROWS) return 0;
-    const int64_t nb = k / 32, bytes = nb * QP_BLOCK;
     const int vnni = zk_path_is_avx512(), amx = vnni && nt >= 16 ? amx_mode() : AMX_OFF;
-    amx_begin(amx);
-    for (int64_t p0 = r0; p0 < r1; p0 += QG_ROWS) {
-        const int nr = (int)(r1 - p0 < QG_ROWS ? r1 - p0 : QG_ROWS);
-        const uint8_t *panel = (const uint8_t *)packed + p0 / QG_ROWS * bytes;
-        if (vnni) panel_vnni(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1, amx);
-        else panel_avx2(type, panel, 0, 0, nb, x, half_sums, nt, y, ldy, p0, nr, 1, r1);
-    }
-    amx_end(amx);
+    gemm_packed(type, vnni, amx, packed, k / 32, r0, r1, x, half_sums, nt, y, ldy);
     return 1;
 }
 
@@ -1075,7 +1085,8 @@ static int amx_self_check(int amx, char *why, size_t n) {
     static const int types[] = {ZK_Q8_0, ZK_Q4_0, ZK_Q4_1, ZK_Q5_0, ZK_Q5_1, ZK_Q4_K, ZK_Q5_K, ZK_Q6_K};
     if (!zk_path_is_avx512()) { snprintf(why, n, "no AVX-512 VNNI path"); return 0; }
     const int64_t scratch_bytes = zk_gemm_q8a_scratch_bytes(K);
-    uint8_t *w = malloc(R * 210 * NB), *scratch = malloc((size_t)scratch_bytes), *packed = malloc((size_t)zk_packed_bytes(ZK_Q8_0, R, K));
+    // (Q8_0 has the most bytes per element of the types.)
+    uint8_t *w = malloc(R * NB * zk_block_bytes(ZK_Q8_0)), *scratch = malloc((size_t)scratch_bytes), *packed = malloc((size_t)zk_packed_bytes(ZK_Q8_0, R, K));
     float *x = malloc(sizeof(float) * R * K), *y[2] = {malloc(sizeof(float) * R * R), malloc(sizeof(float) * R * R)};
     zk_q8a *q = malloc(sizeof(zk_q8a) * R * NB);
     int32_t *hs = malloc(sizeof(int32_t) * 2 * R * NB);
@@ -1108,23 +1119,12 @@ static int amx_self_check(int amx, char *why, size_t n) {
         for (int64_t i = 0; i < R * K; i++) x[i] = (float)(int32_t)((s = s * 1664525u + 1013904223u) >> 8) / (float)(1 << 23) - 1.0f;
         zk_quantize_q8a(x, q, R * K, zk_act_format(type));
         zk_q8a_half_sums(q, hs, R * NB);
-        for (int pass = 0; pass < 2; pass++) {
-            const int tiles = pass ? amx : AMX_OFF;
-            uint8_t *panel = scratch;
-            float *sc = (float *)(panel + NB * QG_ROWS * 32), *mn = sc + NB * QG_ROWS;
-            amx_begin(tiles);
-            gemm_panels(type, 1, tiles, w, row_bytes, NB, 0, R, q, hs, R, y[pass], R, panel, sc, mn);
-            amx_end(tiles);
-        }
+        for (int pass = 0; pass < 2; pass++)
+            gemm_unpacked(type, 1, pass ? amx : AMX_OFF, w, row_bytes, NB, 0, R, q, hs, R, y[pass], R, scratch);
         if (memcmp(y[0], y[1], sizeof(float) * R * R)) { snprintf(why, n, "tiles differ from VNNI on %s", type_name(type)); ok = 0; }
         if (ok && type == ZK_Q8_0) {
             zk_pack_panels(type, w, row_bytes, K, R, 0, 1, packed);
-            for (int pass = 0; pass < 2; pass++) {
-                const int tiles = pass ? amx : AMX_OFF;
-                amx_begin(tiles);
-                panel_vnni(type, packed, 0, 0, NB, q, hs, R, y[pass], R, 0, R, 1, R, tiles);
-                amx_end(tiles);
-            }
+            for (int pass = 0; pass < 2; pass++) gemm_packed(type, 1, pass ? amx : AMX_OFF, packed, NB, 0, R, q, hs, R, y[pass], R);
             if (memcmp(y[0], y[1], sizeof(float) * R * R)) { snprintf(why, n, "tiles differ from VNNI on packed Q8_0"); ok = 0; }
         }
     }

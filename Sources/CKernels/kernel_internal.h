@@ -18,9 +18,11 @@ static inline float half_to_float(const uint8_t *p) { uint16_t h; memcpy(&h, p, 
 
 // 16 packed nibbles -> 32 bytes: low nibbles first (elements 0-15), then high nibbles (16-31). (AVX2, the
 // build's baseline.)
+// The 16 bytes are loaded into both 128-bit lanes and the upper lane shifted by 4: one shift, no
+// lane insert.
 static inline __m256i nibble_bytes(const uint8_t *p) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
 }
 
 // The fifth bits of one Q5_0/Q5_1 block (a 32-bit mask at h, bit e for element e) as 16 (0x10) per byte.

@@ -89,8 +89,8 @@ QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane s
 // block, 8-15 the odd one) of unsigned weights u = w + OFF through vpdpbusd, and three rounds of lane
 // sums turn 4 pairs into 8 dots in lanes [0 2 4 6 1 3 5 7] (OFF x the activations' block sums taken
 // off after); on AVX2 vpmaddubsw + vpmaddwd give each block's 8 lane sums (of u, the offset taken
-// off the same way, for Q4_0/Q5_0; Q8_0 through the sign trick on w) and vphaddd rounds sum 8
-// blocks into one vector in block order. A group's dots then take their scales in one multiply-add.
+// off the same way, for Q4_0/Q5_0; Q8_0 through the sign trick on w) and unpack-and-add rounds
+// sum 8 blocks into one vector in block order (sum8). A group's dots then take their scales in one multiply-add.
 //
 // QM_ONE decodes block p0 (BS bytes) for the tail and for AVX2: signed weights v1. QM_PAIR (AVX-512)
 // decodes blocks p0, p1 into u (512 bits, w + OFF). Each block's f16 scale is its first two bytes.
@@ -208,13 +208,20 @@ QM_FN float QF(hsum_classes)(__m256 v) {
         dwh[(k) >> 2] |= (uint64_t)QF(f16_bits)(p0) << (16 * ((k) & 3));                      \
         QM_DOT_W(v1, QF(load_q)((a) + (k)), OFF);                                                   \
     })
-// The 8 blocks' exact sums from their lane dots (vphaddd rounds; lanes in block order).
-#define QM_HSUM8(v0, v1, v2, v3, v4, v5, v6, v7)                                               \
-    ({                                                                                         \
-        const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3)); \
-        const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7)); \
-        _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31)); \
-    })
+// The 8 blocks' exact sums from their lane dots, lanes in block order: unpack-and-add rounds (32-bit,
+// then 64-bit within 128-bit lanes, then across them), 14 shuffles that spread over two pipes where
+// the 7 vphaddd they replace take two cycles each on AMD Zen 3.
+QM_FN __m256i QF(fold_lanes32)(__m256i a, __m256i b) {
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+}
+QM_FN __m256i QF(fold_lanes64)(__m256i a, __m256i b) {
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+}
+QM_FN __m256i QF(sum8)(const __m256i *v) {
+    const __m256i lo = QF(fold_lanes64)(QF(fold_lanes32)(v[0], v[1]), QF(fold_lanes32)(v[2], v[3]));
+    const __m256i hi = QF(fold_lanes64)(QF(fold_lanes32)(v[4], v[5]), QF(fold_lanes32)(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+}
 // Q4_0 and Q5_0 dot their unsigned weights u = w + OFF (vpmaddubsw pairs stay below 2 x 31 x 127)
 // and take OFF x the activations' block sums off after the lane sums, as the AVX-512 kernels do (two
 // sign instructions fewer a block); Q8_0's u would overflow vpmaddubsw: the sign trick on w.
@@ -228,18 +235,12 @@ QM_FN float QF(hsum_classes)(__m256 v) {
     for (int64_t g0 = 0; g0 < nb; g0 += 8) {                                                   \
         const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8;                                       \
         uint64_t dwh[2] = {0, 0};  /* the blocks' f16 scales, gathered in registers */         \
-        if (NT == 1 && gn == 8) { /* one activation row: decode and dot block by block */      \
+        if (NT == 1) { /* one activation row: decode and dot block by block */                \
             const zk_q8a *a = x + g0;                                                          \
-            const __m256i v0 = QM_ONE_DOT(0, a, BS, QM_ONE, OFF), v1_ = QM_ONE_DOT(1, a, BS, QM_ONE, OFF);                       \
-            const __m256i h01 = _mm256_hadd_epi32(v0, v1_);                                    \
-            const __m256i v2 = QM_ONE_DOT(2, a, BS, QM_ONE, OFF), v3 = QM_ONE_DOT(3, a, BS, QM_ONE, OFF);                        \
-            const __m256i h0 = _mm256_hadd_epi32(h01, _mm256_hadd_epi32(v2, v3));              \
-            const __m256i v4 = QM_ONE_DOT(4, a, BS, QM_ONE, OFF), v5 = QM_ONE_DOT(5, a, BS, QM_ONE, OFF);                        \
-            const __m256i h45 = _mm256_hadd_epi32(v4, v5);                                     \
-            const __m256i v6 = QM_ONE_DOT(6, a, BS, QM_ONE, OFF), v7 = QM_ONE_DOT(7, a, BS, QM_ONE, OFF);                        \
-            const __m256i h1 = _mm256_hadd_epi32(h45, _mm256_hadd_epi32(v6, v7));              \
-            const __m256i dots = QM_OFF_SUMS(_mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), \
-                                                  _mm256_permute2x128_si256(h0, h1, 0x31)), xo + g0, OFF); \
+            __m256i v[8];                                                                      \
+            _Pragma("clang loop unroll(full)")                                                 \
+            for (int k = 0; k < 8; k++) v[k] = k < gn ? QM_ONE_DOT(k, a, BS, QM_ONE, OFF) : z;  \
+            const __m256i dots = QM_OFF_SUMS(QF(sum8)(v), xo + g0, OFF);                      \
             const __m256 dwv = _mm256_cvtph_ps(_mm_set_epi64x((long long)dwh[1], (long long)dwh[0])); \
             acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + g0)), acc[0]); \
             continue;                                                                          \
@@ -257,7 +258,7 @@ QM_FN float QF(hsum_classes)(__m256 v) {
             const zk_q8a *a = x + j * ldx + g0;                                                \
             __m256i v[8];                                                                      \
             for (int k = 0; k < 8; k++) v[k] = k < gn ? QM_DOT_W(wv[k], QF(load_q)(a + k), OFF) : z; \
-            const __m256i dots = QM_OFF_SUMS(QM_HSUM8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), xo + j * xs + g0, OFF); \
+            const __m256i dots = QM_OFF_SUMS(QF(sum8)(v), xo + j * xs + g0, OFF); \
             const __m256 da = _mm256_loadu_ps(xd + j * xs + g0);                               \
             acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dwv, da), acc[j]); \
         }                                                                                      \
@@ -406,12 +407,17 @@ QM_FN int32_t QF(k_mins)(const uint8_t *mn, const int16_t *bs) {
                     u[2 * g + h] = _mm256_or_si256(u[2 * g + h], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), b4)); \
                 }                                                                              \
         }                                                                                      \
+        /* the 8 scales as int16 in both 128-bit lanes, then block i's in every word (vpshufb) */ \
+        const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc))); \
+        __m256i sv[8];                                                                         \
+        for (int i = 0; i < 8; i++)                                                            \
+            sv[i] = _mm256_shuffle_epi8(s16, _mm256_set1_epi16((short)(0x0101 * 2 * i + 0x0100))); \
         for (int j = 0; j < NT; j++) {                                                         \
             const qm_ksuper *k = ka + j * kstride + sb;                                        \
             __m256i s8 = _mm256_setzero_si256();                                               \
             for (int i = 0; i < 8; i++)                                                        \
                 s8 = _mm256_add_epi32(s8, _mm256_madd_epi16(_mm256_maddubs_epi16(u[i], _mm256_loadu_si256((const __m256i *)k->q[i])), \
-                                                            _mm256_set1_epi16(sc[i])));        \
+                                                            sv[i]));                           \
             const int32_t S = hsum8_epi32(s8), M = QF(k_mins)(mn, k->bs);                   \
             acc[j] = fmaf((float)S, d * k->d, acc[j]);                                         \
             acc[j] = fmaf((float)M, dm * k->d, acc[j]);                                        \
@@ -490,8 +496,15 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
             o[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m30));
             o[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
         }
-        for (int i = 0; i < 8; i++)
-            sv[i] = _mm256_set_m128i(_mm_set1_epi16(scales[2 * i + 1]), _mm_set1_epi16(scales[2 * i]));
+        // sv from one load of the 16 scales: each half's 8 (int16) in both 128-bit lanes, then one
+        // byte shuffle a block picks scale 2i in the lower lane and 2i + 1 in the upper.
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
+        const __m256i sh[2] = {_mm256_permute2x128_si256(s16, s16, 0x00), _mm256_permute2x128_si256(s16, s16, 0x11)};
+        for (int i = 0; i < 8; i++) {
+            const char l = (char)(4 * (i & 3)), h = (char)(4 * (i & 3) + 2);
+            sv[i] = _mm256_shuffle_epi8(sh[i >> 2], _mm256_setr_epi8(l, l + 1, l, l + 1, l, l + 1, l, l + 1, l, l + 1, l, l + 1, l, l + 1, l, l + 1,
+                                                                    h, h + 1, h, h + 1, h, h + 1, h, h + 1, h, h + 1, h, h + 1, h, h + 1, h, h + 1));
+        }
         for (int j = 0; j < NT; j++) {
             const qm_ksuper *k = ka + j * kstride + sb;
             __m256i a = _mm256_setzero_si256();
@@ -796,7 +809,6 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #undef QM_OFF_SUMS
 #undef QM_DEC_PAIR
 #undef QM_ONE_DOT
-#undef QM_HSUM8
 #undef QM_LANE_BLOCK
 #undef QM_GROUP
 #undef QM_XD_FLOATS

@@ -717,58 +717,81 @@ static void panel_vnni(int type, const uint8_t *panel, const float *sc, const fl
 // so its offset is not taken off. The float operations per lane are the AVX-512 path's in the same
 // order: bit-identical results.
 //
-// The int32 dots of 8 panel rows (wb: block b's panel plus 32 bytes for rows 8-15) over 4-byte
-// groups j0 <= j < j1 of the activation block (q4), G groups per int16 sum (G = 1: Q8_0's sign trick).
+// The int32 dots of 8 panel rows (wb: block b's panel plus 32 bytes for rows 8-15) with NT activation
+// blocks a[t] (at most 4) over 4-byte groups j0 <= j < j1, G groups per int16 sum (G = 1: Q8_0's sign
+// trick): each weight vector is loaded once and serves every activation row (against a broadcast of
+// its 4 bytes), so a vpmaddubsw costs one load and a quarter, not two.
 __attribute__((target(QG_AVX2), always_inline))
-static inline __m256i dot8(const uint8_t *wb, const int32_t *q4, const int j0, const int j1, const int G) {
-    __m256i dot = _mm256_setzero_si256();
+static inline void dot8(const uint8_t *wb, const zk_q8a *const *a, const int j0, const int j1, const int G,
+                        const int NT, __m256i dot[4]) {
+    for (int t = 0; t < NT; t++) dot[t] = _mm256_setzero_si256();
     for (int j = j0; j < j1; j += G) {
-        __m256i p = _mm256_setzero_si256();
+        __m256i p[4];
+        for (int t = 0; t < NT; t++) p[t] = _mm256_setzero_si256();
         for (int g = j; g < j + G; g++) {
             const __m256i u = _mm256_loadu_si256((const __m256i *)(wb + g * (QG_ROWS * 4)));
-            const __m256i a = _mm256_set1_epi32(q4[g]);
-            if (G == 1) {
-                const __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80));
-                p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w)));
-            } else {
-                p = _mm256_add_epi16(p, _mm256_maddubs_epi16(u, a));
+            const __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80)), aw = _mm256_abs_epi8(w);
+#pragma clang loop unroll(full)
+            for (int t = 0; t < NT; t++) {
+                int32_t q4;
+                memcpy(&q4, a[t]->q + 4 * g, 4);
+                const __m256i q = _mm256_set1_epi32(q4);
+                p[t] = _mm256_add_epi16(p[t], G == 1 ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(q, w)) : _mm256_maddubs_epi16(u, q));
             }
         }
-        dot = _mm256_add_epi32(dot, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+        for (int t = 0; t < NT; t++) dot[t] = _mm256_add_epi32(dot[t], _mm256_madd_epi16(p[t], _mm256_set1_epi16(1)));
     }
-    return dot;
 }
 
-// panel_tile's AVX2 twin: NT (at most 4) activation rows, out[t][0] rows 0-7, out[t][1] rows 8-15.
+// class_tree's AVX2 twin.
 __attribute__((target(QG_AVX2), always_inline))
-static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb, int64_t b0,
-                                   int step, const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
+static inline __m256 class_tree_avx2(const __m256 *a) {
+    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6])),
+                         _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7])));
+}
+
+// panel_tile's and panel_tile_offset's AVX2 twin: NT (at most 4) activation rows, out[t][0] rows 0-7,
+// out[t][1] rows 8-15. The blocks go in order, block b's product to accumulator b mod 8 for the offset
+// kinds (then the class tree, as panel_tile_offset's passes and tree), to one accumulator for
+// QG_MIN; the accumulators live in memory (8 x 4 x 2 vectors are more than AVX2's 16 registers), one
+// load and store per block against its 8-32 vpmaddubsw.
+__attribute__((target(QG_AVX2), always_inline))
+static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
+                                   const zk_q8a *x, int64_t ldx, const int32_t *hs, const enum qg_kind kind,
                                    const int offset, const int G, const int packed, const int64_t pf, const int NT,
                                    __m256 out[][2]) {
-    __m256 acc[4][2];
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    for (int64_t b = b0; b < nb; b += step) {
-        if (packed && pf) prefetch_block(panel + b * QP_BLOCK + pf);  // streamed panels: spread over the passes
+    const int C = kind == QG_OFFSET ? 8 : 1;
+    __m256 acc[8][4][2];
+    for (int c = 0; c < C; c++)
+        for (int t = 0; t < NT; t++) acc[c][t][0] = acc[c][t][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
+        if (packed && pf) prefetch_block(pb + pf);  // streamed panels: spread over the passes
+        const int c = C == 8 ? (int)(b & 7) : 0;
+        const zk_q8a *a[4];
+        for (int t = 0; t < NT; t++) a[t] = x + t * ldx + b;
+        for (int r = 0; r < 2; r++) {
+            __m256i dot[4];
+            dot8(pb + 32 * r, a, 0, 8, G, NT, dot);
+            const __m256 s = packed ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)))
+                                    : _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r);
 #pragma clang loop unroll(full)
-        for (int t = 0; t < NT; t++) {
-            const zk_q8a *a = x + t * ldx + b;
-            const int32_t *h = hs + 2 * (t * ldx + b);
-            int32_t q4[8];
-            memcpy(q4, a->q, 32);
-            const __m256 da = _mm256_set1_ps(a->d);
-            for (int r = 0; r < 2; r++) {
-                const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32), *wb = pb + 32 * r;
-                const __m256 s = packed ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)))
-                                        : _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r);
-                const __m256 m = packed ? _mm256_setzero_ps() : _mm256_loadu_ps(mn + b * QG_ROWS + 8 * r);
-                __m256i dot = dot8(wb, q4, 0, 8, G);
-                if (kind == QG_OFFSET && G > 1) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset * (h[0] + h[1])));
-                acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, da), acc[t][r]);
-                if (kind == QG_MIN) acc[t][r] = _mm256_fmadd_ps(m, _mm256_set1_ps(a->s), acc[t][r]);
+            for (int t = 0; t < NT; t++) {
+                const int32_t *h = hs + 2 * (t * ldx + b);
+                if (kind == QG_OFFSET && G > 1) dot[t] = _mm256_sub_epi32(dot[t], _mm256_set1_epi32(offset * (h[0] + h[1])));
+                acc[c][t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[t]), _mm256_mul_ps(s, _mm256_set1_ps(a[t]->d)), acc[c][t][r]);
+                if (kind == QG_MIN)
+                    acc[c][t][r] = _mm256_fmadd_ps(_mm256_loadu_ps(mn + b * QG_ROWS + 8 * r), _mm256_set1_ps(a[t]->s), acc[c][t][r]);
             }
         }
     }
-    for (int t = 0; t < NT; t++) { out[t][0] = acc[t][0]; out[t][1] = acc[t][1]; }
+    for (int t = 0; t < NT; t++)
+        for (int r = 0; r < 2; r++) {
+            if (C == 1) { out[t][r] = acc[0][t][r]; continue; }
+            __m256 cl[8];
+            for (int m = 0; m < 8; m++) cl[m] = acc[m][t][r];
+            out[t][r] = class_tree_avx2(cl);
+        }
 }
 
 // panel_tile_k's AVX2 twin (NT at most 4; out[t][0] rows 0-7, out[t][1] rows 8-15): the same integer sums
@@ -783,28 +806,32 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
     for (int64_t sb = 0; sb < nb / 8; sb++) {
         __m256i S[4][2];
         for (int t = 0; t < NT; t++) S[t][0] = S[t][1] = _mm256_setzero_si256();
-        for (int64_t b = 8 * sb; b < 8 * sb + 8; b++)
+        for (int64_t b = 8 * sb; b < 8 * sb + 8; b++) {
+            const zk_q8a *a[4];
+            for (int t = 0; t < NT; t++) a[t] = x + t * ldx + b;
+            for (int r = 0; r < 2; r++) {
+                const uint8_t *wb = panel + b * (QG_ROWS * 32) + 32 * r;
+                const __m256i k = _mm256_loadu_si256((const __m256i *)(ks + b * QG_ROWS + 8 * r));
+                if (kind == QG_HALVES) {
+                    __m256i lo[4], hi[4];
+                    dot8(wb, a, 0, 4, G, NT, lo);
+                    dot8(wb, a, 4, 8, G, NT, hi);
+                    const __m256i klo = _mm256_srai_epi32(_mm256_slli_epi32(k, 16), 16), khi = _mm256_srai_epi32(k, 16);
 #pragma clang loop unroll(full)
-            for (int t = 0; t < NT; t++) {
-                const zk_q8a *a = x + t * ldx + b;
-                const int32_t *h = hs + 2 * (t * ldx + b);
-                int32_t q4[8];
-                memcpy(q4, a->q, 32);
-                for (int r = 0; r < 2; r++) {
-                    const uint8_t *wb = panel + b * (QG_ROWS * 32) + 32 * r;
-                    const __m256i k = _mm256_loadu_si256((const __m256i *)(ks + b * QG_ROWS + 8 * r));
-                    __m256i part;
-                    if (kind == QG_HALVES) {
-                        const __m256i lo = _mm256_sub_epi32(dot8(wb, q4, 0, 4, G), _mm256_set1_epi32(Q6_K_BIAS * h[0]));
-                        const __m256i hi = _mm256_sub_epi32(dot8(wb, q4, 4, 8, G), _mm256_set1_epi32(Q6_K_BIAS * h[1]));
-                        part = _mm256_add_epi32(_mm256_mullo_epi32(lo, _mm256_srai_epi32(_mm256_slli_epi32(k, 16), 16)),
-                                                _mm256_mullo_epi32(hi, _mm256_srai_epi32(k, 16)));
-                    } else {
-                        part = _mm256_mullo_epi32(dot8(wb, q4, 0, 8, G), _mm256_and_si256(k, _mm256_set1_epi32(0xFFFF)));
+                    for (int t = 0; t < NT; t++) {
+                        const int32_t *h = hs + 2 * (t * ldx + b);
+                        const __m256i l = _mm256_sub_epi32(lo[t], _mm256_set1_epi32(Q6_K_BIAS * h[0]));
+                        const __m256i u = _mm256_sub_epi32(hi[t], _mm256_set1_epi32(Q6_K_BIAS * h[1]));
+                        S[t][r] = _mm256_add_epi32(S[t][r], _mm256_add_epi32(_mm256_mullo_epi32(l, klo), _mm256_mullo_epi32(u, khi)));
                     }
-                    S[t][r] = _mm256_add_epi32(S[t][r], part);
+                } else {
+                    __m256i d[4];
+                    dot8(wb, a, 0, 8, G, NT, d);
+                    const __m256i kl = _mm256_and_si256(k, _mm256_set1_epi32(0xFFFF));
+                    for (int t = 0; t < NT; t++) S[t][r] = _mm256_add_epi32(S[t][r], _mm256_mullo_epi32(d[t], kl));
                 }
             }
+        }
         for (int t = 0; t < NT; t++) {
             const __m256 da = _mm256_set1_ps(x[t * ldx + 8 * sb].d);
             const int32_t *h = hs + 2 * t * ldx;
@@ -822,27 +849,7 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
     for (int t = 0; t < NT; t++) { out[t][0] = acc[t][0]; out[t][1] = acc[t][1]; }
 }
 
-// class_tree's AVX2 twin.
-__attribute__((target(QG_AVX2), always_inline))
-static inline __m256 class_tree_avx2(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
-    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a4), _mm256_add_ps(a2, a6)),
-                         _mm256_add_ps(_mm256_add_ps(a1, a5), _mm256_add_ps(a3, a7)));
-}
-
-// panel_tile_offset's AVX2 twin.
-__attribute__((target(QG_AVX2), always_inline))
-static inline void panel_tile_offset_avx2(const uint8_t *panel, const float *sc, const float *mn, int64_t nb,
-                                          const zk_q8a *x, int64_t ldx, const int32_t *hs, const int offset, const int G,
-                                          const int packed, const int64_t pf, const int NT, __m256 out[][2]) {
-    __m256 part[8][4][2];  // [m][t][half]
-    for (int m = 0; m < 8; m++) panel_tile_avx2(panel, sc, mn, nb, m, 8, x, ldx, hs, QG_OFFSET, offset, G, packed, pf, NT, part[m]);
-    for (int t = 0; t < NT; t++)
-        for (int r = 0; r < 2; r++)
-            out[t][r] = class_tree_avx2(part[0][t][r], part[1][t][r], part[2][t][r], part[3][t][r], part[4][t][r],
-                                        part[5][t][r], part[6][t][r], part[7][t][r]);
-}
-
-// panel_tile_offset_avx2 for one activation row of a packed panel: per half of the panel rows (eight
+// panel_tile_avx2 for one activation row of a packed panel: per half of the panel rows (eight
 // accumulators, AVX2's 16 registers) the blocks in order, block b to accumulator b mod 8, the first half
 // prefetching each block pf bytes on (the eight class passes would stride over a streamed panel).
 __attribute__((target(QG_AVX2), always_inline))
@@ -859,15 +866,14 @@ static inline void panel_row_offset_seq_avx2(const uint8_t *panel, int64_t nb, c
                 const uint8_t *pb = panel + b * QP_BLOCK;
                 if (pf) prefetch_block(pb + pf);  // (in both halves: a dropped prefetch gets a second chance; measured faster)
                 const zk_q8a *a = x + b;
-                int32_t q4[8];
-                memcpy(q4, a->q, 32);
                 const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)));
-                __m256i dot = dot8(pb + 32 * r, q4, 0, 8, G);
+                __m256i dot;
+                dot8(pb + 32 * r, &a, 0, 8, G, 1, &dot);
                 if (G > 1) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset * (hs[2 * b] + hs[2 * b + 1])));
                 acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, _mm256_set1_ps(a->d)), acc[m]);
             }
         }
-        out[r] = class_tree_avx2(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);
+        out[r] = class_tree_avx2(acc);
     }
 }
 
@@ -895,15 +901,13 @@ static inline void panel_rows_avx2(const uint8_t *panel, const float *sc, const 
     __m256 o[4][2];
     int64_t t = 0;
     for (; t + 4 <= nt; t += 4) {
-        if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, t ? 0 : pf, 4, o);
-        else if (kind == QG_MIN) panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 4, o);
+        if (kind != QG_KMIN && kind != QG_HALVES) panel_tile_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, packed, t ? 0 : pf, 4, o);
         else panel_tile_k_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, G, 4, o);
         for (int j = 0; j < 4; j++) store_rows(y + (t + j) * ldy + p0, o[j], nr);
     }
     for (; t < nt; t++) {
         if (kind == QG_OFFSET && packed) panel_row_offset_seq_avx2(panel, nb, x + t * nb, hs + 2 * t * nb, offset, G, pf, o[0]);
-        else if (kind == QG_OFFSET) panel_tile_offset_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, offset, G, packed, 0, 1, o);
-        else if (kind == QG_MIN) panel_tile_avx2(panel, sc, mn, nb, 0, 1, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, 0, 0, 1, o);
+        else if (kind != QG_KMIN && kind != QG_HALVES) panel_tile_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, offset, G, packed, 0, 1, o);
         else panel_tile_k_avx2(panel, sc, mn, nb, x + t * nb, nb, hs + 2 * t * nb, kind, G, 1, o);
         store_rows(y + t * ldy + p0, o[0], nr);
     }

@@ -717,30 +717,57 @@ static void panel_vnni(int type, const uint8_t *panel, const float *sc, const fl
 // so its offset is not taken off. The float operations per lane are the AVX-512 path's in the same
 // order: bit-identical results.
 //
-// The int32 dots of 8 panel rows (wb: block b's panel plus 32 bytes for rows 8-15) with NT activation
-// blocks a[t] (at most 4) over 4-byte groups j0 <= j < j1, G groups per int16 sum (G = 1: Q8_0's sign
-// trick): each weight vector is loaded once and serves every activation row (against a broadcast of
-// its 4 bytes), so a vpmaddubsw costs one load and a quarter, not two.
+// The int32 dots of a block's 16 panel rows (wb: rows 0-7, wb + 32: rows 8-15) with NT activation
+// blocks a[t] (1 or 2) over 4-byte groups j0 <= j < j1, G groups per int16 sum (G = 1: Q8_0's sign
+// trick): dot[t][0] rows 0-7, dot[t][1] rows 8-15. Each weight vector is loaded once for both
+// activation rows and each activation broadcast serves both halves, all in registers (int16 sums 4,
+// int32 dots 4, weights 2-4 of AVX2's 16): a wider tile spills its broadcasts to the stack, and on
+// AMD Zen 3 those stores, not the vpmaddubsw, set the pace.
 __attribute__((target(QG_AVX2), always_inline))
-static inline void dot8(const uint8_t *wb, const zk_q8a *const *a, const int j0, const int j1, const int G,
-                        const int NT, __m256i dot[4]) {
-    for (int t = 0; t < NT; t++) dot[t] = _mm256_setzero_si256();
+static inline void dot16(const uint8_t *wb, const zk_q8a *const *a, const int j0, const int j1, const int G,
+                         const int NT, __m256i dot[2][2]) {
+    for (int t = 0; t < NT; t++) dot[t][0] = dot[t][1] = _mm256_setzero_si256();
     for (int j = j0; j < j1; j += G) {
-        __m256i p[4];
-        for (int t = 0; t < NT; t++) p[t] = _mm256_setzero_si256();
+        __m256i p[2][2];
+        for (int t = 0; t < NT; t++) p[t][0] = p[t][1] = _mm256_setzero_si256();
         for (int g = j; g < j + G; g++) {
-            const __m256i u = _mm256_loadu_si256((const __m256i *)(wb + g * (QG_ROWS * 4)));
-            const __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80)), aw = _mm256_abs_epi8(w);
+            __m256i u[2], w[2], aw[2];
+            for (int r = 0; r < 2; r++) {
+                u[r] = _mm256_loadu_si256((const __m256i *)(wb + g * (QG_ROWS * 4) + 32 * r));
+                w[r] = _mm256_xor_si256(u[r], _mm256_set1_epi8((char)0x80));
+                aw[r] = _mm256_abs_epi8(w[r]);
+            }
 #pragma clang loop unroll(full)
             for (int t = 0; t < NT; t++) {
                 int32_t q4;
                 memcpy(&q4, a[t]->q + 4 * g, 4);
                 const __m256i q = _mm256_set1_epi32(q4);
-                p[t] = _mm256_add_epi16(p[t], G == 1 ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(q, w)) : _mm256_maddubs_epi16(u, q));
+                for (int r = 0; r < 2; r++)
+                    p[t][r] = _mm256_add_epi16(p[t][r], G == 1 ? _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(q, w[r]))
+                                                               : _mm256_maddubs_epi16(u[r], q));
             }
         }
-        for (int t = 0; t < NT; t++) dot[t] = _mm256_add_epi32(dot[t], _mm256_madd_epi16(p[t], _mm256_set1_epi16(1)));
+        for (int t = 0; t < NT; t++)
+            for (int r = 0; r < 2; r++) dot[t][r] = _mm256_add_epi32(dot[t][r], _mm256_madd_epi16(p[t][r], _mm256_set1_epi16(1)));
     }
+}
+
+// dot16's one activation row and one half of the panel rows (wb: rows 0-7 or 8-15).
+__attribute__((target(QG_AVX2), always_inline))
+static inline __m256i dot8(const uint8_t *wb, const zk_q8a *a, const int G) {
+    __m256i dot = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j += G) {
+        __m256i p = _mm256_setzero_si256();
+        for (int g = j; g < j + G; g++) {
+            const __m256i u = _mm256_loadu_si256((const __m256i *)(wb + g * (QG_ROWS * 4)));
+            int32_t q4;
+            memcpy(&q4, a->q + 4 * g, 4);
+            const __m256i q = _mm256_set1_epi32(q4), w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80));
+            p = _mm256_add_epi16(p, G == 1 ? _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w)) : _mm256_maddubs_epi16(u, q));
+        }
+        dot = _mm256_add_epi32(dot, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+    }
+    return dot;
 }
 
 // class_tree's AVX2 twin.
@@ -768,20 +795,26 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
         const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
         if (packed && pf) prefetch_block(pb + pf);  // streamed panels: spread over the passes
         const int c = C == 8 ? (int)(b & 7) : 0;
-        const zk_q8a *a[4];
-        for (int t = 0; t < NT; t++) a[t] = x + t * ldx + b;
-        for (int r = 0; r < 2; r++) {
-            __m256i dot[4];
-            dot8(pb + 32 * r, a, 0, 8, G, NT, dot);
-            const __m256 s = packed ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)))
-                                    : _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r);
+        __m256 s[2];
+        for (int r = 0; r < 2; r++)
+            s[r] = packed ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)))
+                          : _mm256_loadu_ps(sc + b * QG_ROWS + 8 * r);
 #pragma clang loop unroll(full)
-            for (int t = 0; t < NT; t++) {
+        for (int t0 = 0; t0 < NT; t0 += 2) {
+            const int n = NT - t0 < 2 ? NT - t0 : 2;
+            const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + 1) * ldx + b};
+            __m256i dot[2][2];
+            dot16(pb, a, 0, 8, G, n, dot);
+            for (int i = 0; i < n; i++) {
+                const int t = t0 + i;
                 const int32_t *h = hs + 2 * (t * ldx + b);
-                if (kind == QG_OFFSET && G > 1) dot[t] = _mm256_sub_epi32(dot[t], _mm256_set1_epi32(offset * (h[0] + h[1])));
-                acc[c][t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[t]), _mm256_mul_ps(s, _mm256_set1_ps(a[t]->d)), acc[c][t][r]);
-                if (kind == QG_MIN)
-                    acc[c][t][r] = _mm256_fmadd_ps(_mm256_loadu_ps(mn + b * QG_ROWS + 8 * r), _mm256_set1_ps(a[t]->s), acc[c][t][r]);
+                for (int r = 0; r < 2; r++) {
+                    __m256i d = dot[i][r];
+                    if (kind == QG_OFFSET && G > 1) d = _mm256_sub_epi32(d, _mm256_set1_epi32(offset * (h[0] + h[1])));
+                    acc[c][t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(s[r], _mm256_set1_ps(a[i]->d)), acc[c][t][r]);
+                    if (kind == QG_MIN)
+                        acc[c][t][r] = _mm256_fmadd_ps(_mm256_loadu_ps(mn + b * QG_ROWS + 8 * r), _mm256_set1_ps(a[i]->s), acc[c][t][r]);
+                }
             }
         }
     }
@@ -807,28 +840,32 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
         __m256i S[4][2];
         for (int t = 0; t < NT; t++) S[t][0] = S[t][1] = _mm256_setzero_si256();
         for (int64_t b = 8 * sb; b < 8 * sb + 8; b++) {
-            const zk_q8a *a[4];
-            for (int t = 0; t < NT; t++) a[t] = x + t * ldx + b;
-            for (int r = 0; r < 2; r++) {
-                const uint8_t *wb = panel + b * (QG_ROWS * 32) + 32 * r;
-                const __m256i k = _mm256_loadu_si256((const __m256i *)(ks + b * QG_ROWS + 8 * r));
-                if (kind == QG_HALVES) {
-                    __m256i lo[4], hi[4];
-                    dot8(wb, a, 0, 4, G, NT, lo);
-                    dot8(wb, a, 4, 8, G, NT, hi);
-                    const __m256i klo = _mm256_srai_epi32(_mm256_slli_epi32(k, 16), 16), khi = _mm256_srai_epi32(k, 16);
+            const uint8_t *wb = panel + b * (QG_ROWS * 32);
+            __m256i k[2];
+            for (int r = 0; r < 2; r++) k[r] = _mm256_loadu_si256((const __m256i *)(ks + b * QG_ROWS + 8 * r));
 #pragma clang loop unroll(full)
-                    for (int t = 0; t < NT; t++) {
-                        const int32_t *h = hs + 2 * (t * ldx + b);
-                        const __m256i l = _mm256_sub_epi32(lo[t], _mm256_set1_epi32(Q6_K_BIAS * h[0]));
-                        const __m256i u = _mm256_sub_epi32(hi[t], _mm256_set1_epi32(Q6_K_BIAS * h[1]));
-                        S[t][r] = _mm256_add_epi32(S[t][r], _mm256_add_epi32(_mm256_mullo_epi32(l, klo), _mm256_mullo_epi32(u, khi)));
+            for (int t0 = 0; t0 < NT; t0 += 2) {
+                const int n = NT - t0 < 2 ? NT - t0 : 2;
+                const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + 1) * ldx + b};
+                if (kind == QG_HALVES) {
+                    __m256i lo[2][2], hi[2][2];
+                    dot16(wb, a, 0, 4, G, n, lo);
+                    dot16(wb, a, 4, 8, G, n, hi);
+                    for (int i = 0; i < n; i++) {
+                        const int32_t *h = hs + 2 * ((t0 + i) * ldx + b);
+                        for (int r = 0; r < 2; r++) {
+                            const __m256i l = _mm256_sub_epi32(lo[i][r], _mm256_set1_epi32(Q6_K_BIAS * h[0]));
+                            const __m256i u = _mm256_sub_epi32(hi[i][r], _mm256_set1_epi32(Q6_K_BIAS * h[1]));
+                            S[t0 + i][r] = _mm256_add_epi32(S[t0 + i][r], _mm256_add_epi32(_mm256_mullo_epi32(l, _mm256_srai_epi32(_mm256_slli_epi32(k[r], 16), 16)),
+                                                                                         _mm256_mullo_epi32(u, _mm256_srai_epi32(k[r], 16))));
+                        }
                     }
                 } else {
-                    __m256i d[4];
-                    dot8(wb, a, 0, 8, G, NT, d);
-                    const __m256i kl = _mm256_and_si256(k, _mm256_set1_epi32(0xFFFF));
-                    for (int t = 0; t < NT; t++) S[t][r] = _mm256_add_epi32(S[t][r], _mm256_mullo_epi32(d[t], kl));
+                    __m256i d[2][2];
+                    dot16(wb, a, 0, 8, G, n, d);
+                    for (int i = 0; i < n; i++)
+                        for (int r = 0; r < 2; r++)
+                            S[t0 + i][r] = _mm256_add_epi32(S[t0 + i][r], _mm256_mullo_epi32(d[i][r], _mm256_and_si256(k[r], _mm256_set1_epi32(0xFFFF))));
                 }
             }
         }
@@ -867,8 +904,7 @@ static inline void panel_row_offset_seq_avx2(const uint8_t *panel, int64_t nb, c
                 if (pf) prefetch_block(pb + pf);  // (in both halves: a dropped prefetch gets a second chance; measured faster)
                 const zk_q8a *a = x + b;
                 const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)));
-                __m256i dot;
-                dot8(pb + 32 * r, &a, 0, 8, G, 1, &dot);
+                __m256i dot = dot8(pb + 32 * r, a, G);
                 if (G > 1) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset * (hs[2 * b] + hs[2 * b + 1])));
                 acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, _mm256_set1_ps(a->d)), acc[m]);
             }

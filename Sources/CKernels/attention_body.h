@@ -161,6 +161,36 @@ static inline void AT_FN(dots4)(const float *q, int64_t hd, const uint16_t *cons
 }
 #endif
 
+#if !AT_512
+#define AT_NK 3
+// dots for AT_NK keys x 4 heads at once (hd a multiple of 16), AVX2: dots' two 8-lane accumulators
+// per head become two passes, the lanes of dimensions i..i+7 of every 16-dimension block, then
+// i+8..i+15 (each lane's chain of fused multiply-adds in the same order), so that AT_NK x 4 chains
+// keep both FMA pipes busy in 16 registers and a query vector, loaded once, serves AT_NK keys; the
+// halves are then added and reduced as dots does: the same bits.
+__attribute__((target(AT_TARGET), always_inline))
+static inline void AT_FN(dotsk)(const float *q, int64_t hd, const uint16_t *const *k, float scale, float *scores) {
+    __m256 half[2][AT_NK][4];
+    for (int e = 0; e < 2; e++) {
+        __m256 a[AT_NK][4];
+        for (int t = 0; t < AT_NK; t++)
+            for (int h = 0; h < 4; h++) a[t][h] = _mm256_setzero_ps();
+        for (int64_t i = 8 * e; i < hd; i += 16) {
+            __m256 kv[AT_NK];
+            for (int t = 0; t < AT_NK; t++) kv[t] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k[t] + i)));
+            for (int h = 0; h < 4; h++) {
+                const __m256 qv = _mm256_loadu_ps(q + h * hd + i);
+                for (int t = 0; t < AT_NK; t++) a[t][h] = _mm256_fmadd_ps(qv, kv[t], a[t][h]);
+            }
+        }
+        for (int t = 0; t < AT_NK; t++)
+            for (int h = 0; h < 4; h++) half[e][t][h] = a[t][h];
+    }
+    for (int t = 0; t < AT_NK; t++)
+        for (int h = 0; h < 4; h++) scores[h * ZK_ATT_CHUNK + t] = hsum8(_mm256_add_ps(half[0][t][h], half[1][t][h])) * scale;
+}
+#endif
+
 // o_h[d0 .. d0 + nz * AT_W) = sum_j p_hj v_j[...] for nh <= 4 heads over f16 values: the
 // accumulators stay in registers over all keys of the chunk (called with constant nh, nz, so the
 // arrays unroll).
@@ -275,6 +305,13 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
             const uint16_t *kr[4];
             for (int t = 0; t < 4; t++) AT_NEXT_ROW(kr[t], j + t, const uint16_t *, hd * 2);
             for (int64_t h = 0; h < g; h += 4) AT_FN(dots4)(q + h * hd, hd, kr, scale, scores + h * ZK_ATT_CHUNK + j);
+        }
+#else
+    if (g % 4 == 0 && hd % 16 == 0)
+        for (; j + AT_NK <= n; j += AT_NK) {
+            const uint16_t *kr[AT_NK];
+            for (int t = 0; t < AT_NK; t++) AT_NEXT_ROW(kr[t], j + t, const uint16_t *, hd * 2);
+            for (int64_t h = 0; h < g; h += 4) AT_FN(dotsk)(q + h * hd, hd, kr, scale, scores + h * ZK_ATT_CHUNK + j);
         }
 #endif
     for (; j < n; j++) {

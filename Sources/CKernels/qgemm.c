@@ -793,7 +793,7 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
         for (int t = 0; t < NT; t++) acc[c][t][0] = acc[c][t][1] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *pb = panel + b * (packed ? QP_BLOCK : QG_ROWS * 32);
-        if (packed && pf) prefetch_block(pb + pf);  // streamed panels: spread over the passes
+        if (packed && pf) prefetch_block(pb + pf);  // a streamed panel's block, PF_PANELS panels on
         const int c = C == 8 ? (int)(b & 7) : 0;
         __m256 s[2];
         for (int r = 0; r < 2; r++)
@@ -802,7 +802,7 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
 #pragma clang loop unroll(full)
         for (int t0 = 0; t0 < NT; t0 += 2) {
             const int n = NT - t0 < 2 ? NT - t0 : 2;
-            const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + 1) * ldx + b};
+            const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + n - 1) * ldx + b};  // (a lone row: itself twice, unread)
             __m256i dot[2][2];
             dot16(pb, a, 0, 8, G, n, dot);
             for (int i = 0; i < n; i++) {
@@ -846,7 +846,7 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
 #pragma clang loop unroll(full)
             for (int t0 = 0; t0 < NT; t0 += 2) {
                 const int n = NT - t0 < 2 ? NT - t0 : 2;
-                const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + 1) * ldx + b};
+                const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + n - 1) * ldx + b};  // (a lone row: itself twice, unread)
                 if (kind == QG_HALVES) {
                     __m256i lo[2][2], hi[2][2];
                     dot16(wb, a, 0, 4, G, n, lo);

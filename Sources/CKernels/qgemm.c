@@ -717,22 +717,22 @@ static void panel_vnni(int type, const uint8_t *panel, const float *sc, const fl
 // so its offset is not taken off. The float operations per lane are the AVX-512 path's in the same
 // order: bit-identical results.
 //
-// The int32 dots of a block's 16 panel rows (wb: rows 0-7, wb + 32: rows 8-15) with NT activation
-// blocks a[t] (1 or 2) over 4-byte groups j0 <= j < j1, G groups per int16 sum (G = 1: Q8_0's sign
-// trick): dot[t][0] rows 0-7, dot[t][1] rows 8-15. Each weight vector is loaded once for both
+// The int32 dots of a block's 16 panel rows (wb: rows 0-7, wb + 32: rows 8-15; H = 1: only the 8 at
+// wb) with NT activation blocks a[t] (1 or 2) over 4-byte groups j0 <= j < j1, G groups per int16 sum
+// (G = 1: Q8_0's sign trick): dot[t][0] rows 0-7, dot[t][1] rows 8-15. Each weight vector is loaded once for both
 // activation rows and each activation broadcast serves both halves, all in registers (int16 sums 4,
 // int32 dots 4, weights 2-4 of AVX2's 16): a wider tile spills its broadcasts to the stack, and on
 // AMD Zen 3 those stores, not the vpmaddubsw, set the pace.
 __attribute__((target(QG_AVX2), always_inline))
 static inline void dot16(const uint8_t *wb, const zk_q8a *const *a, const int j0, const int j1, const int G,
-                         const int NT, __m256i dot[2][2]) {
+                         const int NT, const int H, __m256i dot[2][2]) {
     for (int t = 0; t < NT; t++) dot[t][0] = dot[t][1] = _mm256_setzero_si256();
     for (int j = j0; j < j1; j += G) {
         __m256i p[2][2];
         for (int t = 0; t < NT; t++) p[t][0] = p[t][1] = _mm256_setzero_si256();
         for (int g = j; g < j + G; g++) {
             __m256i u[2], w[2], aw[2];
-            for (int r = 0; r < 2; r++) {
+            for (int r = 0; r < H; r++) {
                 u[r] = _mm256_loadu_si256((const __m256i *)(wb + g * (QG_ROWS * 4) + 32 * r));
                 w[r] = _mm256_xor_si256(u[r], _mm256_set1_epi8((char)0x80));
                 aw[r] = _mm256_abs_epi8(w[r]);
@@ -742,32 +742,14 @@ static inline void dot16(const uint8_t *wb, const zk_q8a *const *a, const int j0
                 int32_t q4;
                 memcpy(&q4, a[t]->q + 4 * g, 4);
                 const __m256i q = _mm256_set1_epi32(q4);
-                for (int r = 0; r < 2; r++)
+                for (int r = 0; r < H; r++)
                     p[t][r] = _mm256_add_epi16(p[t][r], G == 1 ? _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(q, w[r]))
                                                                : _mm256_maddubs_epi16(u[r], q));
             }
         }
         for (int t = 0; t < NT; t++)
-            for (int r = 0; r < 2; r++) dot[t][r] = _mm256_add_epi32(dot[t][r], _mm256_madd_epi16(p[t][r], _mm256_set1_epi16(1)));
+            for (int r = 0; r < H; r++) dot[t][r] = _mm256_add_epi32(dot[t][r], _mm256_madd_epi16(p[t][r], _mm256_set1_epi16(1)));
     }
-}
-
-// dot16's one activation row and one half of the panel rows (wb: rows 0-7 or 8-15).
-__attribute__((target(QG_AVX2), always_inline))
-static inline __m256i dot8(const uint8_t *wb, const zk_q8a *a, const int G) {
-    __m256i dot = _mm256_setzero_si256();
-    for (int j = 0; j < 8; j += G) {
-        __m256i p = _mm256_setzero_si256();
-        for (int g = j; g < j + G; g++) {
-            const __m256i u = _mm256_loadu_si256((const __m256i *)(wb + g * (QG_ROWS * 4)));
-            int32_t q4;
-            memcpy(&q4, a->q + 4 * g, 4);
-            const __m256i q = _mm256_set1_epi32(q4), w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80));
-            p = _mm256_add_epi16(p, G == 1 ? _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w)) : _mm256_maddubs_epi16(u, q));
-        }
-        dot = _mm256_add_epi32(dot, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-    }
-    return dot;
 }
 
 // class_tree's AVX2 twin.
@@ -804,7 +786,7 @@ static inline void panel_tile_avx2(const uint8_t *panel, const float *sc, const 
             const int n = NT - t0 < 2 ? NT - t0 : 2;
             const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + n - 1) * ldx + b};  // (a lone row: itself twice, unread)
             __m256i dot[2][2];
-            dot16(pb, a, 0, 8, G, n, dot);
+            dot16(pb, a, 0, 8, G, n, 2, dot);
             for (int i = 0; i < n; i++) {
                 const int t = t0 + i;
                 const int32_t *h = hs + 2 * (t * ldx + b);
@@ -849,8 +831,8 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
                 const zk_q8a *a[2] = {x + t0 * ldx + b, x + (t0 + n - 1) * ldx + b};  // (a lone row: itself twice, unread)
                 if (kind == QG_HALVES) {
                     __m256i lo[2][2], hi[2][2];
-                    dot16(wb, a, 0, 4, G, n, lo);
-                    dot16(wb, a, 4, 8, G, n, hi);
+                    dot16(wb, a, 0, 4, G, n, 2, lo);
+                    dot16(wb, a, 4, 8, G, n, 2, hi);
                     for (int i = 0; i < n; i++) {
                         const int32_t *h = hs + 2 * ((t0 + i) * ldx + b);
                         for (int r = 0; r < 2; r++) {
@@ -862,7 +844,7 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
                     }
                 } else {
                     __m256i d[2][2];
-                    dot16(wb, a, 0, 8, G, n, d);
+                    dot16(wb, a, 0, 8, G, n, 2, d);
                     for (int i = 0; i < n; i++)
                         for (int r = 0; r < 2; r++)
                             S[t0 + i][r] = _mm256_add_epi32(S[t0 + i][r], _mm256_mullo_epi32(d[i][r], _mm256_and_si256(k[r], _mm256_set1_epi32(0xFFFF))));
@@ -886,9 +868,9 @@ static inline void panel_tile_k_avx2(const uint8_t *panel, const float *sc, cons
     for (int t = 0; t < NT; t++) { out[t][0] = acc[t][0]; out[t][1] = acc[t][1]; }
 }
 
-// panel_tile_avx2 for one activation row of a packed panel: per half of the panel rows (eight
-// accumulators, AVX2's 16 registers) the blocks in order, block b to accumulator b mod 8, the first half
-// prefetching each block pf bytes on (the eight class passes would stride over a streamed panel).
+// panel_tile_avx2 for one activation row of a packed panel (decode's output matrix): per half of the
+// panel rows the blocks in order, block b to accumulator b mod 8, the eight accumulators in registers
+// rather than memory, each half prefetching each block pf bytes on.
 __attribute__((target(QG_AVX2), always_inline))
 static inline void panel_row_offset_seq_avx2(const uint8_t *panel, int64_t nb, const zk_q8a *x, const int32_t *hs,
                                              const int offset, const int G, const int64_t pf, __m256 out[2]) {
@@ -904,7 +886,9 @@ static inline void panel_row_offset_seq_avx2(const uint8_t *panel, int64_t nb, c
                 if (pf) prefetch_block(pb + pf);  // (in both halves: a dropped prefetch gets a second chance; measured faster)
                 const zk_q8a *a = x + b;
                 const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + QG_ROWS * 32 + 16 * r)));
-                __m256i dot = dot8(pb + 32 * r, a, G);
+                __m256i d[2][2];
+                dot16(pb + 32 * r, &a, 0, 8, G, 1, 1, d);
+                __m256i dot = d[0][0];
                 if (G > 1) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset * (hs[2 * b] + hs[2 * b + 1])));
                 acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, _mm256_set1_ps(a->d)), acc[m]);
             }

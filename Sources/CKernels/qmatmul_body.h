@@ -209,8 +209,8 @@ QM_FN float QF(hsum_classes)(__m256 v) {
         QM_DOT_W(v1, QF(load_q)((a) + (k)), OFF);                                                   \
     })
 // The 8 blocks' exact sums from their lane dots, lanes in block order: unpack-and-add rounds (32-bit,
-// then 64-bit within 128-bit lanes, then across them), 14 shuffles that spread over two pipes where
-// the 7 vphaddd they replace take two cycles each on AMD Zen 3.
+// then 64-bit within 128-bit lanes, then across them), 14 shuffles that spread over two pipes, where
+// the 7 vphaddd that would do the same take two cycles each on AMD Zen 3.
 QM_FN __m256i QF(fold_lanes32)(__m256i a, __m256i b) {
     return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
 }

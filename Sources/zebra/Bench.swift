@@ -111,8 +111,10 @@ struct Bench: ParsableCommand {
         // Per repetition: the deepest depth's time over the first's (both from the same interleaved run).
         let depthRatios: [Double] = decodeDepths.count > 1 ? (0..<reps).map { depthTimes[depthTimes.count - 1][$0] / depthTimes[0][$0] } : []
         var agg: [(Int, Double)] = []
+        var aggPhases: [(Int, StepPhases)] = []
         for n in pars where parallelPrompt + decodeTokens < c.contextLength {
             var rates: [Double] = []
+            var ph = StepPhases()
             for r in 0..<reps {
                 progress("aggregate decode, \(n) sequences: prompts of \(parallelPrompt) (rep \(r + 1)/\(reps))")
                 let cache = model.makeCache(type: m.kvCacheType)
@@ -123,11 +125,15 @@ struct Bench: ParsableCommand {
                 var t = 0.0
                 for i in 0..<decodeTokens {
                     let items = seqs.indices.map { BatchItem(seq: seqs[$0], tokens: [toks[i * n + $0]], logits: .last) }
+                    model.phases = i >= 2 ? ph : nil
                     t += try timedStep(cache, counted: i >= 2, items)
+                    if let p = model.phases { ph = p }
                 }
+                model.phases = nil
                 rates.append(Double(n * decodeTokens) / t)
             }
             agg.append((n, median(rates)))
+            aggPhases.append((n, ph))
         }
         // Speculative verification: one sequence at depth 512, a step of r rows with every row's logits
         // (nothing recorded, so every step is at the same depth), r values interleaved step by step.
@@ -177,6 +183,11 @@ struct Bench: ParsableCommand {
                 "kv_bytes_per_decode_step": Dictionary(uniqueKeysWithValues: decodeDepths.map { (String($0), kvCache.bytesNeeded(tokens: $0 + 1).total) }),
                 "verify_step_ms_by_rows": Dictionary(uniqueKeysWithValues: verify.map { (String($0.0), $0.1 * 1000) }),
                 "decode_time_ratio_per_rep": depthRatios,
+                "aggregate_decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: aggPhases.map { n, p in
+                    let ms = p.millisecondsPerStep
+                    return (String(n), ["sliding_attention": ms.slidingAttention, "global_attention": ms.globalAttention,
+                                        "other_layer_work": ms.otherLayerWork, "output": ms.output])
+                }),
                 "decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: zip(decodeDepths, phases).map { d, p in
                     let ms = p.millisecondsPerStep
                     return (String(d), ["sliding_attention": ms.slidingAttention, "global_attention": ms.globalAttention,
@@ -204,7 +215,12 @@ struct Bench: ParsableCommand {
             print(String(format: "  per step at depth %6d: attention %.3f ms in sliding layers, %.3f ms in global layers; other layer work %.3f ms; output %.3f ms",
                          d, ms.slidingAttention, ms.globalAttention, ms.otherLayerWork, ms.output))
         }
-        for (n, r) in agg { print(String(format: "aggregate decode, %3d sequences: %8.1f tokens/s", n, r)) }
+        for ((n, r), (_, p)) in zip(agg, aggPhases) {
+            let ms = p.millisecondsPerStep
+            print(String(format: "aggregate decode, %3d sequences: %8.1f tokens/s", n, r))
+            print(String(format: "  per step of %3d sequences: attention %.3f ms; other layer work %.3f ms; output %.3f ms",
+                         n, ms.slidingAttention + ms.globalAttention, ms.otherLayerWork, ms.output))
+        }
         if let one = verify.first(where: { $0.0 == 1 })?.1 ?? verify.first?.1 {
             let each = verify.map { String(format: "%d rows %.2f ms (%.2fx)", $0.0, $0.1 * 1000, $0.1 / one) }.joined(separator: ", ")
             print("speculative verification step at depth 512, every row's logits: \(each)")

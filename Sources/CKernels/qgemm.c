@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -1104,6 +1105,20 @@ static void amx_trap_handler(int sig) {
     siglongjmp(amx_trap, 1);
 }
 
+// Random weights of `type` (rows of row_bytes) whose f16 scales and minimums are all 1/128, so every
+// product is finite, and activations in [-1, 1): the inputs of the AMX self-check and the calibration.
+static void synthetic_weights(int type, uint8_t *w, int64_t bytes, uint32_t *s) {
+    for (int64_t i = 0; i < bytes; i++) w[i] = (uint8_t)((*s = *s * 1664525u + 1013904223u) >> 24);
+    const int64_t bb = zk_block_bytes(type), fields[2] = {type == ZK_Q6_K ? 208 : 0, 2};
+    const int nf = type == ZK_Q4_1 || type == ZK_Q5_1 || type == ZK_Q4_K || type == ZK_Q5_K ? 2 : 1;
+    for (int64_t b = 0; b < bytes / bb; b++)
+        for (int f = 0; f < nf; f++) { w[b * bb + fields[f]] = 0x00; w[b * bb + fields[f] + 1] = 0x20; }
+}
+
+static void synthetic_activations(float *x, int64_t n, uint32_t *s) {
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(int32_t)((*s = *s * 1664525u + 1013904223u) >> 8) / (float)(1 << 23) - 1.0f;
+}
+
 static int amx_self_check(int amx, char *why, size_t n) {
     enum { R = 16, K = 256, NB = K / 32 };
     static const int types[] = {ZK_Q8_0, ZK_Q4_0, ZK_Q4_1, ZK_Q5_0, ZK_Q5_1, ZK_Q4_K, ZK_Q5_K, ZK_Q6_K};
@@ -1134,13 +1149,8 @@ static int amx_self_check(int amx, char *why, size_t n) {
         const int type = types[t];
         const int64_t row_bytes = NB * 32 / zk_block_elems(type) * zk_block_bytes(type);
         uint32_t s = 0x2545F491u + (uint32_t)type;
-        for (int64_t i = 0; i < R * row_bytes; i++) w[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
-        // The f16 scales (and minimums) finite: 1/128 for every block.
-        const int64_t bb = zk_block_bytes(type), fields[2] = {type == ZK_Q6_K ? 208 : 0, 2};
-        const int nf = type == ZK_Q4_1 || type == ZK_Q5_1 || type == ZK_Q4_K || type == ZK_Q5_K ? 2 : 1;
-        for (int64_t b = 0; b < R * row_bytes / bb; b++)
-            for (int f = 0; f < nf; f++) { w[b * bb + fields[f]] = 0x00; w[b * bb + fields[f] + 1] = 0x20; }
-        for (int64_t i = 0; i < R * K; i++) x[i] = (float)(int32_t)((s = s * 1664525u + 1013904223u) >> 8) / (float)(1 << 23) - 1.0f;
+        synthetic_weights(type, w, R * row_bytes, &s);
+        synthetic_activations(x, R * K, &s);
         zk_quantize_q8a(x, q, R * K, zk_act_format(type));
         zk_q8a_half_sums(q, hs, R * NB);
         for (int pass = 0; pass < 2; pass++)
@@ -1163,4 +1173,50 @@ static int amx_self_check(int amx, char *why, size_t n) {
 int zk_amx_self_check(int mode, char *why, int64_t n) {
     if (mode != AMX_HW && mode != AMX_EMU) { snprintf(why, (size_t)n, "mode %d is not a tile mode", mode); return 0; }
     return amx_self_check(mode, why, (size_t)n);
+}
+
+// The decode-batch crossover (zk_rows_gemm_min_rows): R weight rows of K elements (whole K-quant
+// super-blocks; 72-136 KiB of weights, in L2 as a decode step's matrices are not: both routes are
+// compute-bound at these row counts, the GEMM prefetching its next panel) against n = 2..max_rows
+// activation rows on each route, one thread, the fastest of 5 interleaved runs each.
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int zk_rows_gemm_min_rows(int type, int max_rows) {
+    enum { R = 128, K = 1024, NB = K / 32, REPS = 5 };
+    if (!zk_gemm_matches_rows(type) || max_rows < 2) return 0;
+    if (max_rows > 32) max_rows = 32;
+    const int64_t row_bytes = K / zk_block_elems(type) * zk_block_bytes(type);
+    uint8_t *w = malloc((size_t)(R * row_bytes)), *scratch = malloc((size_t)zk_gemm_q8a_scratch_bytes(K));
+    float *x = malloc(sizeof(float) * (size_t)(max_rows * K)), *y = malloc(sizeof(float) * (size_t)(max_rows * R));
+    zk_q8a *q = malloc(sizeof(zk_q8a) * (size_t)(max_rows * NB));
+    int32_t *hs = malloc(sizeof(int32_t) * (size_t)(2 * max_rows * NB));
+    int best = 0;
+    if (w && scratch && x && y && q && hs) {
+        uint32_t s = 0x9E3779B9u + (uint32_t)type;
+        synthetic_weights(type, w, R * row_bytes, &s);
+        synthetic_activations(x, max_rows * K, &s);
+        zk_quantize_q8a(x, q, max_rows * K, zk_act_format(type));
+        zk_q8a_half_sums(q, hs, max_rows * NB);
+        double t_rows[33], t_gemm[33];
+        for (int n = 0; n <= max_rows; n++) t_rows[n] = t_gemm[n] = 1e30;
+        zk_gemm_q8a(type, w, row_bytes, K, 0, R, q, hs, max_rows, y, R, scratch);  // (first touch)
+        for (int rep = 0; rep < REPS; rep++)
+            for (int n = 2; n <= max_rows; n++) {
+                double t0 = seconds();
+                zk_matmul_q8a(type, w, row_bytes, K, 0, R, q, n, y, R);
+                const double t1 = seconds();
+                zk_gemm_q8a(type, w, row_bytes, K, 0, R, q, hs, n, y, R, scratch);
+                const double t2 = seconds();
+                if (t1 - t0 < t_rows[n]) t_rows[n] = t1 - t0;
+                if (t2 - t1 < t_gemm[n]) t_gemm[n] = t2 - t1;
+            }
+        best = max_rows + 1;
+        for (int n = max_rows; n >= 2 && t_gemm[n] < t_rows[n]; n--) best = n;
+    }
+    free(w), free(scratch), free(x), free(y), free(q), free(hs);
+    return best;
 }

@@ -32,12 +32,14 @@ public final class Matmul: @unchecked Sendable {
     /// Whether long quantized products use the int8 panel GEMM where it exists for the type and CPU
     /// (zk_gemm_q8a: every quantized type, AVX-512 VNNI or AVX2) instead of sgemm.
     public var int8Gemm = true
-    /// Row-route products of at least this many activation rows go through the panel GEMM for the types
-    /// where it computes the row kernels' bits (zk_gemm_matches_rows): each weight panel is unpacked
-    /// once and every row then costs a quarter of a row kernel's pass (batched decode, drafts).
-    public var rowsGemmMinRows = 8
-    /// What `rowsGemmMinRows` is, for the bench and the server's start line.
-    public var rowsGemmDescription: String { rowsGemmMinRows == .max ? "off" : "from \(rowsGemmMinRows) rows" }
+    /// From how many activation rows a row-route product goes through the panel GEMM, per type, for the
+    /// types where it computes the row kernels' bits (zk_gemm_matches_rows): each weight panel is
+    /// unpacked once and every row then costs a fraction of a row kernel's pass (batched decode,
+    /// drafts). Measured on the CPU at hand (`RowsGemmThresholds.measured`), as the crossover differs by
+    /// CPU (AMD Zen 3: 2-4 rows; Zen 4 measured slower at 4 than at 8 for Q5_0).
+    public var rowsGemm: RowsGemmThresholds
+    /// What `rowsGemm` is, for the bench and the server's start line.
+    public var rowsGemmDescription: String { rowsGemm.description }
     /// Quantized weights multiply 8-bit activations (true, llama.cpp's arithmetic and the fast decode
     /// route) or f32 ones (false: dequantize-row + f32 dot or sgemm; slower, for accuracy checks).
     public var int8Activations = true
@@ -56,9 +58,11 @@ public final class Matmul: @unchecked Sendable {
     public init(pool: KernelPool) {
         self.pool = pool
         onePiece[0] = 0
-        // A/B of the batched route (0: never; any other value the row count from which it is taken).
+        // A/B of the batched route (0: never; any other value the row count from which every type takes it).
         if let v = getenv("ZEBRA_ROWS_GEMM_MIN").flatMap({ Int(String(cString: $0)) }), v >= 0 {
-            rowsGemmMinRows = v == 0 ? .max : v
+            rowsGemm = .uniform(v == 0 ? .max : v)
+        } else {
+            rowsGemm = .measured
         }
         openblas_set_num_threads(1)  // we parallelise ourselves; two spinning pools fight (PLATFORM.md)
     }
@@ -104,11 +108,11 @@ public final class Matmul: @unchecked Sendable {
             let nb = w.cols / 32
             let q = xq.reserve(nt * nb)
             // Short products take the row kernels; the panel GEMM takes long ones, and (same bits) the
-            // row route's batches from rowsGemmMinRows rows where its float order is the row kernels'.
+            // row route's batches from rowsGemm's row count where its float order is the row kernels'.
             // Prepacked panels take every row count (the row kernels' bits; sgemm only when asked for).
             let packed = route != .blas ? w.packed : nil
             let panels = packed == nil && (useBlas ? (route == .gemm || (route == .auto && int8Gemm)) && zk_has_int8_gemm(w.type) != 0
-                                                   : nt >= rowsGemmMinRows && zk_gemm_matches_rows(w.type) != 0)
+                                                   : nt >= rowsGemm.minRows(w.type) && zk_gemm_matches_rows(w.type) != 0)
             // The panel kernels also read each activation block's half sums: computed with the rounding.
             let sums = packed != nil || panels ? xs.reserve(2 * nt * nb) : nil
             let quantize = QuantizeActivations(x: x, q: q, sums: sums, cols: w.cols, format: zk_act_format(w.type))
@@ -241,5 +245,52 @@ private struct FloatRows: RangeJob {
     func run(_ range: Range<Int>, thread: Int) {
         zk_matmul_rows(w.type, w.data, Int64(w.rowBytes), Int64(w.cols), Int64(range.lowerBound),
                        Int64(range.upperBound), x, Int64(nt), y, Int64(ldy), scratch[thread])
+    }
+}
+
+/// Per quantized type, the activation-row count from which a row-route product takes the panel GEMM
+/// (same bits as the row kernels, so this only moves time).
+public struct RowsGemmThresholds: Sendable, Equatable, CustomStringConvertible {
+    /// Type (ggml id) -> fewest rows; a type not listed never takes the GEMM on the row route.
+    public var byType: [Int32: Int]
+    /// Whether the values were measured here (false: set by ZEBRA_ROWS_GEMM_MIN or by a caller).
+    public var calibrated: Bool
+
+    public init(byType: [Int32: Int], calibrated: Bool) { self.byType = byType; self.calibrated = calibrated }
+
+    public func minRows(_ type: Int32) -> Int { byType[type] ?? .max }
+
+    /// The types zk_gemm_matches_rows holds for, with their names.
+    public static let types: [(Int32, String)] = [(2, "Q4_0"), (6, "Q5_0"), (8, "Q8_0"), (12, "Q4_K"), (13, "Q5_K"), (14, "Q6_K")]
+    /// The most rows the calibration compares (more than the 8 that measured best on AMD Zen 4).
+    public static let calibrationMaxRows: Int32 = 12
+
+    /// One row count for every type (`.max`: off).
+    public static func uniform(_ n: Int) -> RowsGemmThresholds {
+        RowsGemmThresholds(byType: n == .max ? [:] : Dictionary(uniqueKeysWithValues: types.map { ($0.0, n) }), calibrated: false)
+    }
+
+    /// Measured once per process, on the first use, on the calling thread (~30 ms on AMD Zen 3): per type
+    /// the smallest row count from which the GEMM beats the row kernels at every count up to
+    /// `calibrationMaxRows` (zk_rows_gemm_min_rows); a type that could not be measured keeps 8.
+    public static let measured: RowsGemmThresholds = {
+        var m: [Int32: Int] = [:]
+        for (t, _) in types where zk_gemm_matches_rows(t) != 0 {
+            let n = Int(zk_rows_gemm_min_rows(t, calibrationMaxRows))
+            m[t] = n > 0 ? n : 8
+        }
+        return RowsGemmThresholds(byType: m, calibrated: true)
+    }()
+
+    /// "from 2 rows (Q4_0, Q5_0, Q8_0), 3 (Q6_K), 4 (Q4_K, Q5_K), calibrated", "from 8 rows", or "off".
+    public var description: String {
+        if byType.isEmpty { return "off" }
+        let named = Self.types.compactMap { t, name in byType[t].map { (n: $0, name: name) } }
+        let counts = Set(named.map(\.n)).sorted()
+        if counts.count == 1 && !calibrated { return "from \(counts[0]) rows" }
+        let parts = counts.enumerated().map { i, n in
+            "\(n)\(i == 0 ? " rows" : "") (\(named.filter { $0.n == n }.map(\.name).joined(separator: ", ")))"
+        }
+        return "from " + parts.joined(separator: ", ") + (calibrated ? ", calibrated" : "")
     }
 }

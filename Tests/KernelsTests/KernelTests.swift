@@ -607,7 +607,7 @@ func batchedRowRouteMatchesRowsAlone(type: Int32) {
     let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
     let x = (0..<nt * cols).map { _ in rng.float() }
     let mm = Matmul(pool: KernelPool(threads: 2))
-    #expect(mm.rowsGemmMinRows <= 16)
+    #expect(mm.rowsGemm.minRows(type) <= Int(RowsGemmThresholds.calibrationMaxRows) + 1)
     var batched = [Float](repeating: .nan, count: nt * rows), alone = batched
     bytes.withUnsafeBytes { wb in
         let w = WeightMatrix(type: type, data: wb.baseAddress!, rows: rows, cols: cols)
@@ -620,6 +620,23 @@ func batchedRowRouteMatchesRowsAlone(type: Int32) {
     }
     let same = batched == alone
     #expect(same, "type \(type): a batched decode row differs from the row alone")
+}
+
+/// The start-up calibration of the decode-batch crossover answers for exactly the types whose GEMM
+/// gives the row kernels' bits, within its range, and the description names every one of them.
+@Test func rowsGemmCalibrationCoversTheMatchingTypes() {
+    let maxRows = RowsGemmThresholds.calibrationMaxRows
+    for type: Int32 in [2, 3, 6, 7, 8, 12, 13, 14] {
+        let n = zk_rows_gemm_min_rows(type, maxRows)
+        if zk_gemm_matches_rows(type) != 0 { #expect((2...maxRows + 1).contains(n), "type \(type): \(n)") }
+        else { #expect(n == 0, "type \(type) has no row-kernel-matching GEMM") }
+    }
+    let m = RowsGemmThresholds.measured
+    #expect(m.calibrated && Set(m.byType.keys) == [2, 6, 8, 12, 13, 14])
+    for (_, name) in RowsGemmThresholds.types { #expect(m.description.contains(name), "\(m.description)") }
+    #expect(m.description.hasSuffix(", calibrated"))
+    #expect(RowsGemmThresholds.uniform(8).description == "from 8 rows")
+    #expect(RowsGemmThresholds.uniform(.max).description == "off" && RowsGemmThresholds.uniform(.max).minRows(6) == .max)
 }
 
 /// Prepacked Q8_0 panels (zk_pack_panels, read by zk_gemm_packed) give the row kernels' bits at every

@@ -102,6 +102,12 @@ int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_
 /// same float order; not Q4_1 / Q5_1, which keep llama.cpp's), so that any rows may take either
 /// without changing a result.
 int zk_gemm_matches_rows(int type);
+/// For such a type, the fewest activation rows n (2 <= n <= max_rows, at most 32) from which
+/// zk_gemm_q8a is faster than zk_matmul_q8a at every count up to max_rows, measured now on the calling
+/// thread (tens of ms for all types) on the current kernel path; max_rows + 1 if it is not faster at
+/// max_rows; 0 for a type the GEMM does not match or out of memory. The two give the same bits, so
+/// the answer only moves time.
+int zk_rows_gemm_min_rows(int type, int max_rows);
 /// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2" (ZEBRA_KERNEL_PATH=avx2
 /// takes AVX2 on a VNNI CPU too, for measuring).
 const char *zk_kernel_path(void);

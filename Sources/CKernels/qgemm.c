@@ -213,11 +213,15 @@ static inline void k_super_avx2(int type, const uint8_t *row, int64_t sb, __m256
 // in those of its second (rows past nr: left as the caller zeroed them).
 __attribute__((target(QG_AVX2), always_inline))
 static inline void unpack_k_rows_n(const int type, const uint8_t *w, int64_t row_bytes, int64_t nb, const int nr,
-                                   uint8_t *panel, float *sc, float *mn) {
+                                   uint8_t *panel, float *sc, float *mn, const uint8_t *ahead, int ahead_rows) {
     int32_t *ks = (int32_t *)sc;
+    const int64_t sbb = type == ZK_Q6_K ? 210 : type == ZK_Q5_K ? 176 : 144;
     for (int64_t sb = 0; sb < nb / 8; sb++) {
         __m256i u[QG_ROWS][8];  // [row][block of the super-block]
         for (int row = 0; row < QG_ROWS; row++) {
+            if (row < ahead_rows)  // (the super-block's lines, at most 5)
+                for (int64_t off = 0; off < sbb + 63; off += 64)
+                    _mm_prefetch((const char *)(ahead + row * row_bytes + sb * sbb + (off < sbb ? off : sbb - 1)), _MM_HINT_T1);
             if (row >= nr) {
                 for (int j = 0; j < 8; j++) u[row][j] = _mm256_setzero_si256();
                 continue;
@@ -243,9 +247,9 @@ static inline void unpack_k_rows_n(const int type, const uint8_t *w, int64_t row
 // generic one, as do Q5_K (not measured) and a matrix's last, partial panel.
 __attribute__((target(QG_AVX2)))
 static void unpack_k_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
-                          float *sc, float *mn) {
-    if (nr == QG_ROWS && type == ZK_Q4_K) unpack_k_rows_n(ZK_Q4_K, w, row_bytes, nb, QG_ROWS, panel, sc, mn);
-    else unpack_k_rows_n(type, w, row_bytes, nb, nr, panel, sc, mn);
+                          float *sc, float *mn, const uint8_t *ahead, int ahead_rows) {
+    if (nr == QG_ROWS && type == ZK_Q4_K) unpack_k_rows_n(ZK_Q4_K, w, row_bytes, nb, QG_ROWS, panel, sc, mn, ahead, ahead_rows);
+    else unpack_k_rows_n(type, w, row_bytes, nb, nr, panel, sc, mn, ahead, ahead_rows);
 }
 
 // Unpacks a Q4_1 / Q5_1 weight row into panel row i; sc/mn: [block][QG_ROWS] (the scale, the minimum).
@@ -1000,17 +1004,19 @@ static void gemm_panels(int type, int vnni, int amx, const uint8_t *w, int64_t r
             memset(mn, 0, (size_t)nb * QG_ROWS * sizeof(float));
         }
         // Later panels' rows stream from memory while this one is unpacked and multiplied (a decode batch
-        // reads each weight once: without it the unpacking waits on every line). The offset types fetch
-        // the panel QG_AHEAD on a block of each row at a time as the unpacking goes (and the first call
-        // the panels before it at once); the K-quants the next panel at once.
-        const int offset_kind = kind_of(type) == QG_OFFSET;
-        const int64_t burst = offset_kind ? (p0 == r0 ? QG_AHEAD : 1) : 2;
+        // reads each weight once: without it the unpacking waits on every line). The offset types and
+        // K-quants fetch the panel QG_AHEAD on, a block (super-block) of each row at a time as the
+        // unpacking goes, and the first call the panels before it at once; Q4_1 / Q5_1 the next panel
+        // at once.
+        const int spread = kind_of(type) != QG_MIN;
+        const int64_t burst = spread ? (p0 == r0 ? QG_AHEAD : 1) : 2;
         for (int64_t r = p0 + QG_ROWS; r < p0 + burst * QG_ROWS && r < r1; r++)
             for (int64_t off = 0; off < row_bytes; off += 64) _mm_prefetch((const char *)(w + r * row_bytes + off), _MM_HINT_T1);
-        const int64_t ahead = r1 - (p0 + QG_AHEAD * QG_ROWS);
-        if (offset_kind) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, w + (p0 + QG_AHEAD * QG_ROWS) * row_bytes,
-                                            ahead <= 0 ? 0 : ahead < QG_ROWS ? (int)ahead : QG_ROWS);
-        else if (type == ZK_Q4_K || type == ZK_Q5_K || type == ZK_Q6_K) unpack_k_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
+        const uint8_t *ahead = w + (p0 + QG_AHEAD * QG_ROWS) * row_bytes;
+        const int64_t left = r1 - (p0 + QG_AHEAD * QG_ROWS);
+        const int ahead_rows = left <= 0 ? 0 : left < QG_ROWS ? (int)left : QG_ROWS;
+        if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
+        else if (type == ZK_Q4_K || type == ZK_Q5_K || type == ZK_Q6_K) unpack_k_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn, ahead, ahead_rows);
         else for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);
         if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0, amx);
         else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);

@@ -1012,9 +1012,9 @@ static void gemm_panels(int type, int vnni, int amx, const uint8_t *w, int64_t r
         const int64_t burst = spread ? (p0 == r0 ? QG_AHEAD : 1) : 2;
         for (int64_t r = p0 + QG_ROWS; r < p0 + burst * QG_ROWS && r < r1; r++)
             for (int64_t off = 0; off < row_bytes; off += 64) _mm_prefetch((const char *)(w + r * row_bytes + off), _MM_HINT_T1);
-        const uint8_t *ahead = w + (p0 + QG_AHEAD * QG_ROWS) * row_bytes;
         const int64_t left = r1 - (p0 + QG_AHEAD * QG_ROWS);
         const int ahead_rows = left <= 0 ? 0 : left < QG_ROWS ? (int)left : QG_ROWS;
+        const uint8_t *ahead = ahead_rows ? w + (p0 + QG_AHEAD * QG_ROWS) * row_bytes : w;  // (never past the rows)
         if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
         else if (type == ZK_Q4_K || type == ZK_Q5_K || type == ZK_Q6_K) unpack_k_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn, ahead, ahead_rows);
         else for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);

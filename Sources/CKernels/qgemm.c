@@ -1220,9 +1220,10 @@ int zk_amx_self_check(int mode, char *why, int64_t n) {
 }
 
 // The decode-batch crossover (zk_rows_gemm_min_rows): R weight rows of K elements (whole K-quant
-// super-blocks; 72-136 KiB of weights, in L2 as a decode step's matrices are not: both routes are
-// compute-bound at these row counts, the GEMM prefetching its next panel) against n = 2..max_rows
-// activation rows on each route, one thread, the fastest of 5 interleaved runs each.
+// super-blocks; 72-136 KiB of weights, in L2, where a decode step reads its matrices from memory: both
+// routes are compute-bound at these row counts with their prefetches, and the in-cache answer repeats
+// from run to run where one from L3 did not) against n = 2..max_rows activation rows on each route,
+// one thread, the fastest of 5 interleaved runs each.
 static double seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

@@ -44,11 +44,12 @@
 #ifndef PF_PANELS
 #define PF_PANELS 2
 #endif
-// How many panels ahead the offset types' unpacking prefetches the weights, a block of each row at a
-// time. 2 vCPUs of an AMD Zen 3, 131072 x 640 Q5_0 from memory (58 MB, both threads), ms a product
-// (fastest of 4 runs) against the next panel's lines fetched all at once: 1 row 3.2 against 5.4 (the
-// row kernels: 2.9), 2 rows 3.8 / 5.8 (row kernels 5.8), 16 rows 11.1 / 13.7; Q8_0 2 rows 5.5 / 9.4,
-// 16 rows 16.2 / 22.9; 2 panels ahead 5-15% slower than 4.
+// How many panels ahead the GEMM's unpacking (offset types, K-quants) prefetches the weights, a block or
+// super-block of each row at a time. 2 vCPUs of an AMD Zen 3, weights from memory, both threads, ms a
+// product (fastest of 3-4 runs) against the next panel's lines fetched all at once: Q5_0 131072 x 640
+// 1 row 3.2 against 5.4 (the row kernels: 2.9), 2 rows 3.8 / 5.8 (row kernels 5.8), 16 rows 11.1 / 13.7;
+// Q8_0 2 rows 5.5 / 9.4, 16 rows 16.2 / 22.9; Q6_K 32768 x 2048 2 rows 3.4 / 5.9; 2 panels ahead
+// 5-15% slower than 4.
 #ifndef QG_AHEAD
 #define QG_AHEAD 4
 #endif
@@ -125,8 +126,8 @@ static inline void put_rows8(uint8_t *panel, int64_t bstride, int64_t b, int hal
     }
 }
 
-__attribute__((target(QG_AVX2)))
-// (The offset kinds read no minimums: mn is left as it is.)
+// Rows [0, nr) of an offset type's panel (the rest zero) and their scales, prefetching the same block of
+// rows [0, ahead_rows) at `ahead` as it goes. The offset kinds read no minimums: none are written.
 __attribute__((target(QG_AVX2), always_inline))
 static inline void unpack_offset_rows_n(const int type, const uint8_t *w, int64_t row_bytes, int64_t nb, const int nr,
                                         uint8_t *panel, float *sc, const uint8_t *ahead, int ahead_rows) {

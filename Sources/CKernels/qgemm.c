@@ -1132,7 +1132,7 @@ static sigjmp_buf amx_trap;
 static volatile sig_atomic_t amx_trapped;
 static struct sigaction amx_old_ill, amx_old_segv;
 static _Thread_local volatile sig_atomic_t amx_checking;  // this thread is inside the check
-static const char *type_name(int type) {
+const char *zk_type_name(int type) {
     switch (type) {
     case ZK_Q8_0: return "Q8_0"; case ZK_Q4_0: return "Q4_0"; case ZK_Q4_1: return "Q4_1"; case ZK_Q5_0: return "Q5_0";
     case ZK_Q5_1: return "Q5_1"; case ZK_Q4_K: return "Q4_K"; case ZK_Q5_K: return "Q5_K"; case ZK_Q6_K: return "Q6_K";
@@ -1186,7 +1186,7 @@ static int amx_self_check(int amx, char *why, size_t n) {
     volatile int t = 0;
     if (ok) {
         if (sigsetjmp(amx_trap, 1) != 0) {
-            snprintf(why, n, "%s in the tiles on %s", amx_trapped == SIGILL ? "SIGILL" : "SIGSEGV", type_name(types[t]));
+            snprintf(why, n, "%s in the tiles on %s", amx_trapped == SIGILL ? "SIGILL" : "SIGSEGV", zk_type_name(types[t]));
             ok = 0;
         }
     }
@@ -1200,7 +1200,7 @@ static int amx_self_check(int amx, char *why, size_t n) {
         zk_q8a_half_sums(q, hs, R * NB);
         for (int pass = 0; pass < 2; pass++)
             gemm_unpacked(type, 1, pass ? amx : AMX_OFF, w, row_bytes, NB, 0, R, q, hs, R, y[pass], R, scratch);
-        if (memcmp(y[0], y[1], sizeof(float) * R * R)) { snprintf(why, n, "tiles differ from VNNI on %s", type_name(type)); ok = 0; }
+        if (memcmp(y[0], y[1], sizeof(float) * R * R)) { snprintf(why, n, "tiles differ from VNNI on %s", zk_type_name(type)); ok = 0; }
         if (ok && type == ZK_Q8_0) {
             zk_pack_panels(type, w, row_bytes, K, R, 0, 1, packed);
             for (int pass = 0; pass < 2; pass++) gemm_packed(type, 1, pass ? amx : AMX_OFF, packed, NB, 0, R, q, hs, R, y[pass], R);

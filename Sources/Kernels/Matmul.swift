@@ -260,8 +260,8 @@ public struct RowsGemmThresholds: Sendable, Equatable, CustomStringConvertible {
 
     public func minRows(_ type: Int32) -> Int { byType[type] ?? .max }
 
-    /// The types zk_gemm_matches_rows holds for, with their names.
-    public static let types: [(Int32, String)] = [(2, "Q4_0"), (6, "Q5_0"), (8, "Q8_0"), (12, "Q4_K"), (13, "Q5_K"), (14, "Q6_K")]
+    /// The types zk_gemm_matches_rows holds for (ggml ids, ascending), with their names.
+    public static let types: [(Int32, String)] = (Int32(0)..<64).filter { zk_gemm_matches_rows($0) != 0 }.map { ($0, String(cString: zk_type_name($0))) }
     /// The most rows the calibration compares (more than the 8 that measured best on AMD Zen 4).
     public static let calibrationMaxRows: Int32 = 12
 
@@ -275,7 +275,7 @@ public struct RowsGemmThresholds: Sendable, Equatable, CustomStringConvertible {
     /// `calibrationMaxRows` (zk_rows_gemm_min_rows); a type that could not be measured keeps 8.
     public static let measured: RowsGemmThresholds = {
         var m: [Int32: Int] = [:]
-        for (t, _) in types where zk_gemm_matches_rows(t) != 0 {
+        for (t, _) in types {
             let n = Int(zk_rows_gemm_min_rows(t, calibrationMaxRows))
             m[t] = n > 0 ? n : 8
         }

@@ -108,6 +108,8 @@ int zk_gemm_matches_rows(int type);
 /// max_rows; 0 for a type the GEMM does not match or out of memory. The two give the same bits, so
 /// the answer only moves time.
 int zk_rows_gemm_min_rows(int type, int max_rows);
+/// ggml's name of an int8-kernel type ("Q8_0", "Q6_K", ...), "?" for another.
+const char *zk_type_name(int type);
 /// The SIMD path the int8 kernels use on this CPU: "avx512-vnni" or "avx2" (ZEBRA_KERNEL_PATH=avx2
 /// takes AVX2 on a VNNI CPU too, for measuring).
 const char *zk_kernel_path(void);

@@ -183,16 +183,8 @@ struct Bench: ParsableCommand {
                 "kv_bytes_per_decode_step": Dictionary(uniqueKeysWithValues: decodeDepths.map { (String($0), kvCache.bytesNeeded(tokens: $0 + 1).total) }),
                 "verify_step_ms_by_rows": Dictionary(uniqueKeysWithValues: verify.map { (String($0.0), $0.1 * 1000) }),
                 "decode_time_ratio_per_rep": depthRatios,
-                "aggregate_decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: aggPhases.map { n, p in
-                    let ms = p.millisecondsPerStep
-                    return (String(n), ["sliding_attention": ms.slidingAttention, "global_attention": ms.globalAttention,
-                                        "other_layer_work": ms.otherLayerWork, "output": ms.output])
-                }),
-                "decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: zip(decodeDepths, phases).map { d, p in
-                    let ms = p.millisecondsPerStep
-                    return (String(d), ["sliding_attention": ms.slidingAttention, "global_attention": ms.globalAttention,
-                                        "other_layer_work": ms.otherLayerWork, "output": ms.output])
-                }),
+                "aggregate_decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: aggPhases.map { (String($0), phasesJSON($1)) }),
+                "decode_phases_ms_per_step": Dictionary(uniqueKeysWithValues: zip(decodeDepths, phases).map { (String($0), phasesJSON($1)) }),
                 "kv_bytes_per_sequence_at_context": ["context": kvTokens, "sliding": kvSeq.sliding,
                                                      "global": kvSeq.global, "total": kvSeq.total, "all_global": kvFull],
             ]
@@ -233,4 +225,11 @@ struct Bench: ParsableCommand {
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
         print("KV bytes per sequence at \(kvTokens) tokens: \(mib(kvSeq.total)) (sliding \(mib(kvSeq.sliding)), global \(mib(kvSeq.global))); every layer global: \(mib(kvFull))")
     }
+}
+
+/// A step's phases in the bench's JSON: milliseconds per step by phase.
+private func phasesJSON(_ p: StepPhases) -> [String: Double] {
+    let ms = p.millisecondsPerStep
+    return ["sliding_attention": ms.slidingAttention, "global_attention": ms.globalAttention,
+            "other_layer_work": ms.otherLayerWork, "output": ms.output]
 }

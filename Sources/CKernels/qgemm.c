@@ -59,7 +59,7 @@ enum qg_kind { QG_MIN, QG_KMIN, QG_OFFSET, QG_HALVES };
 
 static enum qg_kind kind_of(int type) {
     switch (type) {
-    case ZK_Q5_0: case ZK_Q4_0: case ZK_Q8_0: return QG_OFFSET;
+    case ZK_Q5_0: case ZK_Q5_0_PLANES: case ZK_Q4_0: case ZK_Q8_0: return QG_OFFSET;
     case ZK_Q6_K: return QG_HALVES;
     case ZK_Q4_K: case ZK_Q5_K: return QG_KMIN;
     default: return QG_MIN;
@@ -75,7 +75,7 @@ static inline void put_block(uint8_t *panel, int64_t b, int i, const uint8_t *u)
 // The offset added to signed weights to make them unsigned bytes (0: the type is unsigned).
 static int offset_of(int type) {
     switch (type) {
-    case ZK_Q5_0: return 16;
+    case ZK_Q5_0: case ZK_Q5_0_PLANES: return 16;
     case ZK_Q4_0: return 8;
     case ZK_Q8_0: return 128;
     default: return 0;
@@ -126,13 +126,14 @@ static inline void put_rows8(uint8_t *panel, int64_t bstride, int64_t b, int hal
     }
 }
 
-// Rows [0, nr) of an offset type's panel (the rest zero) and their scales, prefetching the same block of
-// rows [0, ahead_rows) at `ahead` as it goes. The offset kinds read no minimums: none are written.
+// Blocks [b0, nb) of rows [0, nr) of an offset type's panel (the rest zero) and their scales,
+// prefetching the same block of rows [0, ahead_rows) at `ahead` as it goes. The offset kinds read no
+// minimums: none are written.
 __attribute__((target(QG_AVX2), always_inline))
-static inline void unpack_offset_rows_n(const int type, const uint8_t *w, int64_t row_bytes, int64_t nb, const int nr,
-                                        uint8_t *panel, float *sc, const uint8_t *ahead, int ahead_rows) {
+static inline void unpack_offset_rows_n(const int type, const uint8_t *w, int64_t row_bytes, int64_t b0, int64_t nb,
+                                        const int nr, uint8_t *panel, float *sc, const uint8_t *ahead, int ahead_rows) {
     const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : 34;
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = b0; b < nb; b++) {
         for (int half = 0; half < 2; half++) {
             __m256i r[8];
             for (int i = 0; i < 8; i++) {
@@ -152,10 +153,43 @@ static inline void unpack_offset_rows_n(const int type, const uint8_t *w, int64_
 __attribute__((target(QG_AVX2)))
 static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
                                float *sc, const uint8_t *ahead, int ahead_rows) {
-    if (nr == QG_ROWS && type == ZK_Q5_0) unpack_offset_rows_n(ZK_Q5_0, w, row_bytes, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
-    else if (nr == QG_ROWS && type == ZK_Q8_0) unpack_offset_rows_n(ZK_Q8_0, w, row_bytes, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
-    else if (nr == QG_ROWS && type == ZK_Q4_0) unpack_offset_rows_n(ZK_Q4_0, w, row_bytes, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
-    else unpack_offset_rows_n(type, w, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
+    if (nr == QG_ROWS && type == ZK_Q5_0) unpack_offset_rows_n(ZK_Q5_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
+    else if (nr == QG_ROWS && type == ZK_Q8_0) unpack_offset_rows_n(ZK_Q8_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
+    else if (nr == QG_ROWS && type == ZK_Q4_0) unpack_offset_rows_n(ZK_Q4_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
+    else unpack_offset_rows_n(type, w, row_bytes, 0, nb, nr, panel, sc, ahead, ahead_rows);
+}
+
+// Q5_0 rows in planes (kernel_internal.h): unpack_offset_rows_n's panel and scales, each whole group's
+// blocks decoded one by one from its planes, a row's last blocks (nb mod 8) from the file's layout.
+__attribute__((target(QG_AVX2), always_inline))
+static inline void unpack_q5p_rows_n(const uint8_t *w, int64_t row_bytes, int64_t nb, const int nr, uint8_t *panel,
+                                     float *sc, const uint8_t *ahead, int ahead_rows) {
+    const int64_t full = nb & ~(int64_t)7;
+    for (int64_t g0 = 0; g0 < full; g0 += 8) {
+        _Pragma("clang loop unroll(full)")
+        for (int k = 0; k < 8; k++) {
+            const int64_t b = g0 + k;
+            for (int half = 0; half < 2; half++) {
+                __m256i r[8];
+                for (int i = 0; i < 8; i++) {
+                    const int row = 8 * half + i;
+                    const uint8_t *g = w + row * row_bytes + g0 * 22;
+                    if (row < ahead_rows) _mm_prefetch((const char *)(ahead + row * row_bytes + b * 22), _MM_HINT_T1);
+                    r[i] = row < nr ? q5p_block(g, k) : _mm256_setzero_si256();
+                    sc[b * QG_ROWS + row] = row < nr ? half_to_float(g + 2 * k) : 0.0f;
+                }
+                put_rows8(panel, QG_ROWS * 32, b, half, r);
+            }
+        }
+    }
+    unpack_offset_rows_n(ZK_Q5_0, w, row_bytes, full, nb, nr, panel, sc, ahead, ahead_rows);
+}
+
+__attribute__((target(QG_AVX2)))
+static void unpack_q5p_rows(const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel, float *sc,
+                            const uint8_t *ahead, int ahead_rows) {
+    if (nr == QG_ROWS) unpack_q5p_rows_n(w, row_bytes, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
+    else unpack_q5p_rows_n(w, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
 }
 
 // The K-quants' unpacking, vectorized the same way: super-block sb of a row decoded to its 8 blocks'
@@ -1016,11 +1050,13 @@ static void gemm_panels(int type, int vnni, int amx, const uint8_t *w, int64_t r
         const int64_t left = r1 - (p0 + QG_AHEAD * QG_ROWS);
         const int ahead_rows = left <= 0 ? 0 : left < QG_ROWS ? (int)left : QG_ROWS;
         const uint8_t *ahead = ahead_rows ? w + (p0 + QG_AHEAD * QG_ROWS) * row_bytes : w;  // (never past the rows)
-        if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
+        if (type == ZK_Q5_0_PLANES) unpack_q5p_rows(w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
+        else if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
         else if (type == ZK_Q4_K || type == ZK_Q5_K || type == ZK_Q6_K) unpack_k_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn, ahead, ahead_rows);
         else for (int i = 0; i < nr; i++) unpack_row(type, w + (p0 + i) * row_bytes, nb, i, panel, sc, mn);
-        if (vnni) panel_vnni(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0, amx);
-        else panel_avx2(type, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
+        const int unpacked = type == ZK_Q5_0_PLANES ? ZK_Q5_0 : type;  // (the same panel either way)
+        if (vnni) panel_vnni(unpacked, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0, amx);
+        else panel_avx2(unpacked, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
     }
 }
 
@@ -1087,14 +1123,54 @@ int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r
 // block: the 512 panel bytes, then the rows' 16 f16 scales: 34 bytes per row and block, as the GGUF
 // layout. The products compute the unpacked panels' float operations in the same order: the bits of
 // zk_matmul_q8a for every row count (tested).
+//
+// On the AVX2 path, Q5_0 rows in planes (kernel_internal.h), row for row where the file has them: its
+// one-row decode, most of a decode step's layer work, spent its time decoding the file's fifth bits and
+// nibbles (one core of an AMD Zen 3 in cache, 640 x 1024: 40.8 us a product from the file's layout,
+// 31.5 us from planes; 1024 x 2048 from memory on both cores 2.9 -> 2.2 ms). The AVX-512 path keeps
+// the file's layout (its 4-block VBMI decode; planes not measured there).
+static int packs(int type) { return type == ZK_Q8_0 || type == ZK_Q5_0; }
+
 int64_t zk_packed_bytes(int type, int64_t rows, int64_t k) {
-    if (type != ZK_Q8_0 || k % 32) return 0;
+    if (!packs(type) || k % 32 || (type == ZK_Q5_0 && zk_path_is_avx512())) return 0;
+    if (type == ZK_Q5_0) return rows * (k / 32) * 22;
     return (rows + QG_ROWS - 1) / QG_ROWS * (k / 32) * QP_BLOCK;
+}
+
+// One Q5_0 row (nb blocks) into planes: the whole groups' scales and planes, the last blocks copied.
+__attribute__((target(QG_AVX2)))
+static void pack_q5p_row(const uint8_t *src, uint8_t *dst, int64_t nb) {
+    const int64_t full = nb & ~(int64_t)7;
+    memcpy(dst + full * 22, src + full * 22, (size_t)(nb - full) * 22);
+    const __m256i e0 = _mm256_set1_epi8((char)0xE0), m60 = _mm256_set1_epi8(0x60), m80 = _mm256_set1_epi8((char)0x80);
+    for (int64_t g0 = 0; g0 < full; g0 += 8) {
+        uint8_t *g = dst + g0 * 22;
+        __m256i u[8];
+        for (int k = 0; k < 8; k++) {
+            u[k] = offset_block_avx2(ZK_Q5_0, src + (g0 + k) * 22);
+            memcpy(g + 2 * k, src + (g0 + k) * 22, 2);
+        }
+        const __m256i p[5] = {
+            _mm256_or_si256(u[0], _mm256_and_si256(_mm256_slli_epi16(u[5], 5), e0)),
+            _mm256_or_si256(_mm256_or_si256(u[1], _mm256_and_si256(_mm256_slli_epi16(u[5], 2), m60)),
+                            _mm256_and_si256(_mm256_slli_epi16(u[7], 4), m80)),
+            _mm256_or_si256(u[2], _mm256_and_si256(_mm256_slli_epi16(u[6], 5), e0)),
+            _mm256_or_si256(_mm256_or_si256(u[3], _mm256_and_si256(_mm256_slli_epi16(u[6], 2), m60)),
+                            _mm256_and_si256(_mm256_slli_epi16(u[7], 3), m80)),
+            _mm256_or_si256(u[4], _mm256_and_si256(_mm256_slli_epi16(u[7], 5), e0))};
+        for (int i = 0; i < 5; i++) _mm256_storeu_si256((__m256i *)(g + 16 + 32 * i), p[i]);
+    }
 }
 
 void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64_t rows, int64_t p0, int64_t p1,
                     void *dst) {
     const int64_t nb = k / 32;
+    if (type == ZK_Q5_0) {
+        const int64_t r1 = p1 * QG_ROWS < rows ? p1 * QG_ROWS : rows;
+        for (int64_t r = p0 * QG_ROWS; r < r1; r++)
+            pack_q5p_row((const uint8_t *)w + r * row_bytes, (uint8_t *)dst + r * row_bytes, nb);
+        return;
+    }
     for (int64_t p = p0; p < p1; p++) {
         const uint8_t *src = (const uint8_t *)w + p * QG_ROWS * row_bytes;
         const int nr = (int)(rows - p * QG_ROWS < QG_ROWS ? rows - p * QG_ROWS : QG_ROWS);
@@ -1116,9 +1192,16 @@ void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64
 }
 
 int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_t r0, int64_t r1, const zk_q8a *x,
-                   const int32_t *half_sums, int64_t nt, float *y, int64_t ldy) {
-    if (zk_packed_bytes(type, rows, k) == 0 || r0 % QG_ROWS) return 0;
+                   const int32_t *half_sums, int64_t nt, float *y, int64_t ldy, int64_t gemm_from, void *scratch) {
+    if (!packs(type) || k % 32 || r0 % QG_ROWS || r1 > rows) return 0;
     const int vnni = zk_path_is_avx512(), amx = vnni && nt >= 16 ? amx_mode() : AMX_OFF;
+    if (type == ZK_Q5_0) {
+        const int64_t row_bytes = k / 32 * 22;
+        if (nt < gemm_from) return zk_matmul_q5_0_planes(packed, row_bytes, k, r0, r1, x, nt, y, ldy);
+        if (!scratch) return 0;
+        gemm_unpacked(ZK_Q5_0_PLANES, vnni, amx, packed, row_bytes, k / 32, r0, r1, x, half_sums, nt, y, ldy, scratch);
+        return 1;
+    }
     gemm_packed(type, vnni, amx, packed, k / 32, r0, r1, x, half_sums, nt, y, ldy);
     return 1;
 }
@@ -1236,6 +1319,8 @@ int zk_rows_gemm_min_rows(int type, int max_rows) {
     if (!zk_gemm_matches_rows(type) || max_rows < 2) return 0;
     if (max_rows > 32) max_rows = 32;
     const int64_t row_bytes = K / zk_block_elems(type) * zk_block_bytes(type);
+    // A type whose matrices are packed in rows on this path (Q5_0 planes) is timed packed: what its products run.
+    const int rowwise = type == ZK_Q5_0 && zk_packed_bytes(type, R, K) > 0;
     uint8_t *w = malloc((size_t)(R * row_bytes)), *scratch = malloc((size_t)zk_gemm_q8a_scratch_bytes(K));
     float *x = malloc(sizeof(float) * (size_t)(max_rows * K)), *y = malloc(sizeof(float) * (size_t)(max_rows * R));
     zk_q8a *q = malloc(sizeof(zk_q8a) * (size_t)(max_rows * NB));
@@ -1244,6 +1329,11 @@ int zk_rows_gemm_min_rows(int type, int max_rows) {
     if (w && scratch && x && y && q && hs) {
         uint32_t s = 0x9E3779B9u + (uint32_t)type;
         synthetic_weights(type, w, R * row_bytes, &s);
+        if (rowwise) {
+            uint8_t *file = malloc((size_t)(R * row_bytes));
+            if (file) memcpy(file, w, (size_t)(R * row_bytes)), zk_pack_panels(type, file, row_bytes, K, R, 0, R / QG_ROWS, w);
+            free(file);
+        }
         synthetic_activations(x, max_rows * K, &s);
         zk_quantize_q8a(x, q, max_rows * K, zk_act_format(type));
         zk_q8a_half_sums(q, hs, max_rows * NB);
@@ -1253,9 +1343,11 @@ int zk_rows_gemm_min_rows(int type, int max_rows) {
         for (int rep = 0; rep < REPS; rep++)
             for (int n = 2; n <= max_rows; n++) {
                 double t0 = seconds();
-                zk_matmul_q8a(type, w, row_bytes, K, 0, R, q, n, y, R);
+                if (rowwise) zk_gemm_packed(type, w, K, R, 0, R, q, hs, n, y, R, INT64_MAX, scratch);
+                else zk_matmul_q8a(type, w, row_bytes, K, 0, R, q, n, y, R);
                 const double t1 = seconds();
-                zk_gemm_q8a(type, w, row_bytes, K, 0, R, q, hs, n, y, R, scratch);
+                if (rowwise) zk_gemm_packed(type, w, K, R, 0, R, q, hs, n, y, R, 0, scratch);
+                else zk_gemm_q8a(type, w, row_bytes, K, 0, R, q, hs, n, y, R, scratch);
                 const double t2 = seconds();
                 if (t1 - t0 < t_rows[n]) t_rows[n] = t1 - t0;
                 if (t2 - t1 < t_gemm[n]) t_gemm[n] = t2 - t1;

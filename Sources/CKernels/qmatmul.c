@@ -297,3 +297,9 @@ int zk_matmul_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t
                   const zk_q8a *x, int64_t nt, float *y, int64_t ldy) {
     return pick()(type, (const uint8_t *)w, row_bytes, k, r0, r1, x, nt, y, ldy);
 }
+
+int zk_matmul_q5_0_planes(const void *w, int64_t row_bytes, int64_t k, int64_t r0, int64_t r1, const zk_q8a *x,
+                          int64_t nt, float *y, int64_t ldy) {
+    pick();  // (the weight prefetch setting)
+    return matmul_avx2(ZK_Q5_0_PLANES, (const uint8_t *)w, row_bytes, k, r0, r1, x, nt, y, ldy);
+}

@@ -303,6 +303,45 @@ QM_FN void QF(tile_q5_0)(QM_ARGS) {
         v1 = _mm256_sub_epi8(_mm256_or_si256(nibble_bytes(p0 + 6), fifth_bits(p0 + 2)), _mm256_set1_epi8(16));)
 }
 
+#if !QM_VNNI
+// Q5_0 in planes (kernel_internal.h; packed on the AVX2 path only, and read by these AVX2 kernels on
+// any path): QM_BLOCKS's operations in its order, each whole group of 8 blocks decoded from its five
+// planes into u = w + 16 at once (the same bytes QM_ONE's decode plus 16 gives), the group's scales
+// one f16 load; a row's last blocks (nb mod 8) in the file's layout as in QM_BLOCKS.
+QM_FN void QF(tile_q5_0p8)(QM_ARGS) {
+    __m256 acc[QM_TILE];
+    for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();
+    const int64_t xs = (nb + 7) & ~(int64_t)7;
+    const __m256i z = _mm256_setzero_si256();
+    for (int64_t g0 = 0; g0 < nb; g0 += 8) {
+        const uint8_t *g = row + g0 * 22;
+        const int gn = nb - g0 < 8 ? (int)(nb - g0) : 8;
+        __m256i u[8];
+        __m256 dwv;
+        if (gn == 8) {
+            q5p_decode(g, u);
+            dwv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
+        } else {
+            uint64_t dwh[2] = {0, 0};
+            for (int k = 0; k < 8; k++) {
+                const uint8_t *p0 = g + k * 22;
+                u[k] = k < gn ? _mm256_or_si256(nibble_bytes(p0 + 6), fifth_bits(p0 + 2)) : z;
+                if (k < gn) dwh[k >> 2] |= (uint64_t)QF(f16_bits)(p0) << (16 * (k & 3));
+            }
+            dwv = _mm256_cvtph_ps(_mm_set_epi64x((long long)dwh[1], (long long)dwh[0]));
+        }
+        for (int j = 0; j < NT; j++) {
+            const zk_q8a *a = x + j * ldx + g0;
+            __m256i v[8];
+            for (int k = 0; k < 8; k++) v[k] = k < gn ? QF(dot_us)(u[k], QF(load_q)(a + k)) : z;
+            const __m256i dots = QM_OFF_SUMS(QF(sum8)(v), xo + j * xs + g0, 16);
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dwv, _mm256_loadu_ps(xd + j * xs + g0)), acc[j]);
+        }
+    }
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]);
+}
+#endif
+
 // Q4_1 and Q5_1 keep one accumulator and one chain of minimum terms in block order: llama.cpp's
 // own order for these types (its dot products and these agree bit for bit), and SmolLM2's greedy
 // continuations need it (the two-chain order moved a 0.12-margin step).
@@ -785,6 +824,9 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
     case ZK_Q8_0: QM_DRIVE_SCALED(q8_0, 0) return 1;
     case ZK_Q4_0: QM_DRIVE_SCALED(q4_0, 0) return 1;
     case ZK_Q5_0: QM_DRIVE_SCALED(q5_0, 0) return 1;
+#if !QM_VNNI
+    case ZK_Q5_0_PLANES: QM_DRIVE_SCALED(q5_0p8, 0) return 1;
+#endif
     case ZK_Q4_1: QM_DRIVE(q4_1) return 1;
     case ZK_Q5_1: QM_DRIVE(q5_1) return 1;
     case ZK_Q4_K: QM_DRIVE_K(q4_K) return 1;

@@ -121,7 +121,11 @@ public final class Matmul: @unchecked Sendable {
             if nt * w.cols <= inlineQuantizeElements { quantize.run(0..<nt, thread: 0) }
             else { pool.parallelFor(nt, granularity: 8, quantize) }
             if let packed, let sums {
-                pool.parallelFor(w.rows, granularity: 16, Int8Packed(w: w, packed: packed, q: q, sums: sums, nt: nt, y: y, ldy: ldy))
+                // Q5_0's packed rows take the row kernels below its calibrated row count on the row route.
+                let gemmFrom = useBlas ? 0 : zk_gemm_matches_rows(w.type) != 0 ? rowsGemm.minRows(w.type) : .max
+                ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)
+                pool.parallelFor(w.rows, granularity: 16, Int8Packed(w: w, packed: packed, q: q, sums: sums, nt: nt, y: y, ldy: ldy,
+                                                                     gemmFrom: gemmFrom, scratch: scratch))
                 return
             }
             if !useBlas && !panels {
@@ -191,10 +195,10 @@ private struct Int8Panels: RangeJob {
 /// The products from prepacked panels over a range of weight rows (ranges start at multiples of 16).
 private struct Int8Packed: RangeJob {
     let w: WeightMatrix, packed: UnsafeRawPointer, q: UnsafePointer<zk_q8a>, sums: UnsafePointer<Int32>
-    let nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+    let nt: Int, y: UnsafeMutablePointer<Float>, ldy: Int, gemmFrom: Int, scratch: [UnsafeMutablePointer<Float>]
     func run(_ range: Range<Int>, thread: Int) {
         _ = zk_gemm_packed(w.type, packed, Int64(w.cols), Int64(w.rows), Int64(range.lowerBound), Int64(range.upperBound),
-                           q, sums, Int64(nt), y, Int64(ldy))
+                           q, sums, Int64(nt), y, Int64(ldy), Int64(gemmFrom), scratch[thread])
     }
 }
 

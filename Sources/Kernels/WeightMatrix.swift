@@ -37,14 +37,17 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// A matrix's weights prepacked once, at load, into the int8 GEMM's panel layout (zk_pack_panels: Q8_0,
-/// as many bytes as the GGUF layout). A product against the unpacked layout rearranges every 16 rows
-/// into a panel first: for Gemma 3's 262144-row output matrix that was about a third of a batched
-/// decode step's head. Packed, every row count reads the panels directly, with the row kernels' bits.
-/// Owns its memory (anonymous, huge pages where the kernel gives them).
+/// A matrix's weights prepacked once, at load (zk_pack_panels; as many bytes as the GGUF layout): Q8_0
+/// into the int8 GEMM's panels (a product against the file's layout rearranges every 16 rows into a
+/// panel first: for Gemma 3's 262144-row output matrix that was about a third of a batched decode
+/// step's head), and on the AVX2 path Q5_0 rows into planes its row kernels decode with fewer
+/// operations. Every row count reads the packed weights, with the row kernels' bits. Owns its memory
+/// (anonymous, huge pages where the kernel gives them).
 public final class PackedPanels: @unchecked Sendable {
     public let bytes: UnsafeMutableRawPointer
     public let count: Int
+    /// The matrix's GGML type id.
+    public let type: Int32
 
     /// Whether models pack their weights: on unless ZEBRA_PACK_WEIGHTS is 0 or off (for A/B).
     public static var enabled: Bool {
@@ -62,6 +65,7 @@ public final class PackedPanels: @unchecked Sendable {
         _ = mprotect(p, n, PROT_READ)
         bytes = p
         count = n
+        type = w.type
     }
 
     deinit { munmap(bytes, count) }

@@ -2,6 +2,7 @@
 // to Float arrays; matrices stay in their quantized block format, and those of a type with a packed
 // layout (Q8_0: Gemma 3's output matrix) are also packed into the int8 GEMM's panels for products.
 import GGUF
+import CKernels
 import Kernels
 
 public struct LayerWeights: Sendable {
@@ -36,7 +37,12 @@ public final class ModelWeights: @unchecked Sendable {
     }
     /// For the bench and the server's start line: how many matrices are packed, and their bytes.
     public var packedDescription: String {
-        packed.isEmpty ? "none" : "\(packed.count) Q8_0 matrices, \(packed.reduce(0) { $0 + $1.count } >> 20) MiB"
+        guard !packed.isEmpty else { return "none" }
+        let types = packed.reduce(into: [Int32]()) { if !$0.contains($1.type) { $0.append($1.type) } }
+        return types.map { t in
+            let of = packed.filter { $0.type == t }
+            return "\(of.count) \(String(cString: zk_type_name(t))) (\(of.reduce(0) { $0 + $1.count } >> 20) MiB)"
+        }.joined(separator: ", ")
     }
 
     /// `pack`: whether matrices of a type with a packed layout get one (PackedPanels.enabled: on unless

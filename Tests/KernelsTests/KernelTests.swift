@@ -184,7 +184,7 @@ func amxTilesGiveTheVNNIBits(type: Int32) {
         for (r0, r1) in [(0, 16), (16, 37)] {
             y.withUnsafeMutableBufferPointer { yp in
                 let ok = packedPanels
-                    ? zk_gemm_packed(type, packed, Int64(cols), Int64(rows), Int64(r0), Int64(r1), q, sums, Int64(n), yp.baseAddress!, Int64(rows))
+                    ? zk_gemm_packed(type, packed, Int64(cols), Int64(rows), Int64(r0), Int64(r1), q, sums, Int64(n), yp.baseAddress!, Int64(rows), 0, nil)
                     : zk_gemm_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, sums, Int64(n), yp.baseAddress!, Int64(rows), &g.scratch)
                 #expect(ok == 1)
             }
@@ -639,42 +639,52 @@ func batchedRowRouteMatchesRowsAlone(type: Int32) {
     #expect(RowsGemmThresholds.uniform(.max).description == "off" && RowsGemmThresholds.uniform(.max).minRows(6) == .max)
 }
 
-/// Prepacked Q8_0 panels (zk_pack_panels, read by zk_gemm_packed) give the row kernels' bits at every
-/// activation row count (the one-row and two-row in-order loop, the eight-class passes of a tile, their
-/// remainders), on both paths, for a partial last panel (37 rows), block counts leaving every short
-/// last group, and row ranges split at panel starts (as the kernel pool splits them).
-@Test func packedPanelsMatchRowKernels() {
-    let type: Int32 = 8
-    #expect(zk_packed_bytes(type, 37, 640) == 3 * 20 * 544)
-    for other: Int32 in [2, 3, 6, 7, 12, 13, 14] { #expect(zk_packed_bytes(other, 64, 256) == 0) }
+/// Prepacked weights (zk_pack_panels, read by zk_gemm_packed) give the row kernels' bits at every
+/// activation row count, on both paths: Q8_0's panels (the one-row and two-row in-order loop, the
+/// eight-class passes of a tile, their remainders), Q5_0's planes (packed on the AVX2 path only; read
+/// by its row kernels below `gemm_from` and by the GEMM from it) for a partial last panel (37 rows),
+/// block counts leaving every short last group (none, 1, 3, 4, 7 blocks), and row ranges split at
+/// panel starts (as the kernel pool splits them).
+@Test(arguments: [Int32(8), 6])
+func packedWeightsMatchRowKernels(type: Int32) {
     let native = String(cString: zk_kernel_path())
     defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
-    var rng = Rng(s: 1500)
-    for cols in [96, 544, 640, 736] {
+    #expect(zk_force_kernel_path(0) == 1)
+    #expect(zk_packed_bytes(type, 37, 640) == (type == 8 ? 3 * 20 * 544 : 37 * 20 * 22))
+    for other: Int32 in [2, 3, 7, 12, 13, 14] { #expect(zk_packed_bytes(other, 64, 256) == 0) }
+    if zk_force_kernel_path(1) != 0 { #expect(zk_packed_bytes(6, 64, 256) == 0) }  // (AVX-512 keeps the file's Q5_0)
+    var rng = Rng(s: 1500 + UInt64(type))
+    for cols in [96, 256, 544, 640, 736] {
         let rows = 37, nt = 20
         let g = GemmInputs(type: type, rows: rows, cols: cols, nt: nt, rng: &rng)
+        var scratch = [UInt8](repeating: 0, count: Int(zk_gemm_q8a_scratch_bytes(Int64(cols))))
+        #expect(zk_force_kernel_path(0) == 1)
         var packed = [UInt8](repeating: 0, count: Int(zk_packed_bytes(type, Int64(rows), Int64(cols))))
         zk_pack_panels(type, g.bytes, g.rowBytes, Int64(cols), Int64(rows), 0, 3, &packed)
         for vnni: Int32 in [0, 1] where zk_force_kernel_path(vnni) != 0 {
             for n in 1...nt {
-                var byRows = [Float](repeating: .nan, count: n * rows), byPacked = byRows
+                var byRows = [Float](repeating: .nan, count: n * rows)
                 #expect(zk_matmul_q8a(type, g.bytes, g.rowBytes, Int64(cols), 0, Int64(rows), g.q, Int64(n), &byRows, Int64(rows)) == 1)
-                for (r0, r1) in [(0, 16), (16, 32), (32, 37)] {
-                    #expect(zk_gemm_packed(type, packed, Int64(cols), Int64(rows), Int64(r0), Int64(r1), g.q, g.sums, Int64(n), &byPacked, Int64(rows)) == 1)
+                for gemmFrom in type == 6 ? [Int64(n + 1), 0] : [0] {
+                    var byPacked = [Float](repeating: .nan, count: n * rows)
+                    for (r0, r1) in [(0, 16), (16, 32), (32, 37)] {
+                        #expect(zk_gemm_packed(type, packed, Int64(cols), Int64(rows), Int64(r0), Int64(r1), g.q, g.sums, Int64(n),
+                                               &byPacked, Int64(rows), gemmFrom, &scratch) == 1)
+                    }
+                    let same = byRows == byPacked
+                    #expect(same, "type \(type) cols \(cols) vnni \(vnni) rows \(n) gemm from \(gemmFrom)")
                 }
-                let same = byRows == byPacked
-                #expect(same, "cols \(cols) vnni \(vnni) rows \(n)")
             }
         }
-        #expect(zk_gemm_packed(type, packed, Int64(cols), Int64(rows), 8, 16, g.q, g.sums, 1, nil, Int64(rows)) == 0)
+        #expect(zk_gemm_packed(type, packed, Int64(cols), Int64(rows), 8, 16, g.q, g.sums, 1, nil, Int64(rows), 0, &scratch) == 0)
     }
 }
 
 /// Through `Matmul`: a matrix with packed panels gives what the file's layout gives, on the row route
 /// at every batch size (rows alone, row-kernel tiles, the GEMM from rowsGemmMinRows) and on the GEMM
 /// route; an sgemm request still reads the file's layout.
-@Test func packedMatrixMatchesUnpackedThroughMatmul() {
-    let type: Int32 = 8
+@Test(arguments: [Int32(8), 6])
+func packedMatrixMatchesUnpackedThroughMatmul(type: Int32) {
     var rng = Rng(s: 1600)
     let rows = 300, cols = 640, nt = 24
     let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
@@ -682,6 +692,9 @@ func batchedRowRouteMatchesRowsAlone(type: Int32) {
     let mm = Matmul(pool: KernelPool(threads: 2))
     bytes.withUnsafeBytes { wb in
         let w = WeightMatrix(type: type, data: wb.baseAddress!, rows: rows, cols: cols)
+        let native = String(cString: zk_kernel_path())
+        _ = zk_force_kernel_path(0)  // (Q5_0 packs on the AVX2 path; the products run on the pool's path)
+        defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
         guard let panels = PackedPanels(w) else { Issue.record("packing failed"); return }
         let p = w.with(panels)
         #expect(p.packed != nil && w.packed == nil)

@@ -87,24 +87,28 @@ void zk_q8a_sums(const zk_q8a *src, int32_t *dst, int64_t n);
 void zk_q8a_half_sums(const zk_q8a *src, int32_t *dst, int64_t n);
 /// Whether zk_gemm_q8a handles `type` (every type with an int8 kernel).
 int zk_has_int8_gemm(int type);
-/// Prepacked weights (Q8_0 only, else 0): the bytes of `rows` rows of k elements in panels of 16
-/// rows, each block's 512 panel bytes and 16 f16 scales (as many bytes as the GGUF layout).
+/// Prepacked weights, else 0: Q8_0 in panels of 16 rows, each block's 512 panel bytes and 16 f16 scales
+/// (as many bytes as the GGUF layout), on any path; Q5_0 on the AVX2 path, rows in planes (each whole
+/// group of 8 blocks' scales, then its weights in five 32-byte planes; the same bytes as the GGUF rows).
 int64_t zk_packed_bytes(int type, int64_t rows, int64_t k);
-/// Packs panels [p0, p1) of a matrix (`rows` rows) into dst (zk_packed_bytes). Panels are independent:
-/// threads may pack disjoint ranges.
+/// Packs panels [p0, p1) of a matrix (`rows` rows; for Q5_0, its rows [16 p0, 16 p1)) into dst
+/// (zk_packed_bytes). Panels are independent: threads may pack disjoint ranges.
 void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64_t rows, int64_t p0, int64_t p1,
                     void *dst);
-/// zk_matmul_q8a's products (the same bits, any nt) from prepacked panels: rows [r0, r1), r0 a multiple
-/// of 16. Returns 0 (and writes nothing) if the type has no packed layout or r0 is not a panel start.
+/// zk_matmul_q8a's products (the same bits, any nt, on either path) from prepacked weights: rows
+/// [r0, r1), r0 a multiple of 16. Q5_0: with nt < gemm_from the row kernels, else the GEMM, which needs
+/// `scratch` (zk_gemm_q8a_scratch_bytes); Q8_0's panels take neither. Returns 0 (and writes nothing)
+/// if the type has no packed layout, r0 is not a panel start, or the GEMM has no scratch.
 int zk_gemm_packed(int type, const void *packed, int64_t k, int64_t rows, int64_t r0, int64_t r1, const zk_q8a *x,
-                   const int32_t *half_sums, int64_t nt, float *y, int64_t ldy);
+                   const int32_t *half_sums, int64_t nt, float *y, int64_t ldy, int64_t gemm_from, void *scratch);
 /// Whether zk_gemm_q8a gives the row kernels' bits for `type` (Q8_0, Q4_0, Q5_0 and the K-quants: the
 /// same float order; not Q4_1 / Q5_1, which keep llama.cpp's), so that any rows may take either
 /// without changing a result.
 int zk_gemm_matches_rows(int type);
 /// For such a type, the fewest activation rows n (2 <= n <= max_rows, at most 32) from which
 /// zk_gemm_q8a is faster than zk_matmul_q8a at every count up to max_rows, measured now on the calling
-/// thread (tens of ms for all types) on the current kernel path; max_rows + 1 if it is not faster at
+/// thread (tens of ms for all types) on the current kernel path, from the layout its matrices are packed
+/// in there (zk_packed_bytes: Q5_0's planes on the AVX2 path); max_rows + 1 if it is not faster at
 /// max_rows; 0 for a type the GEMM does not match or out of memory. The two give the same bits, so
 /// the answer only moves time.
 int zk_rows_gemm_min_rows(int type, int max_rows);

@@ -601,6 +601,50 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
         }                                                                                      \
     }
 
+// Q4_1 / Q5_1 against one activation row, two weight rows at a time: each row's operations in
+// tile_q4_1's / tile_q5_1's order (one row's result does not depend on its partner, or on having one),
+// the two rows' chains of multiply-adds interleaved: alone, a row waits on the latency of its block-
+// by-block multiply-add chain.
+QM_FN void QF(pair_unsigned)(const uint8_t *w0, const uint8_t *w1, int64_t nb, const zk_q8a *x, float *out,
+                             const int BS, const int HIGH) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float off0 = 0.0f, off1 = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const zk_q8a *a = x + b;
+        const uint8_t *b0 = w0 + b * BS, *b1 = w1 + b * BS;
+        const __m256i u0 = HIGH ? _mm256_or_si256(nibble_bytes(b0 + 8), fifth_bits(b0 + 4)) : nibble_bytes(b0 + 4);
+        const __m256i u1 = HIGH ? _mm256_or_si256(nibble_bytes(b1 + 8), fifth_bits(b1 + 4)) : nibble_bytes(b1 + 4);
+        const float dw0 = half_to_float(b0), mw0 = half_to_float(b0 + 2);
+        const float dw1 = half_to_float(b1), mw1 = half_to_float(b1 + 2);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u0, QF(load_q)(a))), _mm256_set1_ps(dw0 * a->d), acc0);
+        off0 += mw0 * a->s;
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u1, QF(load_q)(a))), _mm256_set1_ps(dw1 * a->d), acc1);
+        off1 += mw1 * a->s;
+    }
+    out[0] = QF(hsum)(acc0) + off0;
+    out[1] = QF(hsum)(acc1) + off1;
+}
+#define QM_DRIVE_UNSIGNED(kind, BS, HIGH)                                                      \
+    if (nt == 1) {                                                                             \
+        int64_t r = r0;                                                                        \
+        for (; r + 1 < r1; r += 2) {                                                           \
+            const uint8_t *row = w + r * row_bytes;                                            \
+            if (r + 17 < r1) {                                                                 \
+                if (zk_weight_prefetch_l2)                                                     \
+                    for (int64_t off = 0; off < 2 * row_bytes; off += 64)                      \
+                        _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_T1); \
+                else                                                                           \
+                    for (int64_t off = 0; off < 2 * row_bytes; off += 64)                      \
+                        _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_NTA); \
+            }                                                                                  \
+            float o[2];                                                                        \
+            QF(pair_unsigned)(row, row + row_bytes, nb, x, o, BS, HIGH);                       \
+            y[r] = o[0];                                                                       \
+            y[r + 1] = o[1];                                                                   \
+        }                                                                                      \
+        if (r < r1) { float o[1]; QF(tile_##kind)(w + r * row_bytes, nb, x, NULL, NULL, NULL, nb, 1, o); y[r] = o[0]; } \
+    } else QM_DRIVE(kind)
+
 // The signed types' kernels take the activation blocks' scales (xd) and their integer sums (xo: the
 // offset term OFF x sum, taken off after the lane sums; not read for Q8_0 on AVX2) as plain arrays, each row padded
 // with zeros to whole groups of QM_GROUP blocks, in the lanes' block order (one vector load per group;
@@ -827,8 +871,8 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 #if !QM_VNNI
     case ZK_Q5_0_PLANES: QM_DRIVE_SCALED(q5_0p8, 0) return 1;
 #endif
-    case ZK_Q4_1: QM_DRIVE(q4_1) return 1;
-    case ZK_Q5_1: QM_DRIVE(q5_1) return 1;
+    case ZK_Q4_1: QM_DRIVE_UNSIGNED(q4_1, 20, 0) return 1;
+    case ZK_Q5_1: QM_DRIVE_UNSIGNED(q5_1, 24, 1) return 1;
     case ZK_Q4_K: QM_DRIVE_K(q4_K) return 1;
     case ZK_Q5_K: QM_DRIVE_K(q5_K) return 1;
     case ZK_Q6_K: QM_DRIVE_K(q6_K) return 1;

@@ -639,6 +639,31 @@ func batchedRowRouteMatchesRowsAlone(type: Int32) {
     #expect(RowsGemmThresholds.uniform(.max).description == "off" && RowsGemmThresholds.uniform(.max).minRows(6) == .max)
 }
 
+/// Q4_1 / Q5_1 against one activation row take two weight rows at a time: a row gives the same bits
+/// with its partner as alone, whichever rows a call starts and ends at (odd and even boundaries, as
+/// the kernel pool may split them), on both paths.
+@Test(arguments: [Int32(3), 7])
+func unsignedRowPairsMatchRowsAlone(type: Int32) {
+    let native = String(cString: zk_kernel_path())
+    defer { _ = zk_force_kernel_path(native == "avx512-vnni" ? 1 : 0) }
+    var rng = Rng(s: 1700 + UInt64(type))
+    let rows = 37, cols = 576
+    let bytes = randomWeights(type: type, rows: rows, cols: cols, rng: &rng)
+    let rowBytes = Int64(bytes.count / rows)
+    let x = (0..<cols).map { _ in rng.float() }
+    var q = [zk_q8a](repeating: zk_q8a(), count: cols / 32)
+    zk_quantize_q8a(x, &q, Int64(cols), zk_act_format(type))
+    for path: Int32 in [0, 1] where zk_force_kernel_path(path) != 0 {
+        var whole = [Float](repeating: .nan, count: rows), alone = whole, split = whole
+        #expect(zk_matmul_q8a(type, bytes, rowBytes, Int64(cols), 0, Int64(rows), q, 1, &whole, Int64(rows)) == 1)
+        for r in 0..<rows { _ = zk_matmul_q8a(type, bytes, rowBytes, Int64(cols), Int64(r), Int64(r + 1), q, 1, &alone, Int64(rows)) }
+        for (r0, r1) in [(0, 5), (5, 16), (16, 37)] {
+            _ = zk_matmul_q8a(type, bytes, rowBytes, Int64(cols), Int64(r0), Int64(r1), q, 1, &split, Int64(rows))
+        }
+        #expect(whole == alone && whole == split, "type \(type) path \(path)")
+    }
+}
+
 /// Prepacked weights (zk_pack_panels, read by zk_gemm_packed) give the row kernels' bits at every
 /// activation row count, on both paths: Q8_0's panels (the one-row and two-row in-order loop, the
 /// eight-class passes of a tile, their remainders), Q5_0's planes (packed on the AVX2 path only; read

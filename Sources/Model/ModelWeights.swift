@@ -1,6 +1,7 @@
 // Weights: views into the mmapped GGUF (immutable after load, so Sendable). Norm vectors are copied
 // to Float arrays; matrices stay in their quantized block format, and those of a type with a packed
-// layout (Q8_0: Gemma 3's output matrix) are also packed into the int8 GEMM's panels for products.
+// layout are also packed for products (Q8_0, Gemma 3's output matrix: the int8 GEMM's panels; on the
+// AVX2 path Q5_0: rows in planes; see PackedPanels).
 import GGUF
 import CKernels
 import Kernels

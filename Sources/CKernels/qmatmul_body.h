@@ -56,21 +56,17 @@ QM_FN float QF(hsum_pair)(__m512 v) {  // even + odd lanes, then AVX2's 8-lane s
 }
 #endif
 
-// One 32-element block of unsigned weights u with scale dw and minimum mw (Q4_1, Q5_1):
-// sum = dw * da * (u . q) + mw * (da * sum q).
-#define QM_UNSIGNED_BLOCK(u, dw, mw, b)                                                        \
-    for (int j = 0; j < NT; j++) {                                                             \
-        const zk_q8a *a = x + j * ldx + (b);                                                   \
-        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)((u), QF(load_q)(a))),           \
-                                 _mm256_set1_ps((dw) * a->d), acc[j]);                         \
-        off[j] += (mw) * a->s;                                                                 \
-    }
+// A Q4_1 / Q5_1 block's 32 unsigned weights (HIGH: Q5_1's fifth bits).
+QM_FN __m256i QF(unsigned_u)(const uint8_t *blk, const int HIGH) {
+    return HIGH ? _mm256_or_si256(nibble_bytes(blk + 8), fifth_bits(blk + 4)) : nibble_bytes(blk + 4);
+}
+// One 32-element block of unsigned weights u with scale dw and minimum mw (Q4_1, Q5_1) against
+// activation block a: sum = dw * da * (u . q) + mw * (da * sum q), into a row's two chains.
+QM_FN void QF(unsigned_step)(__m256 *acc, float *off, __m256i u, float dw, float mw, const zk_q8a *a) {
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u, QF(load_q)(a))), _mm256_set1_ps(dw * a->d), *acc);
+    *off += mw * a->s;
+}
 
-#define QM_BEGIN                                                                               \
-    __m256 acc[QM_TILE];                                                                       \
-    float off[QM_TILE];                                                                        \
-    for (int j = 0; j < NT; j++) { acc[j] = _mm256_setzero_ps(); off[j] = 0.0f; }
-#define QM_END for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]) + off[j];
 
 // xd, xo: the activation blocks' scales d and integer sums (the signed types' kernels; NULL for the
 // others), xa: the activations laid out for the kernel (qm_act4 for the 4-block decode, see
@@ -345,27 +341,21 @@ QM_FN void QF(tile_q5_0p8)(QM_ARGS) {
 // Q4_1 and Q5_1 keep one accumulator and one chain of minimum terms in block order: llama.cpp's
 // own order for these types (its dot products and these agree bit for bit), and SmolLM2's greedy
 // continuations need it (the two-chain order moved a 0.12-margin step).
-QM_FN void QF(tile_q4_1)(QM_ARGS) {
-    QM_BEGIN
+QM_FN void QF(tile_unsigned)(const uint8_t *row, int64_t nb, const zk_q8a *x, int64_t ldx, const int NT, float *out,
+                             const int BS, const int HIGH) {
+    __m256 acc[QM_TILE];
+    float off[QM_TILE];
+    for (int j = 0; j < NT; j++) { acc[j] = _mm256_setzero_ps(); off[j] = 0.0f; }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * 20;
-        const __m256i u = nibble_bytes(blk + 4);
+        const uint8_t *blk = row + b * BS;
+        const __m256i u = QF(unsigned_u)(blk, HIGH);
         const float dw = half_to_float(blk), mw = half_to_float(blk + 2);
-        QM_UNSIGNED_BLOCK(u, dw, mw, b)
+        for (int j = 0; j < NT; j++) QF(unsigned_step)(&acc[j], &off[j], u, dw, mw, x + j * ldx + b);
     }
-    QM_END
+    for (int j = 0; j < NT; j++) out[j] = QF(hsum)(acc[j]) + off[j];
 }
-
-QM_FN void QF(tile_q5_1)(QM_ARGS) {
-    QM_BEGIN
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * 24;
-        const __m256i u = _mm256_or_si256(nibble_bytes(blk + 8), fifth_bits(blk + 4));
-        const float dw = half_to_float(blk), mw = half_to_float(blk + 2);
-        QM_UNSIGNED_BLOCK(u, dw, mw, b)
-    }
-    QM_END
-}
+QM_FN void QF(tile_q4_1)(QM_ARGS) { (void)xd; (void)xo; (void)xa; QF(tile_unsigned)(row, nb, x, ldx, NT, out, 20, 0); }
+QM_FN void QF(tile_q5_1)(QM_ARGS) { (void)xd; (void)xo; (void)xa; QF(tile_unsigned)(row, nb, x, ldx, NT, out, 24, 1); }
 
 // The K-quants (Q4_K, Q5_K, Q6_K) in the int8 GEMM's order too (qgemm.c, k_block_sum / k_finish): per
 // activation row and super-block the exact int32 sum S of its 8 blocks' dots times their integer
@@ -559,15 +549,17 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
 
 // Each weight row is read once per product: prefetch the row 16 ahead, into L2 or with the
 // non-temporal hint (zk_weight_prefetch_l2; qmatmul.c says which CPUs measured which faster).
-#define QM_PREFETCH_ROW                                                                        \
-    if (r + 16 < r1) {                                                                         \
+// (QM_PREFETCH_ROWS(n): the n rows from row r + 16 on, when they are all in the call's rows.)
+#define QM_PREFETCH_ROWS(n)                                                                    \
+    if (r + 15 + (n) < r1) {                                                                   \
         if (zk_weight_prefetch_l2)                                                             \
-            for (int64_t off = 0; off < row_bytes; off += 64)                                  \
+            for (int64_t off = 0; off < (n) * row_bytes; off += 64)                            \
                 _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_T1);         \
         else                                                                                   \
-            for (int64_t off = 0; off < row_bytes; off += 64)                                  \
+            for (int64_t off = 0; off < (n) * row_bytes; off += 64)                            \
                 _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_NTA);        \
     }
+#define QM_PREFETCH_ROW QM_PREFETCH_ROWS(1)
 
 // Rows [r0, r1) against nt activation rows: tiles of QM_TILE activation rows, then the remainder as
 // one tile of its own size, so a weight row is decoded once per QM_TILE activation rows (a decode step
@@ -602,7 +594,7 @@ QM_FN void QF(tile_q6_K)(QM_ARGS) {
     }
 
 // Q4_1 / Q5_1 against one activation row, two weight rows at a time: each row's operations in
-// tile_q4_1's / tile_q5_1's order (one row's result does not depend on its partner, or on having one),
+// tile_unsigned's order (one row's result does not depend on its partner, or on having one),
 // the two rows' chains of multiply-adds interleaved: alone, a row waits on the latency of its block-
 // by-block multiply-add chain.
 QM_FN void QF(pair_unsigned)(const uint8_t *w0, const uint8_t *w1, int64_t nb, const zk_q8a *x, float *out,
@@ -610,16 +602,12 @@ QM_FN void QF(pair_unsigned)(const uint8_t *w0, const uint8_t *w1, int64_t nb, c
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float off0 = 0.0f, off1 = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        const zk_q8a *a = x + b;
         const uint8_t *b0 = w0 + b * BS, *b1 = w1 + b * BS;
-        const __m256i u0 = HIGH ? _mm256_or_si256(nibble_bytes(b0 + 8), fifth_bits(b0 + 4)) : nibble_bytes(b0 + 4);
-        const __m256i u1 = HIGH ? _mm256_or_si256(nibble_bytes(b1 + 8), fifth_bits(b1 + 4)) : nibble_bytes(b1 + 4);
+        const __m256i u0 = QF(unsigned_u)(b0, HIGH), u1 = QF(unsigned_u)(b1, HIGH);
         const float dw0 = half_to_float(b0), mw0 = half_to_float(b0 + 2);
         const float dw1 = half_to_float(b1), mw1 = half_to_float(b1 + 2);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u0, QF(load_q)(a))), _mm256_set1_ps(dw0 * a->d), acc0);
-        off0 += mw0 * a->s;
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QF(dot_us)(u1, QF(load_q)(a))), _mm256_set1_ps(dw1 * a->d), acc1);
-        off1 += mw1 * a->s;
+        QF(unsigned_step)(&acc0, &off0, u0, dw0, mw0, x + b);
+        QF(unsigned_step)(&acc1, &off1, u1, dw1, mw1, x + b);
     }
     out[0] = QF(hsum)(acc0) + off0;
     out[1] = QF(hsum)(acc1) + off1;
@@ -629,14 +617,7 @@ QM_FN void QF(pair_unsigned)(const uint8_t *w0, const uint8_t *w1, int64_t nb, c
         int64_t r = r0;                                                                        \
         for (; r + 1 < r1; r += 2) {                                                           \
             const uint8_t *row = w + r * row_bytes;                                            \
-            if (r + 17 < r1) {                                                                 \
-                if (zk_weight_prefetch_l2)                                                     \
-                    for (int64_t off = 0; off < 2 * row_bytes; off += 64)                      \
-                        _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_T1); \
-                else                                                                           \
-                    for (int64_t off = 0; off < 2 * row_bytes; off += 64)                      \
-                        _mm_prefetch((const char *)(row + 16 * row_bytes + off), _MM_HINT_NTA); \
-            }                                                                                  \
+            QM_PREFETCH_ROWS(2)                                                                \
             float o[2];                                                                        \
             QF(pair_unsigned)(row, row + row_bytes, nb, x, o, BS, HIGH);                       \
             y[r] = o[0];                                                                       \
@@ -882,12 +863,11 @@ static int QF(matmul)(int type, const uint8_t *w, int64_t row_bytes, int64_t k, 
 
 #undef QF
 #undef QM_PREFETCH_ROW
+#undef QM_PREFETCH_ROWS
+#undef QM_DRIVE_UNSIGNED
 #undef QM_FN
 #undef QM_BLOCKS
 #undef QM_K4
-#undef QM_UNSIGNED_BLOCK
-#undef QM_BEGIN
-#undef QM_END
 #undef QM_ARGS
 #undef QM_DRIVE
 #undef QM_DRIVE_SCALED

@@ -64,7 +64,7 @@ static inline int32_t hsum8_epi32(__m256i d) {
 #define Q6_K_BIAS 32
 
 // Q5_0 in planes: the layout zk_pack_panels gives Q5_0 on the AVX2 path (as many bytes as the file's,
-// rows where they were). Each row's whole groups of 8 blocks (176 bytes) hold the 8 f16 scales, then
+// each row where the file has it). Each row's whole groups of 8 blocks (176 bytes) hold the 8 f16 scales, then
 // five 32-byte planes P0-P4 of the blocks' unsigned weights u = w + 16 (5 bits), element e of every
 // block at byte e of each plane: bits 0-4 of Pi are block i's u (i < 5); block 5's low 3 bits are
 // bits 5-7 of P0 and its high 2 bits 5-6 of P1; block 6 the same in P2 and P3; block 7's low 3 bits

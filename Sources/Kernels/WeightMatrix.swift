@@ -39,7 +39,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
 /// A matrix's weights prepacked once, at load (zk_pack_panels; as many bytes as the GGUF layout): Q8_0
 /// into the int8 GEMM's panels (a product against the file's layout rearranges every 16 rows into a
-/// panel first: for Gemma 3's 262144-row output matrix that was about a third of a batched decode
+/// panel first: for Gemma 3's 262144-row output matrix, about a third of a batched decode
 /// step's head), and on the AVX2 path Q5_0 rows into planes its row kernels decode with fewer
 /// operations. Every row count reads the packed weights, with the row kernels' bits. Owns its memory
 /// (anonymous, huge pages where the kernel gives them).

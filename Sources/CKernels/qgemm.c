@@ -1128,8 +1128,7 @@ int zk_gemm_q8a(int type, const void *w, int64_t row_bytes, int64_t k, int64_t r
 // file's layout, Q5_0's one-row decode (most of a decode step's layer work) spends as long decoding the
 // fifth bits and nibbles as multiplying (one core of an AMD Zen 3 in cache, 640 x 1024: 40.8 us a
 // product from the file's layout, 31.5 us from planes; 131072 x 640 from memory on both cores 2.9 against
-// 2.2 ms). The AVX-512 path keeps
-// the file's layout (its 4-block VBMI decode; planes not measured there).
+// 2.2 ms). The AVX-512 path keeps the file's layout (its 4-block VBMI decode; planes not measured there).
 static int packs(int type) { return type == ZK_Q8_0 || type == ZK_Q5_0; }
 
 int64_t zk_packed_bytes(int type, int64_t rows, int64_t k) {

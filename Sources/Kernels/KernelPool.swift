@@ -25,7 +25,7 @@ public protocol PoolJob {
     func run(thread: Int, of threads: Int)
 }
 
-/// A job over `0..<count` for `KernelPool.parallelFor`, which gives each thread one contiguous range.
+/// A job over `0..<count` for `KernelPool.parallelFor`, which gives each thread one or more ranges.
 public protocol RangeJob {
     func run(_ range: Range<Int>, thread: Int)
 }
@@ -36,14 +36,24 @@ extension PoolJob {
     }
 }
 
-/// Splits `0..<count` into one chunk per thread, aligned to `granularity`.
+/// Splits `0..<count` (in units of `granularity`) into one contiguous share per thread, each claimed
+/// in chunks of `chunk` units from the front through the share's cursor (`fronts`, a cache line
+/// apart): a thread takes its own share first, in order, then what is left of the others'. A thread
+/// that runs slow (a busy sibling hyperthread, another tenant, a preemption) no longer holds up the
+/// dispatch by the whole of its share's remainder, only by the chunk it is in.
 struct RangeSplit<J: RangeJob>: PoolJob {
-    let count: Int, granularity: Int, job: J
+    let count: Int, granularity: Int, chunk: Int, fronts: UnsafeMutablePointer<Int64>, job: J
     func run(thread t: Int, of n: Int) {
         let units = (count + granularity - 1) / granularity
-        let lo = units * t / n * granularity
-        let hi = min(count, units * (t + 1) / n * granularity)
-        if lo < hi { job.run(lo..<hi, thread: t) }
+        for k in 0..<n {
+            let owner = (t + k) % n, end = units * (owner + 1) / n
+            let front = fronts + owner * KernelPool.frontStride
+            while true {
+                let lo = Int(zk_claim(front, Int64(chunk)))
+                if lo >= end { break }
+                job.run(lo * granularity..<min(count, min(end, lo + chunk) * granularity), thread: t)
+            }
+        }
     }
 }
 
@@ -75,6 +85,12 @@ public final class KernelPool: @unchecked Sendable {
     private var job: UnsafeRawPointer?
     private var jobType: (any PoolJob.Type)?
     private var threads: [pthread_t] = []
+    /// `RangeSplit`'s cursors, one a thread, `frontStride` apart (a cache line each: a claim is an
+    /// uncontended atomic add until a thread steals).
+    static let frontStride = 8
+    private let fronts: UnsafeMutablePointer<Int64>
+    /// Chunks a thread's share is claimed in (`RangeSplit`).
+    private let chunksPerShare = 8
     /// Spins (~10 us) after which a waiting thread yields its core on every further spin: on a
     /// machine shared with the HTTP loop, clients or other processes, a preempted worker then gets the
     /// core its waiting partner would otherwise burn (a step of ~500 dispatches took seconds instead of
@@ -89,6 +105,7 @@ public final class KernelPool: @unchecked Sendable {
         let env = getenv("ZEBRA_THREADS").flatMap { Int(String(cString: $0)) }
         let n = max(1, threads ?? env ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         threadCount = n
+        fronts = UnsafeMutableRawPointer(aligned_alloc(64, n * KernelPool.frontStride * 8)!).bindMemory(to: Int64.self, capacity: n * KernelPool.frontStride)
         pthread_mutex_init(&mutex, nil)
         pthread_mutex_init(&runLock, nil)
         pthread_cond_init(&cond, nil)
@@ -104,6 +121,8 @@ public final class KernelPool: @unchecked Sendable {
             self.threads.append(t)
         }
     }
+
+    deinit { free(fronts) }
 
     /// Stops and joins the workers. The pool cannot be used afterwards.
     public func shutdown() {
@@ -128,9 +147,12 @@ public final class KernelPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { run(ClosureJob(body: $0)) }
     }
 
-    private func dispatch(_ pointer: UnsafeRawPointer, _ type: any PoolJob.Type) {
+    /// `shares`: a `RangeSplit` over that many units, whose cursors start at each thread's share.
+    private func dispatch(_ pointer: UnsafeRawPointer, _ type: any PoolJob.Type, shares units: Int = 0) {
         pthread_mutex_lock(&runLock)
         defer { pthread_mutex_unlock(&runLock) }
+        // (Published to the workers with the generation.)
+        for t in 0..<(units > 0 ? threadCount : 0) { fronts[t * KernelPool.frontStride] = Int64(units * t / threadCount) }
         job = pointer
         jobType = type
         remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
@@ -150,13 +172,16 @@ public final class KernelPool: @unchecked Sendable {
         jobType = nil
     }
 
-    /// Splits `0..<count` into contiguous chunks, one per thread (chunks aligned to `granularity`), and
-    /// runs `job.run(range, thread:)` on each. Allocates nothing.
+    /// Runs `job.run(range, thread:)` over `0..<count` in ranges aligned to `granularity`: each thread
+    /// first its own contiguous share, in order, then what is left of the others' (`RangeSplit`); a
+    /// thread may get several ranges. Allocates nothing.
     public func parallelFor<J: RangeJob>(_ count: Int, granularity: Int = 1, _ job: J) {
         if count <= 0 { return }
         let units = (count + granularity - 1) / granularity
         if threadCount == 1 || units == 1 { job.run(0..<count, thread: 0); return }
-        run(RangeSplit(count: count, granularity: granularity, job: job))
+        let split = RangeSplit(count: count, granularity: granularity, chunk: max(1, units / (threadCount * chunksPerShare)),
+                               fronts: fronts, job: job)
+        withUnsafePointer(to: split) { dispatch(UnsafeRawPointer($0), RangeSplit<J>.self, shares: units) }
     }
 
     /// `parallelFor` with a closure `body(range, threadIndex)` (one heap allocation per call).

@@ -3,6 +3,7 @@
 import CKernels
 import Foundation
 import Kernels
+import Synchronization
 import Testing
 
 struct Rng {
@@ -513,6 +514,35 @@ func attentionOverQ8SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
             #expect(hits.allSatisfy { $0 == 1 }, "count \(count) granularity \(g)")
         }
     }
+}
+
+/// A thread that stalls does not hold up its whole share: once thread 1 holds a range, it waits in it
+/// until every other index is done, which happens only if thread 0 takes the rest of thread 1's share
+/// (a static split leaves it waiting out the 10 s limit, and fails). Ranges stay granularity-aligned.
+@Test func parallelForLetsIdleThreadsTakeAStalledThreadsShare() {
+    let count = 1000, g = 4
+    let done = Atomic<Int>(0)
+    let firstOfThread1 = Atomic<Int>(-1)
+    var owner = [Int](repeating: -1, count: count)
+    var misaligned = 0
+    owner.withUnsafeMutableBufferPointer { o in
+        let p = o.baseAddress!
+        pool.parallelFor(count, granularity: g) { r, t in
+            if r.lowerBound % g != 0 { misaligned += 1 }
+            for i in r { p[i] = t }
+            let deadline = Date().addingTimeInterval(10)
+            if t == 1, firstOfThread1.compareExchange(expected: -1, desired: r.count, ordering: .relaxed).exchanged {
+                while done.load(ordering: .acquiring) < count - r.count, Date() < deadline { usleep(100) }
+            }
+            // (Thread 0 first waits for thread 1 to hold a range, so that there is one to stall in.)
+            while t == 0, firstOfThread1.load(ordering: .relaxed) < 0, Date() < deadline { usleep(100) }
+            done.add(r.count, ordering: .releasing)
+        }
+    }
+    #expect(done.load(ordering: .relaxed) == count)
+    #expect(misaligned == 0)
+    let stalled = firstOfThread1.load(ordering: .relaxed)
+    #expect(stalled > 0 && owner.filter { $0 == 1 }.count == stalled, "thread 1 did only the range it stalled in")
 }
 
 @Test func f16RoundTrip() {

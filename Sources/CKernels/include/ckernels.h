@@ -222,6 +222,8 @@ void zk_attend(int type, const float *q, int64_t g, int64_t head_dim, float scal
 
 /// Spin-wait hint for the kernel pool's workers.
 static inline void zk_pause(void) { __builtin_ia32_pause(); }
+/// *p += v atomically (relaxed), returning the old value: the kernel pool's chunk claims.
+static inline int64_t zk_claim(int64_t *p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 #ifdef __cplusplus
 }

@@ -36,17 +36,23 @@ extension PoolJob {
     }
 }
 
-/// Splits `0..<count` (in units of `granularity`) into one contiguous share per thread, each claimed
-/// in chunks of `chunk` units from the front through the share's cursor (`fronts`, a cache line
-/// apart): a thread takes its own share first, in order, then what is left of the others'. A thread
-/// that runs slow (a busy sibling hyperthread, another tenant, a preemption) no longer holds up the
-/// dispatch by the whole of its share's remainder, only by the chunk it is in.
+/// The first unit of thread t's share: `bounds[t]`, or with no bounds equal shares.
+private func shareStart(_ t: Int, units: Int, of n: Int, _ bounds: UnsafePointer<Int>?) -> Int { bounds?[t] ?? units * t / n }
+
+/// Splits `0..<count` (in units of `granularity`) into one contiguous share per thread (units
+/// `shareStart(t)..<shareStart(t + 1)`), each claimed in chunks of an eighth of the share from the
+/// front through the share's cursor (`fronts`, a cache line apart): a thread takes its own share first,
+/// in order, then what is left of the others'. A thread that runs slow (a busy sibling hyperthread,
+/// another tenant, a preemption) no longer holds up the dispatch by the whole of its share's remainder,
+/// only by the chunk it is in.
 struct RangeSplit<J: RangeJob>: PoolJob {
-    let count: Int, granularity: Int, chunk: Int, fronts: UnsafeMutablePointer<Int64>, job: J
+    let count: Int, granularity: Int, bounds: UnsafePointer<Int>?, fronts: UnsafeMutablePointer<Int64>, job: J
     func run(thread t: Int, of n: Int) {
         let units = (count + granularity - 1) / granularity
         for k in 0..<n {
-            let owner = (t + k) % n, end = units * (owner + 1) / n
+            let owner = (t + k) % n
+            let start = shareStart(owner, units: units, of: n, bounds), end = shareStart(owner + 1, units: units, of: n, bounds)
+            let chunk = max(1, (end - start) / KernelPool.chunksPerShare)
             let front = fronts + owner * KernelPool.frontStride
             while true {
                 let lo = Int(zk_claim(front, Int64(chunk)))
@@ -90,7 +96,7 @@ public final class KernelPool: @unchecked Sendable {
     static let frontStride = 8
     private let fronts: UnsafeMutablePointer<Int64>
     /// Chunks a thread's share is claimed in (`RangeSplit`).
-    private let chunksPerShare = 8
+    static let chunksPerShare = 8
     /// Spins (~10 us) after which a waiting thread yields its core on every further spin: on a
     /// machine shared with the HTTP loop, clients or other processes, a preempted worker then gets the
     /// core its waiting partner would otherwise burn (a step of ~500 dispatches took seconds instead of
@@ -147,12 +153,16 @@ public final class KernelPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { run(ClosureJob(body: $0)) }
     }
 
-    /// `shares`: a `RangeSplit` over that many units, whose cursors start at each thread's share.
-    private func dispatch(_ pointer: UnsafeRawPointer, _ type: any PoolJob.Type, shares units: Int = 0) {
+    /// `shares`: a `RangeSplit` over that many units (shares at `bounds`), whose cursors start at each
+    /// thread's share.
+    private func dispatch(_ pointer: UnsafeRawPointer, _ type: any PoolJob.Type, shares units: Int = 0,
+                          bounds: UnsafePointer<Int>? = nil) {
         pthread_mutex_lock(&runLock)
         defer { pthread_mutex_unlock(&runLock) }
         // (Published to the workers with the generation.)
-        for t in 0..<(units > 0 ? threadCount : 0) { fronts[t * KernelPool.frontStride] = Int64(units * t / threadCount) }
+        for t in 0..<(units > 0 ? threadCount : 0) {
+            fronts[t * KernelPool.frontStride] = Int64(shareStart(t, units: units, of: threadCount, bounds))
+        }
         job = pointer
         jobType = type
         remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
@@ -179,9 +189,17 @@ public final class KernelPool: @unchecked Sendable {
         if count <= 0 { return }
         let units = (count + granularity - 1) / granularity
         if threadCount == 1 || units == 1 { job.run(0..<count, thread: 0); return }
-        let split = RangeSplit(count: count, granularity: granularity, chunk: max(1, units / (threadCount * chunksPerShare)),
-                               fronts: fronts, job: job)
+        let split = RangeSplit(count: count, granularity: granularity, bounds: nil, fronts: fronts, job: job)
         withUnsafePointer(to: split) { dispatch(UnsafeRawPointer($0), RangeSplit<J>.self, shares: units) }
+    }
+
+    /// `parallelFor` with each thread's share given: `bounds[t]..<bounds[t + 1]` (threadCount + 1
+    /// nondecreasing entries from 0 to `count`), e.g. equal in cost rather than in count.
+    public func parallelFor<J: RangeJob>(_ count: Int, bounds: UnsafePointer<Int>, _ job: J) {
+        if count <= 0 { return }
+        if threadCount == 1 || count == 1 { job.run(0..<count, thread: 0); return }
+        let split = RangeSplit(count: count, granularity: 1, bounds: bounds, fronts: fronts, job: job)
+        withUnsafePointer(to: split) { dispatch(UnsafeRawPointer($0), RangeSplit<J>.self, shares: count, bounds: bounds) }
     }
 
     /// `parallelFor` with a closure `body(range, threadIndex)` (one heap allocation per call).

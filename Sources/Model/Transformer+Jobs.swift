@@ -79,9 +79,9 @@ struct SplitQuery {
     var token: Int32, kvHead: Int32, slot: Int32, chunks: Int32
 }
 
-/// Runs attention units; each thread takes a contiguous run of units with about the same number of
-/// keys (prefix sums in `cost`), so long prompts and split decode queries both balance.
-struct AttentionJob: PoolJob {
+/// Runs a range of attention units (`parallelFor` with shares of about the same number of keys, from
+/// the prefix sums in `cost`, so long prompts and split decode queries both balance).
+struct AttentionJob: RangeJob {
     let c: ModelConfig, layer: Int, kind: AttentionKind, items: [BatchItem], cache: KVCache
     let pos: UnsafePointer<Int>, item: UnsafePointer<Int>, starts: UnsafePointer<Int>
     let q: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>
@@ -90,8 +90,8 @@ struct AttentionJob: PoolJob {
     let segs: [UnsafeMutablePointer<zk_kv_segment>], scores: [UnsafeMutablePointer<Float>]
     let parts: [UnsafeMutablePointer<Float>], splitParts: UnsafeMutablePointer<Float>
 
-    /// First unit whose preceding units hold at least `keys` keys.
-    private func firstUnit(atCost keys: Int) -> Int {
+    /// First of `count` units whose preceding units hold at least `keys` keys (`cost`: prefix sums).
+    static func firstUnit(atCost keys: Int, cost: UnsafePointer<Int>, count: Int) -> Int {
         var lo = 0, hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -100,9 +100,8 @@ struct AttentionJob: PoolJob {
         return lo
     }
 
-    func run(thread: Int, of threads: Int) {
-        let total = cost[count]
-        let a = firstUnit(atCost: total * thread / threads), b = firstUnit(atCost: total * (thread + 1) / threads)
+    func run(_ range: Range<Int>, thread: Int) {
+        let a = range.lowerBound, b = range.upperBound
         let g = c.nHeads / c.nKVHeads, hd = c.headDim
         let segs = segs[thread], type = cache.type.kernelType, rb = cache.rowBytes, hb = cache.headBytes
         var u = a

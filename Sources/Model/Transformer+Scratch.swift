@@ -27,6 +27,7 @@ extension Transformer {
         var segs: [UnsafeMutablePointer<zk_kv_segment>] = []    // per thread
         var units = GrowingBuffer<AttentionUnit>()              // this layer's attention work
         var unitCost = GrowingBuffer<Int>()                     // prefix sums of the units' key counts
+        var shareBounds = GrowingBuffer<Int>()                  // each thread's first unit, then the count
         var splits = GrowingBuffer<SplitQuery>()                // queries whose chunks are spread
         var splitParts = GrowingBuffer<Float>()                 // their chunk partials
         var rope = GrowingBuffer<Float>()                       // [RoPE base][T][nRot] angles
@@ -77,7 +78,7 @@ extension Transformer {
             for p in parts { p.deallocate() }
             for p in segs { p.deallocate() }
             scores = []; parts = []; segs = []; capThreads = 0; capKeys = 0
-            units.deallocate(); unitCost.deallocate(); splits.deallocate(); splitParts.deallocate(); rope.deallocate()
+            units.deallocate(); unitCost.deallocate(); shareBounds.deallocate(); splits.deallocate(); splitParts.deallocate(); rope.deallocate()
         }
 
         mutating func freeTokenBuffers() {

@@ -40,19 +40,20 @@ extension PoolJob {
 private func shareStart(_ t: Int, units: Int, of n: Int, _ bounds: UnsafePointer<Int>?) -> Int { bounds?[t] ?? units * t / n }
 
 /// Splits `0..<count` (in units of `granularity`) into one contiguous share per thread (units
-/// `shareStart(t)..<shareStart(t + 1)`), each claimed in chunks of an eighth of the share from the
-/// front through the share's cursor (`fronts`, a cache line apart): a thread takes its own share first,
-/// in order, then what is left of the others'. A thread that runs slow (a busy sibling hyperthread,
-/// another tenant, a preemption) no longer holds up the dispatch by the whole of its share's remainder,
-/// only by the chunk it is in.
+/// `shareStart(t)..<shareStart(t + 1)`), each claimed in `chunks` pieces from the front through the
+/// share's cursor (`fronts`, a cache line apart): a thread takes its own share first, in order, then
+/// what is left of the others'. With chunks > 1 a thread that runs slow (a busy sibling hyperthread,
+/// another tenant, a preemption) holds up the dispatch by the chunk it is in, not by the rest of its
+/// share; each chunk is one more call of the job, which memory-bound row kernels pay for (restarting
+/// their stream: decode's layer products on an AMD Zen 3, 8 chunks a share, +8%), so they keep 1.
 struct RangeSplit<J: RangeJob>: PoolJob {
-    let count: Int, granularity: Int, bounds: UnsafePointer<Int>?, fronts: UnsafeMutablePointer<Int64>, job: J
+    let count: Int, granularity: Int, chunks: Int, bounds: UnsafePointer<Int>?, fronts: UnsafeMutablePointer<Int64>, job: J
     func run(thread t: Int, of n: Int) {
         let units = (count + granularity - 1) / granularity
         for k in 0..<n {
             let owner = (t + k) % n
             let start = shareStart(owner, units: units, of: n, bounds), end = shareStart(owner + 1, units: units, of: n, bounds)
-            let chunk = max(1, (end - start) / KernelPool.chunksPerShare)
+            let chunk = max(1, (end - start + chunks - 1) / chunks)
             let front = fronts + owner * KernelPool.frontStride
             while true {
                 let lo = Int(zk_claim(front, Int64(chunk)))
@@ -95,8 +96,6 @@ public final class KernelPool: @unchecked Sendable {
     /// uncontended atomic add until a thread steals).
     static let frontStride = 8
     private let fronts: UnsafeMutablePointer<Int64>
-    /// Chunks a thread's share is claimed in (`RangeSplit`).
-    static let chunksPerShare = 8
     /// Spins (~10 us) after which a waiting thread yields its core on every further spin: on a
     /// machine shared with the HTTP loop, clients or other processes, a preempted worker then gets the
     /// core its waiting partner would otherwise burn (a step of ~500 dispatches took seconds instead of
@@ -183,28 +182,28 @@ public final class KernelPool: @unchecked Sendable {
     }
 
     /// Runs `job.run(range, thread:)` over `0..<count` in ranges aligned to `granularity`: each thread
-    /// first its own contiguous share, in order, then what is left of the others' (`RangeSplit`); a
-    /// thread may get several ranges. Allocates nothing.
-    public func parallelFor<J: RangeJob>(_ count: Int, granularity: Int = 1, _ job: J) {
+    /// its own contiguous share, claimed in `chunks` ranges, then what is left of the others'
+    /// (`RangeSplit`). Allocates nothing.
+    public func parallelFor<J: RangeJob>(_ count: Int, granularity: Int = 1, chunks: Int = 1, _ job: J) {
         if count <= 0 { return }
         let units = (count + granularity - 1) / granularity
         if threadCount == 1 || units == 1 { job.run(0..<count, thread: 0); return }
-        let split = RangeSplit(count: count, granularity: granularity, bounds: nil, fronts: fronts, job: job)
+        let split = RangeSplit(count: count, granularity: granularity, chunks: max(1, chunks), bounds: nil, fronts: fronts, job: job)
         withUnsafePointer(to: split) { dispatch(UnsafeRawPointer($0), RangeSplit<J>.self, shares: units) }
     }
 
     /// `parallelFor` with each thread's share given: `bounds[t]..<bounds[t + 1]` (threadCount + 1
     /// nondecreasing entries from 0 to `count`), e.g. equal in cost rather than in count.
-    public func parallelFor<J: RangeJob>(_ count: Int, bounds: UnsafePointer<Int>, _ job: J) {
+    public func parallelFor<J: RangeJob>(_ count: Int, bounds: UnsafePointer<Int>, chunks: Int = 1, _ job: J) {
         if count <= 0 { return }
         if threadCount == 1 || count == 1 { job.run(0..<count, thread: 0); return }
-        let split = RangeSplit(count: count, granularity: 1, bounds: bounds, fronts: fronts, job: job)
+        let split = RangeSplit(count: count, granularity: 1, chunks: max(1, chunks), bounds: bounds, fronts: fronts, job: job)
         withUnsafePointer(to: split) { dispatch(UnsafeRawPointer($0), RangeSplit<J>.self, shares: count, bounds: bounds) }
     }
 
     /// `parallelFor` with a closure `body(range, threadIndex)` (one heap allocation per call).
-    public func parallelFor(_ count: Int, granularity: Int = 1, _ body: (Range<Int>, Int) -> Void) {
-        withoutActuallyEscaping(body) { parallelFor(count, granularity: granularity, ClosureRangeJob(body: $0)) }
+    public func parallelFor(_ count: Int, granularity: Int = 1, chunks: Int = 1, _ body: (Range<Int>, Int) -> Void) {
+        withoutActuallyEscaping(body) { parallelFor(count, granularity: granularity, chunks: chunks, ClosureRangeJob(body: $0)) }
     }
 
     fileprivate func workerLoop(_ index: Int) {

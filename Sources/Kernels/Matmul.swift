@@ -104,6 +104,10 @@ public final class Matmul: @unchecked Sendable {
         let useBlas = route == .blas || route == .gemm || (route == .auto && nt >= blasMinRows && (blasForQuantized || !quantized))
         var input = x
         var excess: UnsafeMutablePointer<Float>? = nil
+        // Threads claim their shares of rows in chunks, taking over a slow thread's rest, where the work
+        // per row is large enough (8 activation rows on) that a chunk's extra call costs nothing: one
+        // to a few rows stream the weights, and a call's start restarts the stream (KernelPool).
+        let chunks = nt >= 8 ? 8 : 1
         if quantized {
             let nb = w.cols / 32
             let q = xq.reserve(nt * nb)
@@ -124,17 +128,17 @@ public final class Matmul: @unchecked Sendable {
                 // Q5_0's packed rows take the row kernels below its calibrated row count on the row route.
                 let gemmFrom = useBlas ? 0 : zk_gemm_matches_rows(w.type) != 0 ? rowsGemm.minRows(w.type) : .max
                 ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)
-                pool.parallelFor(w.rows, granularity: 16, Int8Packed(w: w, packed: packed, q: q, sums: sums, nt: nt, y: y, ldy: ldy,
+                pool.parallelFor(w.rows, granularity: 16, chunks: chunks, Int8Packed(w: w, packed: packed, q: q, sums: sums, nt: nt, y: y, ldy: ldy,
                                                                      gemmFrom: gemmFrom, scratch: scratch))
                 return
             }
             if !useBlas && !panels {
-                pool.parallelFor(w.rows, granularity: 16, Int8Rows(w: w, q: q, nt: nt, y: y, ldy: ldy))
+                pool.parallelFor(w.rows, granularity: 16, chunks: chunks, Int8Rows(w: w, q: q, nt: nt, y: y, ldy: ldy))
                 return
             }
             if panels, let sums {
                 ensureScratch(Int(zk_gemm_q8a_scratch_bytes(Int64(w.cols))) / 4 + 16)
-                pool.parallelFor(w.rows, granularity: 16,
+                pool.parallelFor(w.rows, granularity: 16, chunks: chunks,
                                  Int8Panels(w: w, q: q, sums: sums, nt: nt, y: y, ldy: ldy, scratch: scratch))
                 return
             }
@@ -146,7 +150,7 @@ public final class Matmul: @unchecked Sendable {
         if useBlas {
             // Per thread: a tile of dequantized rows, then (Q4_1/Q5_1) the tile's block minimums.
             ensureScratch(tileRows * w.cols + tileRows * (w.cols / 32))
-            pool.parallelFor(w.rows, granularity: 16,
+            pool.parallelFor(w.rows, granularity: 16, chunks: chunks,
                              SgemmTiles(w: w, x: input, excess: excess, pieces: pieces, y: y, ldy: ldy, tile: tileRows, scratch: scratch))
         } else {
             ensureScratch(w.cols)

@@ -319,7 +319,8 @@ public final class Transformer: @unchecked Sendable {
                 }
             }
         }
-        // Each thread's share: about the same number of keys.
+        // Each thread's share: about the same number of keys, in one call (a split query's run of chunks
+        // in one call keeps its prefetch going).
         let n = pool.threadCount, bounds = s.shareBounds.reserve(n + 1)
         for t in 0...n { bounds[t] = AttentionJob.firstUnit(atCost: keys * t / n, cost: cost, count: nUnits) }
         pool.parallelFor(nUnits, bounds: bounds,

@@ -506,12 +506,14 @@ func attentionOverQ8SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
 @Test func parallelForCoversEveryIndexOnce() {
     for count in [0, 1, 2, 3, 15, 16, 17, 1000] {
         for g in [1, 16] {
-            var hits = [Int](repeating: 0, count: count)
-            hits.withUnsafeMutableBufferPointer { h in
-                let p = h.baseAddress!
-                pool.parallelFor(count, granularity: g) { r, _ in for i in r { p[i] += 1 } }
+            for chunks in [1, 3, 8] {
+                var hits = [Int](repeating: 0, count: count)
+                hits.withUnsafeMutableBufferPointer { h in
+                    let p = h.baseAddress!
+                    pool.parallelFor(count, granularity: g, chunks: chunks) { r, _ in for i in r { p[i] += 1 } }
+                }
+                #expect(hits.allSatisfy { $0 == 1 }, "count \(count) granularity \(g) chunks \(chunks)")
             }
-            #expect(hits.allSatisfy { $0 == 1 }, "count \(count) granularity \(g)")
         }
     }
 }
@@ -527,7 +529,7 @@ func attentionOverQ8SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
     var misaligned = 0
     owner.withUnsafeMutableBufferPointer { o in
         let p = o.baseAddress!
-        pool.parallelFor(count, granularity: g) { r, t in
+        pool.parallelFor(count, granularity: g, chunks: 8) { r, t in
             if r.lowerBound % g != 0 { misaligned += 1 }
             for i in r { p[i] = t }
             let deadline = Date().addingTimeInterval(10)

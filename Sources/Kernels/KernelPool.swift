@@ -55,7 +55,9 @@ struct RangeSplit<J: RangeJob>: PoolJob {
             let start = shareStart(owner, units: units, of: n, bounds), end = shareStart(owner + 1, units: units, of: n, bounds)
             let chunk = max(1, (end - start + chunks - 1) / chunks)
             let front = fronts + owner * KernelPool.frontStride
-            while true {
+            // (Another thread's share is looked at before claiming: a finished share costs each late
+            // thread a read of its line, not a write that takes the line from every other core.)
+            while k == 0 || zk_peek(front) < Int64(end) {
                 let lo = Int(zk_claim(front, Int64(chunk)))
                 if lo >= end { break }
                 job.run(lo * granularity..<min(count, min(end, lo + chunk) * granularity), thread: t)

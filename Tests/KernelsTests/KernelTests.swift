@@ -504,15 +504,19 @@ func attentionOverQ8SegmentsMatchesNaive(g: Int, d: Int, n: Int) {
 }
 
 @Test func parallelForCoversEveryIndexOnce() {
-    for count in [0, 1, 2, 3, 15, 16, 17, 1000] {
-        for g in [1, 16] {
-            for chunks in [1, 3, 8] {
-                var hits = [Int](repeating: 0, count: count)
-                hits.withUnsafeMutableBufferPointer { h in
-                    let p = h.baseAddress!
-                    pool.parallelFor(count, granularity: g, chunks: chunks) { r, _ in for i in r { p[i] += 1 } }
+    let five = KernelPool(threads: 5)  // more threads than cores: shares taken by whoever runs
+    defer { five.shutdown() }
+    for p5 in [pool, five] {
+        for count in [0, 1, 2, 3, 15, 16, 17, 1000] {
+            for g in [1, 16] {
+                for chunks in [1, 3, 8] {
+                    var hits = [Int](repeating: 0, count: count)
+                    hits.withUnsafeMutableBufferPointer { h in
+                        let p = h.baseAddress!
+                        p5.parallelFor(count, granularity: g, chunks: chunks) { r, _ in for i in r { p[i] += 1 } }
+                    }
+                    #expect(hits.allSatisfy { $0 == 1 }, "threads \(p5.threadCount) count \(count) granularity \(g) chunks \(chunks)")
                 }
-                #expect(hits.allSatisfy { $0 == 1 }, "count \(count) granularity \(g) chunks \(chunks)")
             }
         }
     }

@@ -224,6 +224,8 @@ void zk_attend(int type, const float *q, int64_t g, int64_t head_dim, float scal
 static inline void zk_pause(void) { __builtin_ia32_pause(); }
 /// *p += v atomically (relaxed), returning the old value: the kernel pool's chunk claims.
 static inline int64_t zk_claim(int64_t *p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+/// *p read atomically (relaxed): a share's cursor looked at before claiming from it.
+static inline int64_t zk_peek(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,14 @@ typedef struct {
     float *work;
 } q8_query;
 
+// Advances (segment *s, row *i) past whole segments until row *i lies in segment *s (or *s == n_segs).
+static inline void at_seek(const zk_kv_segment *segs, int64_t n_segs, int64_t *s, int64_t *i) {
+    while (*s < n_segs && *i >= segs[*s].n) {
+        *i -= segs[*s].n;
+        (*s)++;
+    }
+}
+
 // The next chunk's key rows, prefetched into L2 a line at a time while the value pass computes (the
 // memory is otherwise idle there): row i of segment seg on, `rows` rows, each row's `bytes` from its
 // key pointer (one KV head's), across segments. The value pass spreads the lines over its steps:
@@ -79,10 +87,7 @@ static inline void at_prefetch_step(at_cursor *c) {
 // The cursor over keys [to, next_to) (segment s, row i holds key `to`), spread over `steps` steps.
 static inline at_cursor at_next_keys(const zk_kv_segment *segs, int64_t n_segs, int64_t s, int64_t i, int64_t stride,
                                      int64_t bytes, int64_t to, int64_t next_to, int64_t steps) {
-    while (s < n_segs && i >= segs[s].n) {
-        i -= segs[s].n;
-        s++;
-    }
+    at_seek(segs, n_segs, &s, &i);
     at_cursor c = {segs + s, segs + n_segs, i, s < n_segs ? next_to - to : 0, bytes, stride, 0, 0, 0, 0, steps > 0 ? steps : 1};
     c.per = c.rows * ((bytes + 63) / 64 + 1);  // lines a row (at most, unaligned)
     if (c.rows > 0) at_row(&c);

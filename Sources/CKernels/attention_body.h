@@ -301,7 +301,7 @@ static void AT_FN(partial)(const float *q, int64_t g, int64_t hd, float scale,
     const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;  // segment and row of key `from`
     uintptr_t kl = 0, vl = 0;  // last lines prefetched
-    while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
+    at_seek(segs, n_segs, &s, &i);
     int64_t j = 0;
 #if AT_512
     if (g % 4 == 0 && hd % 16 == 0)
@@ -729,7 +729,7 @@ static void AT_FN(partial_q8)(const q8_query *zq, int64_t g, int64_t hd, float s
     const int64_t n = to - from, ps = hd + 2, nb = hd / 32, hb = hd + 2 * nb;
     const void *vrows[ZK_ATT_CHUNK];
     int64_t s = 0, i = from;
-    while (s < n_segs && i >= segs[s].n) { i -= segs[s].n; s++; }
+    at_seek(segs, n_segs, &s, &i);
     const int64_t nbp = (nb + 7) & ~(int64_t)7;
     uintptr_t kl = 0, vl = 0;  // last lines prefetched
     int64_t j = 0;

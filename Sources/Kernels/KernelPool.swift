@@ -196,10 +196,11 @@ public final class KernelPool: @unchecked Sendable {
 
     /// `parallelFor` with each thread's share given: `bounds[t]..<bounds[t + 1]` (threadCount + 1
     /// nondecreasing entries from 0 to `count`), e.g. equal in cost rather than in count.
-    public func parallelFor<J: RangeJob>(_ count: Int, bounds: UnsafePointer<Int>, chunks: Int = 1, _ job: J) {
+    /// Each share is one call; an idle thread takes a share not yet started.
+    public func parallelFor<J: RangeJob>(_ count: Int, bounds: UnsafePointer<Int>, _ job: J) {
         if count <= 0 { return }
         if threadCount == 1 || count == 1 { job.run(0..<count, thread: 0); return }
-        let split = RangeSplit(count: count, granularity: 1, chunks: max(1, chunks), bounds: bounds, fronts: fronts, job: job)
+        let split = RangeSplit(count: count, granularity: 1, chunks: 1, bounds: bounds, fronts: fronts, job: job)
         withUnsafePointer(to: split) { dispatch(UnsafeRawPointer($0), RangeSplit<J>.self, shares: count, bounds: bounds) }
     }
 

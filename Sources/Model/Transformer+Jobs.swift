@@ -80,13 +80,13 @@ struct SplitQuery {
 }
 
 /// Runs a range of attention units (`parallelFor` with shares of about the same number of keys, from
-/// the prefix sums in `cost`, so long prompts and split decode queries both balance).
+/// the units' prefix sums by `firstUnit`, so long prompts and split decode queries both balance).
 struct AttentionJob: RangeJob {
     let c: ModelConfig, layer: Int, kind: AttentionKind, items: [BatchItem], cache: KVCache
     let pos: UnsafePointer<Int>, item: UnsafePointer<Int>, starts: UnsafePointer<Int>
     let q: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>
     let kh: UnsafeRawPointer, vh: UnsafeRawPointer
-    let units: UnsafePointer<AttentionUnit>, cost: UnsafePointer<Int>, count: Int
+    let units: UnsafePointer<AttentionUnit>
     let segs: [UnsafeMutablePointer<zk_kv_segment>], scores: [UnsafeMutablePointer<Float>]
     let parts: [UnsafeMutablePointer<Float>], splitParts: UnsafeMutablePointer<Float>
 

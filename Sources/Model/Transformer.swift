@@ -325,8 +325,8 @@ public final class Transformer: @unchecked Sendable {
         for t in 0...n { bounds[t] = AttentionJob.firstUnit(atCost: keys * t / n, cost: cost, count: nUnits) }
         pool.parallelFor(nUnits, bounds: bounds,
                          AttentionJob(c: c, layer: l, kind: kind, items: items, cache: cache, pos: s.pos, item: s.item,
-                                      starts: starts, q: s.q, att: s.att, kh: s.kh, vh: s.vh, units: units, cost: cost,
-                                      count: nUnits, segs: s.segs, scores: s.scores, parts: s.parts, splitParts: splitParts))
+                                      starts: starts, q: s.q, att: s.att, kh: s.kh, vh: s.vh, units: units,
+                                      segs: s.segs, scores: s.scores, parts: s.parts, splitParts: splitParts))
         // A few long queries (decode at depth: one per KV head, 64 partials each at 16384 keys) merge
         // their heads on every thread; short ones (a ring's 2 partials) are not worth a dispatch.
         let perSplit = nSplits < pool.threadCount && nSlots >= 8 * nSplits ? min(g, pool.threadCount) : 1

@@ -19,19 +19,6 @@ typedef struct { int8_t l[4][16], h[4][16]; } qm_act4;
 // integer sums and half sums (elements 0-15, 16-31), and the super-block's scale (QM_DRIVE_K; 320
 // bytes, so that every q stays 64-byte aligned).
 typedef struct { int8_t q[8][32]; int16_t bs[8], hs[16]; float d, pad[3]; } qm_ksuper;
-// The calling thread's qm_ksuper buffer, grown as needed and kept (kernel threads live as long as
-// the process; a decode step's largest is a few KiB a row).
-static qm_ksuper *qm_kbuf(int64_t n) {
-    static _Thread_local qm_ksuper *buf;
-    static _Thread_local int64_t cap;
-    if (n > cap) {
-        free(buf);
-        cap = n > 2 * cap ? n : 2 * cap;
-        buf = aligned_alloc(64, (size_t)cap * sizeof(qm_ksuper));
-        if (!buf) abort();
-    }
-    return buf;
-}
 // Its permutations, per weight type (block bytes BS, nibbles at offset NO, fifth bits at 2 for Q5_0):
 // the 4 blocks' bytes come from two 64-byte loads at 0 and 4 * BS - 64; `nib` gathers block i's 16
 // nibble bytes into 128-bit lane i, `side` puts block i's fifth-bit mask in qwords 2i and 2i + 1

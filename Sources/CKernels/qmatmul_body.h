@@ -807,30 +807,43 @@ static int QF(matmul_p4)(int type, const uint8_t *w, int64_t row_bytes, int64_t 
 #undef QM_PFN
 #endif
 
-// The K-quants' activations, every row of the call at once (qm_ksuper, in this thread's buffer):
-// each super-block's int8 values back to back, its blocks' integer sums and half sums (int16: at most
-// 32 x 127) and its scale d (Q8_K: one a super-block).
+// The K-quants' activations (qm_ksuper) for chunks of activation rows, on the stack like the scaled
+// types' (at most QM_KS_BYTES a chunk, or one row's when longer; 64-byte aligned): each super-block's
+// int8 values back to back, its blocks' integer sums and half sums (int16: at most 32 x 127) and its
+// scale d (Q8_K: one a super-block). On the stack, not in a buffer a thread grows: which thread runs
+// which share changes from call to call (KernelPool), and a steady decode step allocates nothing.
+#define QM_KS_BYTES 32768
 #define QM_DRIVE_K(kind)                                                                       \
     {                                                                                          \
         const int64_t nsb = nb / 8;                                                            \
-        qm_ksuper *kb = qm_kbuf(nt * nsb);                                                     \
-        for (int64_t t = 0; t < nt; t++)                                                       \
-            for (int64_t sb = 0; sb < nsb; sb++) {                                             \
-                qm_ksuper *o = kb + t * nsb + sb;                                              \
-                const zk_q8a *a = x + t * nb + sb * 8;                                         \
-                for (int i = 0; i < 8; i++) {                                                  \
-                    memcpy(o->q[i], a[i].q, 32);                                               \
-                    int32_t lo, hi;                                                            \
-                    q8a_half_sums(a + i, &lo, &hi);                                            \
-                    o->hs[2 * i] = (int16_t)lo;                                                \
-                    o->hs[2 * i + 1] = (int16_t)hi;                                            \
-                    o->bs[i] = (int16_t)(lo + hi);                                             \
+        const int64_t row_ks = nsb * (int64_t)sizeof(qm_ksuper);                               \
+        const int64_t chunk = row_ks < QM_KS_BYTES ? QM_KS_BYTES / row_ks : 1;                 \
+        _Alignas(64) uint8_t ksb[(chunk < nt0 ? chunk : nt0) * row_ks];                        \
+        qm_ksuper *kb = (qm_ksuper *)ksb;                                                      \
+        const zk_q8a *x0 = x;                                                                  \
+        float *y0 = y;                                                                         \
+        for (int64_t t0 = 0; t0 < nt0; t0 += chunk) {                                          \
+            const int64_t nt = nt0 - t0 < chunk ? nt0 - t0 : chunk;                            \
+            const zk_q8a *x = x0 + t0 * nb;                                                    \
+            float *y = y0 + t0 * ldy;                                                          \
+            for (int64_t t = 0; t < nt; t++)                                                   \
+                for (int64_t sb = 0; sb < nsb; sb++) {                                         \
+                    qm_ksuper *o = kb + t * nsb + sb;                                          \
+                    const zk_q8a *a = x + t * nb + sb * 8;                                     \
+                    for (int i = 0; i < 8; i++) {                                              \
+                        memcpy(o->q[i], a[i].q, 32);                                           \
+                        int32_t lo, hi;                                                        \
+                        q8a_half_sums(a + i, &lo, &hi);                                        \
+                        o->hs[2 * i] = (int16_t)lo;                                            \
+                        o->hs[2 * i + 1] = (int16_t)hi;                                        \
+                        o->bs[i] = (int16_t)(lo + hi);                                         \
+                    }                                                                          \
+                    o->d = a[0].d;                                                             \
                 }                                                                              \
-                o->d = a[0].d;                                                                 \
-            }                                                                                  \
-        const void *xa = kb;                                                                   \
-        const int64_t xa_stride = nsb * (int64_t)sizeof(qm_ksuper);                            \
-        QM_DRIVE(kind)                                                                         \
+            const void *xa = kb;                                                               \
+            const int64_t xa_stride = row_ks;                                                  \
+            QM_DRIVE(kind)                                                                     \
+        }                                                                                      \
     }
 
 __attribute__((target(QM_TARGET)))

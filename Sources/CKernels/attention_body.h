@@ -626,7 +626,7 @@ static void AT_FN(vweights)(const float *p, int64_t g, int64_t n, const float *v
 // widened to 16 bits, one vpdpwssd per head and half; the halves put back in order at the end.
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblock_q8)(int nh, int nbb, float *o, int64_t ostride, const int32_t *wq, int64_t np,
-                                    int64_t nb, int64_t b0, const void *const *vrows, int64_t n, const float *fr,
+                                    int64_t nb, int64_t b0, const void *const *vrows, const float *fr,
                                     at_cursor *pf) {
     __m512i acc[4][4];
     for (int h = 0; h < nh; h++)
@@ -634,7 +634,7 @@ static inline void AT_FN(vblock_q8)(int nh, int nbb, float *o, int64_t ostride, 
     for (int64_t jp = 0; jp < np; jp++) {
         at_prefetch_step(pf);
         const int8_t *r0 = (const int8_t *)vrows[2 * jp] + 32 * b0;
-        const int8_t *r1 = (const int8_t *)vrows[2 * jp + 1 < n ? 2 * jp + 1 : 2 * jp] + 32 * b0;
+        const int8_t *r1 = (const int8_t *)vrows[2 * jp + 1] + 32 * b0;
         for (int bb = 0; bb < nbb; bb++) {
             const __m256i a = _mm256_loadu_si256((const __m256i *)(r0 + 32 * bb));
             const __m256i c = _mm256_loadu_si256((const __m256i *)(r1 + 32 * bb));
@@ -661,9 +661,8 @@ static inline void AT_FN(vblock_q8)(int nh, int nbb, float *o, int64_t ostride, 
 // nh heads x 16 dimensions (half hf of block b0): pairs of dimensions 0-7 and 8-15, pmaddwd.
 __attribute__((target(AT_TARGET), always_inline))
 static inline void AT_FN(vblock_q8)(int nh, int hf, float *o, int64_t ostride, const int32_t *wq, int64_t np,
-                                    int64_t nb, int64_t b0, const void *const *vrows, int64_t n, const float *fr,
+                                    int64_t nb, int64_t b0, const void *const *vrows, const float *fr,
                                     at_cursor *pf) {
-    (void)n;  // (vrows holds an even count: partial_q8 repeats an odd chunk's last row, weight 0)
     __m256i acc[4][2];
     // Each head's weights of block b0 walk by nb a pair, as pointers: the index arithmetic per head and
     // pair (an imul and reloads from the stack each) cost ~4.5% of the q8_0 attention on an AMD Zen 3.
@@ -696,7 +695,8 @@ static inline void AT_FN(vblock_q8)(int nh, int hf, float *o, int64_t ostride, c
 #define AT_QB 1
 #endif
 
-// The whole value pass: passes of AT_QB blocks (AVX2: each block in two halves), heads by 4.
+// The whole value pass: passes of AT_QB blocks (AVX2: each block in two halves), heads by 4. vrows
+// holds 2 * np rows (partial_q8 repeats an odd chunk's last row; its weight is 0).
 __attribute__((target(AT_TARGET)))
 static void AT_FN(vpass_q8)(float *o, int64_t ostride, int64_t g, int64_t nb, const int32_t *wq,
                             const void *const *vrows, int64_t n, const float *fr, at_cursor *pf) {
@@ -708,11 +708,11 @@ static void AT_FN(vpass_q8)(float *o, int64_t ostride, int64_t g, int64_t nb, co
             float *oh = o + h * ostride;
 #if AT_512
             const int nbb = nb - b0 < 2 ? 1 : 2;
-#define AT_VQ(k) (nbb == 2 ? AT_FN(vblock_q8)(k, 2, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf) \
-                           : AT_FN(vblock_q8)(k, 1, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf))
+#define AT_VQ(k) (nbb == 2 ? AT_FN(vblock_q8)(k, 2, oh, ostride, wh, np, nb, b0, vrows, fr, pf) \
+                           : AT_FN(vblock_q8)(k, 1, oh, ostride, wh, np, nb, b0, vrows, fr, pf))
 #else
-#define AT_VQ(k) (AT_FN(vblock_q8)(k, 0, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf), \
-                  AT_FN(vblock_q8)(k, 1, oh, ostride, wh, np, nb, b0, vrows, n, fr, pf))
+#define AT_VQ(k) (AT_FN(vblock_q8)(k, 0, oh, ostride, wh, np, nb, b0, vrows, fr, pf), \
+                  AT_FN(vblock_q8)(k, 1, oh, ostride, wh, np, nb, b0, vrows, fr, pf))
 #endif
             switch (nh) {
             case 4: AT_VQ(4); break;

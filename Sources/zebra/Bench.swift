@@ -175,6 +175,9 @@ struct Bench: ParsableCommand {
                 "model": options.modelPath, "threads": model.pool.threadCount, "layers": layersDesc,
                 "kernels": kernelPath, "decode_gemm": model.matmul.rowsGemmDescription, "packed_weights": model.weights.packedDescription, "blas_core": BLASCore.name, "kv_cache": m.kvCacheType.rawValue,
                 "prompt_tokens_per_second": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), $0.1) }),
+                // What a prompt's attention must compute (QK and PV, every head, every visible key):
+                // the bench's compute ceiling divides it by the machine's multiply-add peak.
+                "prompt_attention_multiply_adds": Dictionary(uniqueKeysWithValues: pp.map { (String($0.0), attentionMultiplyAdds(c, prompt: $0.0)) }),
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
                 "heap_allocations_per_decode_step": allocsPerStep,
@@ -232,4 +235,19 @@ private func phasesJSON(_ p: StepPhases) -> [String: Double] {
     let ms = p.millisecondsPerStep
     return ["sliding_attention": ms.slidingAttention, "global_attention": ms.globalAttention,
             "other_layer_work": ms.otherLayerWork, "output": ms.output]
+}
+
+/// Multiply-adds of a prompt's attention: per layer and query position p, its visible keys (all up to p,
+/// or the window's) times every query head's QK and PV products of headDim.
+func attentionMultiplyAdds(_ c: ModelConfig, prompt n: Int) -> Int {
+    var pairs = 0
+    for l in c.layers {
+        switch l.kind {
+        case .global: pairs += n * (n + 1) / 2
+        case let .sliding(w):
+            let m = min(n, w)
+            pairs += m * (m + 1) / 2 + (n - m) * w
+        }
+    }
+    return pairs * c.nHeads * c.headDim * 2
 }

@@ -28,25 +28,19 @@ static double now(void) {
     "vfmadd231ps %%" reg "10, %%" reg "11, %%" reg "6\n\t" "vfmadd231ps %%" reg "10, %%" reg "11, %%" reg "7\n\t" \
     "vfmadd231ps %%" reg "10, %%" reg "11, %%" reg "8\n\t" "vfmadd231ps %%" reg "10, %%" reg "11, %%" reg "9\n\t"
 
-__attribute__((target("avx2,fma")))
-static void *ymm_chains(void *arg) {
-    long n = ITERS;
-    __asm__ volatile("vxorps %%ymm10, %%ymm10, %%ymm10\n\t" "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
-                     "1:\n\t" FMA10("ymm") "subq $10, %0\n\t" "jg 1b\n\t"
-                     : "+r"(n) : : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-                       "xmm10", "xmm11", "cc");
-    return arg;
-}
-
-__attribute__((target("avx512f")))
-static void *zmm_chains(void *arg) {
-    long n = ITERS;
-    __asm__ volatile("vxorps %%zmm10, %%zmm10, %%zmm10\n\t" "vxorps %%zmm11, %%zmm11, %%zmm11\n\t"
-                     "1:\n\t" FMA10("zmm") "subq $10, %0\n\t" "jg 1b\n\t"
-                     : "+r"(n) : : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-                       "xmm10", "xmm11", "cc");
-    return arg;
-}
+// A thread's chains on one register width: `reg` "ymm" or "zmm", compiled for `isa`.
+#define CHAINS(name, isa, reg) \
+    __attribute__((target(isa))) static void *name(void *arg) { \
+        long n = ITERS; \
+        __asm__ volatile("vxorps %%" reg "10, %%" reg "10, %%" reg "10\n\t" \
+                         "vxorps %%" reg "11, %%" reg "11, %%" reg "11\n\t" \
+                         "1:\n\t" FMA10(reg) "subq $10, %0\n\t" "jg 1b\n\t" \
+                         : "+r"(n) : : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                           "xmm9", "xmm10", "xmm11", "cc"); \
+        return arg; \
+    }
+CHAINS(ymm_chains, "avx2,fma", "ymm")
+CHAINS(zmm_chains, "avx512f", "zmm")
 
 // Multiply-adds per second (all threads) of `body` with `lanes` lanes, best of `passes`.
 static double rate(void *(*body)(void *), int lanes, int threads, int passes) {

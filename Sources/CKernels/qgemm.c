@@ -76,7 +76,6 @@ static int offset_of(int type) {
     }
 }
 
-
 // The offset types' unpacking, vectorized: each row's block decoded to 32 unsigned bytes u = w + offset
 // (Q8_0: w + 128; Q4_0: the nibbles; Q5_0: the nibbles and fifth bits) in a vector, then 8 rows at a
 // time transposed from [row][4-byte group] to the panel's [group][row] (an 8 x 8 transpose of 32-bit
@@ -305,7 +304,6 @@ static void unpack_k_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t
     if (nr == QG_ROWS && type == ZK_Q4_K) unpack_k_rows_n(ZK_Q4_K, w, row_bytes, nb, QG_ROWS, panel, sc, mn, ahead, ahead_rows);
     else unpack_k_rows_n(type, w, row_bytes, nb, nr, panel, sc, mn, ahead, ahead_rows);
 }
-
 
 // The offset types' eight accumulators (block b's dot in a[b mod 8]) added in their one fixed tree,
 // the row kernels' (qmatmul_body.h): ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).

@@ -76,15 +76,19 @@ static int offset_of(int type) {
     }
 }
 
-// The offset types' unpacking, vectorized: each row's block decoded to 32 unsigned bytes u = w + offset
-// (Q8_0: w + 128; Q4_0: the nibbles; Q5_0: the nibbles and fifth bits) in a vector, then 8 rows at a
-// time transposed from [row][4-byte group] to the panel's [group][row] (an 8 x 8 transpose of 32-bit
-// words).
+// The offset types' and Q4_1 / Q5_1's unpacking, vectorized: each row's block decoded to its 32 panel
+// bytes u in a vector (Q8_0: w + 128; Q4_0, Q4_1: the nibbles; Q5_0, Q5_1: the nibbles and fifth bits),
+// then 8 rows at a time transposed from [row][4-byte group] to the panel's [group][row] (an 8 x 8
+// transpose of 32-bit words).
 __attribute__((target(QG_AVX2), always_inline))
-static inline __m256i offset_block_avx2(int type, const uint8_t *blk) {
-    if (type == ZK_Q8_0) return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
-    if (type == ZK_Q4_0) return nibble_bytes(blk + 2);
-    return _mm256_or_si256(nibble_bytes(blk + 6), fifth_bits(blk + 2));  // Q5_0
+static inline __m256i block_bytes_avx2(int type, const uint8_t *blk) {
+    switch (type) {
+    case ZK_Q8_0: return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
+    case ZK_Q4_0: return nibble_bytes(blk + 2);
+    case ZK_Q4_1: return nibble_bytes(blk + 4);
+    case ZK_Q5_1: return _mm256_or_si256(nibble_bytes(blk + 8), fifth_bits(blk + 4));
+    default: return _mm256_or_si256(nibble_bytes(blk + 6), fifth_bits(blk + 2));  // Q5_0
+    }
 }
 
 // Block b of panel rows 8 * half ... 8 * half + 7 (r[i]: row i's 32 unsigned bytes) into the panel,
@@ -111,21 +115,24 @@ static inline void put_rows8(uint8_t *panel, int64_t bstride, int64_t b, int hal
     }
 }
 
-// Blocks [b0, nb) of rows [0, nr) of an offset type's panel (the rest zero) and their scales,
-// prefetching the same block of rows [0, ahead_rows) at `ahead` as it goes. The offset kinds read no
-// minimums: none are written.
+// Blocks [b0, nb) of rows [0, nr) of an offset type's or Q4_1 / Q5_1's panel (the rest zero), their
+// scales and (Q4_1 / Q5_1, whose f16 minimum follows the scale) minimums, prefetching the same block of
+// rows [0, ahead_rows) at `ahead` as it goes. The offset kinds read no minimums: none are written.
 __attribute__((target(QG_AVX2), always_inline))
-static inline void unpack_offset_rows_n(const int type, const uint8_t *w, int64_t row_bytes, int64_t b0, int64_t nb,
-                                        const int nr, uint8_t *panel, float *sc, const uint8_t *ahead, int ahead_rows) {
-    const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : 34;
+static inline void unpack_block_rows_n(const int type, const uint8_t *w, int64_t row_bytes, int64_t b0, int64_t nb,
+                                       const int nr, uint8_t *panel, float *sc, float *mn, const uint8_t *ahead,
+                                       int ahead_rows) {
+    const int64_t bb = type == ZK_Q5_0 ? 22 : type == ZK_Q4_0 ? 18 : type == ZK_Q4_1 ? 20 : type == ZK_Q5_1 ? 24 : 34;
     for (int64_t b = b0; b < nb; b++) {
         for (int half = 0; half < 2; half++) {
             __m256i r[8];
             for (int i = 0; i < 8; i++) {
                 const int row = 8 * half + i;
+                const uint8_t *blk = w + row * row_bytes + b * bb;
                 if (row < ahead_rows) _mm_prefetch((const char *)(ahead + row * row_bytes + b * bb), _MM_HINT_T1);
-                r[i] = row < nr ? offset_block_avx2(type, w + row * row_bytes + b * bb) : _mm256_setzero_si256();
-                sc[b * QG_ROWS + row] = row < nr ? half_to_float(w + row * row_bytes + b * bb) : 0.0f;
+                r[i] = row < nr ? block_bytes_avx2(type, blk) : _mm256_setzero_si256();
+                sc[b * QG_ROWS + row] = row < nr ? half_to_float(blk) : 0.0f;
+                if (kind_of(type) == QG_MIN) mn[b * QG_ROWS + row] = row < nr ? half_to_float(blk + 2) : 0.0f;
             }
             put_rows8(panel, QG_ROWS * 32, b, half, r);
         }
@@ -134,50 +141,20 @@ static inline void unpack_offset_rows_n(const int type, const uint8_t *w, int64_
 
 // An instance per type for whole panels, and one for a matrix's last, partial panel (one core, AMD
 // Zen 3, in cache, a one-row product: Q5_0 640 x 1024 39 against 46 us with the checks of the type and
-// of the row count inside the loops, Q8_0 640 x 256 8.0 against 10.4).
+// of the row count inside the loops, Q8_0 640 x 256 8.0 against 10.4). For Q4_1 (256 x 640 against 7 /
+// 64 activation rows) 19 / 126 us against 113 / 221 for a byte loop per element.
 __attribute__((target(QG_AVX2)))
-static void unpack_offset_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
-                               float *sc, const uint8_t *ahead, int ahead_rows) {
-    if (nr == QG_ROWS && type == ZK_Q5_0) unpack_offset_rows_n(ZK_Q5_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
-    else if (nr == QG_ROWS && type == ZK_Q8_0) unpack_offset_rows_n(ZK_Q8_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
-    else if (nr == QG_ROWS && type == ZK_Q4_0) unpack_offset_rows_n(ZK_Q4_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, ahead, ahead_rows);
-    else unpack_offset_rows_n(type, w, row_bytes, 0, nb, nr, panel, sc, ahead, ahead_rows);
+static void unpack_block_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
+                              float *sc, float *mn, const uint8_t *ahead, int ahead_rows) {
+    if (nr == QG_ROWS && type == ZK_Q5_0) unpack_block_rows_n(ZK_Q5_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, mn, ahead, ahead_rows);
+    else if (nr == QG_ROWS && type == ZK_Q8_0) unpack_block_rows_n(ZK_Q8_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, mn, ahead, ahead_rows);
+    else if (nr == QG_ROWS && type == ZK_Q4_0) unpack_block_rows_n(ZK_Q4_0, w, row_bytes, 0, nb, QG_ROWS, panel, sc, mn, ahead, ahead_rows);
+    else if (nr == QG_ROWS && type == ZK_Q4_1) unpack_block_rows_n(ZK_Q4_1, w, row_bytes, 0, nb, QG_ROWS, panel, sc, mn, ahead, ahead_rows);
+    else if (nr == QG_ROWS && type == ZK_Q5_1) unpack_block_rows_n(ZK_Q5_1, w, row_bytes, 0, nb, QG_ROWS, panel, sc, mn, ahead, ahead_rows);
+    else unpack_block_rows_n(type, w, row_bytes, 0, nb, nr, panel, sc, mn, ahead, ahead_rows);
 }
 
-// Q4_1 / Q5_1 rows (f16 d, f16 m, Q5_1's 4 bytes of fifth bits, 16 bytes of nibbles), vectorized as
-// unpack_offset_rows_n: u = the nibbles (and fifth bits), each block's scale and minimum per row; rows
-// past nr zero. One core of an AMD Zen 3 (family 25 model 1) in cache, 256 x 640 Q4_1 against 7 / 64
-// activation rows: 19 / 126 us against 113 / 221 for a byte loop per element (the same bits).
-__attribute__((target(QG_AVX2), always_inline))
-static inline void unpack_min_rows_n(const int type, const uint8_t *w, int64_t row_bytes, int64_t nb, const int nr,
-                                     uint8_t *panel, float *sc, float *mn) {
-    const int q5 = type == ZK_Q5_1;
-    const int64_t bb = q5 ? 24 : 20;
-    for (int64_t b = 0; b < nb; b++) {
-        for (int half = 0; half < 2; half++) {
-            __m256i r[8];
-            for (int i = 0; i < 8; i++) {
-                const int row = 8 * half + i;
-                const uint8_t *blk = w + row * row_bytes + b * bb;
-                r[i] = row >= nr ? _mm256_setzero_si256()
-                       : q5 ? _mm256_or_si256(nibble_bytes(blk + 8), fifth_bits(blk + 4)) : nibble_bytes(blk + 4);
-                sc[b * QG_ROWS + row] = row < nr ? half_to_float(blk) : 0.0f;
-                mn[b * QG_ROWS + row] = row < nr ? half_to_float(blk + 2) : 0.0f;
-            }
-            put_rows8(panel, QG_ROWS * 32, b, half, r);
-        }
-    }
-}
-
-__attribute__((target(QG_AVX2)))
-static void unpack_min_rows(int type, const uint8_t *w, int64_t row_bytes, int64_t nb, int nr, uint8_t *panel,
-                            float *sc, float *mn) {
-    if (nr == QG_ROWS && type == ZK_Q4_1) unpack_min_rows_n(ZK_Q4_1, w, row_bytes, nb, QG_ROWS, panel, sc, mn);
-    else if (nr == QG_ROWS && type == ZK_Q5_1) unpack_min_rows_n(ZK_Q5_1, w, row_bytes, nb, QG_ROWS, panel, sc, mn);
-    else unpack_min_rows_n(type, w, row_bytes, nb, nr, panel, sc, mn);
-}
-
-// Q5_0 rows in planes (kernel_internal.h): unpack_offset_rows_n's panel and scales, each whole group's
+// Q5_0 rows in planes (kernel_internal.h): unpack_block_rows_n's panel and scales, each whole group's
 // blocks decoded one by one from its planes, a row's last blocks (nb mod 8) from the file's layout.
 __attribute__((target(QG_AVX2), always_inline))
 static inline void unpack_q5p_rows_n(const uint8_t *w, int64_t row_bytes, int64_t nb, const int nr, uint8_t *panel,
@@ -200,7 +177,7 @@ static inline void unpack_q5p_rows_n(const uint8_t *w, int64_t row_bytes, int64_
             }
         }
     }
-    unpack_offset_rows_n(ZK_Q5_0, w, row_bytes, full, nb, nr, panel, sc, ahead, ahead_rows);
+    unpack_block_rows_n(ZK_Q5_0, w, row_bytes, full, nb, nr, panel, sc, NULL, ahead, ahead_rows);
 }
 
 __attribute__((target(QG_AVX2)))
@@ -1072,9 +1049,8 @@ static void gemm_panels(int type, int vnni, int amx, const uint8_t *w, int64_t r
         const int ahead_rows = left <= 0 ? 0 : left < QG_ROWS ? (int)left : QG_ROWS;
         const uint8_t *ahead = ahead_rows ? w + (p0 + QG_AHEAD * QG_ROWS) * row_bytes : w;  // (never past the rows)
         if (type == ZK_Q5_0_PLANES) unpack_q5p_rows(w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
-        else if (kind_of(type) == QG_OFFSET) unpack_offset_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, ahead, ahead_rows);
         else if (type == ZK_Q4_K || type == ZK_Q5_K || type == ZK_Q6_K) unpack_k_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn, ahead, ahead_rows);
-        else unpack_min_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn);
+        else unpack_block_rows(type, w + p0 * row_bytes, row_bytes, nb, nr, panel, sc, mn, ahead, spread ? ahead_rows : 0);
         const int unpacked = type == ZK_Q5_0_PLANES ? ZK_Q5_0 : type;  // (the same panel either way)
         if (vnni) panel_vnni(unpacked, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0, amx);
         else panel_avx2(unpacked, panel, sc, mn, nb, x, hs, nt, y, ldy, p0, nr, 0, 0);
@@ -1168,7 +1144,7 @@ static void pack_q5p_row(const uint8_t *src, uint8_t *dst, int64_t nb) {
         uint8_t *g = dst + g0 * 22;
         __m256i u[8];
         for (int k = 0; k < 8; k++) {
-            u[k] = offset_block_avx2(ZK_Q5_0, src + (g0 + k) * 22);
+            u[k] = block_bytes_avx2(ZK_Q5_0, src + (g0 + k) * 22);
             memcpy(g + 2 * k, src + (g0 + k) * 22, 2);
         }
         const __m256i p[5] = {
@@ -1202,7 +1178,7 @@ void zk_pack_panels(int type, const void *w, int64_t row_bytes, int64_t k, int64
                 __m256i r[8];
                 for (int i = 0; i < 8; i++) {
                     const int row = 8 * half + i;
-                    r[i] = row < nr ? offset_block_avx2(type, src + row * row_bytes + b * 34) : _mm256_setzero_si256();
+                    r[i] = row < nr ? block_bytes_avx2(type, src + row * row_bytes + b * 34) : _mm256_setzero_si256();
                     if (row < nr) memcpy(scales + 2 * row, src + row * row_bytes + b * 34, 2);
                     else memset(scales + 2 * row, 0, 2);
                 }

@@ -181,6 +181,10 @@ struct Bench: ParsableCommand {
                 "decode_ms_per_token": Dictionary(uniqueKeysWithValues: dec.map { (String($0.0), $0.1 * 1000) }),
                 "aggregate_decode_tokens_per_second": Dictionary(uniqueKeysWithValues: agg.map { (String($0.0), $0.1) }),
                 "heap_allocations_per_decode_step": allocsPerStep,
+                // What that figure stands on: the steps counted, and the process's allocations so far
+                // (nonzero: the counter sees malloc at all).
+                "decode_steps_counted": countedSteps,
+                "heap_allocations_in_process": Int(zm_allocation_count()),
                 "weight_bytes_per_decode_step": model.weights.bytesPerDecodeStep,
                 // The cache a step at each depth reads: every held position of every layer, K and V.
                 "kv_bytes_per_decode_step": Dictionary(uniqueKeysWithValues: decodeDepths.map { (String($0), kvCache.bytesNeeded(tokens: $0 + 1).total) }),

@@ -127,8 +127,9 @@ func schema(_ text: String) throws -> Grammar { try JSONSchema.compile(try JSON.
     let trie = TokenTrie(pieces: pieces)
     let g = try schema(#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"required":["a"]}"#)
     let c = GrammarConstraint(grammar: g, trie: trie, endTokens: [Int32(pieces.count - 1)])
+    for seed in UInt64(1)...8 {  // random walks, the same every run
     let m = GrammarMatcher(g)
-    var rng = SystemRandomNumberGenerator()
+    var rng = SplitMix64(state: seed)
     for _ in 0..<40 {
         let mask = c.mask(m)
         var allowed: [Int] = []
@@ -141,6 +142,19 @@ func schema(_ text: String) throws -> Grammar { try JSONSchema.compile(try JSON.
         guard let t = allowed.randomElement(using: &rng), t != pieces.count - 1 else { break }
         #expect(m.accept(pieces[t]))
         if m.isFinished { break }
+    }
+    }
+}
+
+/// SplitMix64: a seeded generator, so a failing walk replays.
+private struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 
@@ -200,6 +214,7 @@ func refusal(_ schema: JSON) -> String? {
     let m = GrammarMatcher(g)
     let c = GrammarConstraint(grammar: g, trie: trie, endTokens: [])
     let mask = c.mask(m)
+    #expect(mask[0] & 1 == 1, "a string's opening quote is allowed")
     for t in pieces.indices where mask[0] >> UInt64(t) & 1 == 1 { #expect(m.allows(pieces[t])) }
 }
 

@@ -75,14 +75,23 @@ func corpusFailures() -> (passed: Int, total: Int, failures: [String: String]) {
             }
         case let (.failure(e), _?):
             if failures[name] == nil { failures[name] = "parse: \(e)" }
-        case (.failure, nil):
-            passed += 1   // jinja2 refused it too
+        case let (.failure(e), nil):
+            // jinja2 refused to parse it too; if it parsed and only raised while rendering, so must we.
+            if c.conversation < 0 { passed += 1 } else if failures[name] == nil {
+                failures[name] = "parse: \(e), where jinja2 parsed it and raised \(c.error ?? "") rendering"
+            }
         case let (.success(tpl), nil):
             if c.conversation < 0 { failures[name] = "jinja2 refused to parse it: \(c.error ?? "")"; continue }
             do {
                 _ = try tpl.render(corpus.context(c.conversation), now: corpus.now)
                 if failures[name] == nil { failures[name] = "conversation \(c.conversation): rendered where jinja2 raised \(c.error ?? "")" }
-            } catch { passed += 1 }
+            } catch {
+                // The template's own raise_exception: the same message as jinja2's.
+                let raised = c.error.flatMap { $0.hasPrefix("TemplateError: ") ? String($0.dropFirst(15)) : nil }
+                if let raised, !"\(error)".contains(raised) {
+                    if failures[name] == nil { failures[name] = "conversation \(c.conversation): raised \(error), jinja2 \(raised)" }
+                } else { passed += 1 }
+            }
         }
     }
     return (passed, corpus.cases.count, failures)

@@ -22,5 +22,8 @@ import TestSupport
     #expect(p.terminationStatus == 0)
     let o = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(String(decoding: data, as: UTF8.self))")
     let allocations = try #require(o["heap_allocations_per_decode_step"] as? Double)
+    // A zero means something only if steps were counted and the counter sees allocations at all.
+    #expect((o["decode_steps_counted"] as? Int ?? 0) >= 24, "\(o["decode_steps_counted"] ?? "none") steps counted")
+    #expect((o["heap_allocations_in_process"] as? Int ?? 0) > 1000, "the malloc counter saw \(o["heap_allocations_in_process"] ?? "nothing")")
     #expect(allocations == 0, "\(allocations) heap allocations per steady decode step")
 }

@@ -160,10 +160,13 @@ func events(_ r: TestClient.Response?) -> [String] {
             objc_sync(results) { results.add((events(r).last ?? "", text)) }
         }
         #expect(results.count == 16)
+        var matched = 0
         for case let (last, text) as (String, String) in results {
+            matched += 1
             #expect(last == "[DONE]")
             #expect(text == solo)
         }
+        #expect(matched == 16, "every stream's result was checked")
     }
 
     @Test func disconnectCancelsAndFreesKV() throws {

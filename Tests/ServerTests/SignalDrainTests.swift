@@ -90,13 +90,14 @@ func secondSignalOrTimeoutCutsTheDrain(secondSignal: Bool) throws {
     defer { if p.isRunning { p.terminate() } }
     let c = try startStream(port, prompt: "the", tokens: 4000)
     while streamedText(c.buffer).isEmpty { guard c.fill() else { break } }
-    let t0 = Date()
     kill(p.processIdentifier, SIGTERM)
     if secondSignal { usleep(300_000); kill(p.processIdentifier, SIGTERM) }
     #expect(c.waitForClose(), "the stream was cut")
     p.waitUntilExit()
-    let took = Date().timeIntervalSince(t0)
     #expect(p.terminationStatus == 0)
-    #expect(!String(decoding: c.buffer, as: UTF8.self).contains("[DONE]"))
-    #expect(took < 15, "cut after \(took) s, not after 4000 tokens")
+    let body = String(decoding: c.buffer, as: UTF8.self)
+    #expect(!body.contains("[DONE]"))
+    // Cut, not drained: far fewer than the 4000 tokens asked for (an event a token).
+    let events = body.components(separatedBy: "data: ").count - 1
+    #expect(events > 0 && events < 2000, "\(events) events before the cut")
 }

@@ -2,6 +2,7 @@
 import CSystemShims
 import TestSupport
 import Foundation
+import Synchronization
 import Testing
 @testable import HTTP
 
@@ -142,7 +143,12 @@ import Testing
 
     @Test func clientAbortMidBodyAndMidStream() throws {
         let closed = Semaphore()
+        let partialCalls = Mutex(0)
         let s = try startServer { r in
+            r.add("POST", "/partial") { _, w in
+                partialCalls.withLock { $0 += 1 }
+                w.respond(.json(200, "{}"))
+            }
             r.add("GET", "/forever") { _, w in
                 w.startEventStream()
                 w.onClose { closed.signal() }
@@ -152,7 +158,7 @@ import Testing
         defer { s.shutdown(timeout: 1); s.wait() }
         do {
             let c = try TestClient(port: s.port)
-            c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+            c.send("POST /partial HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
         }
         do {
             let c = try TestClient(port: s.port)
@@ -163,6 +169,11 @@ import Testing
         let c = try TestClient(port: s.port)
         c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(c.readResponse()?.status == 200)
+        // The handler never saw the request whose body was cut off (and a whole one still reaches it).
+        #expect(partialCalls.withLock { $0 } == 0)
+        c.send("POST /partial HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(c.readResponse()?.status == 200)
+        #expect(partialCalls.withLock { $0 } == 1)
     }
 
     @Test func slowReaderIsDroppedPastTheWriteCap() throws {

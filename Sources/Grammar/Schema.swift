@@ -86,22 +86,31 @@ struct JSONRules {
         return put(key, try b.rule([[.chars(CharClass("\"")), .repeated(c, min: min, max: max), .chars(CharClass("\""))]]))
     }
 
-    mutating func digits(_ b: inout GrammarBuilder) throws(GrammarError) -> Int {
-        if let r = get("digits") { return r }
+    /// How many digits a generated number's parts may have: an integer part (and an unbounded integer)
+    /// of at most 16 digits (what an int64 or a double holds exactly, near JavaScript's 2^53), a
+    /// fraction of at most 16 (past a double's precision), an exponent of at most 3 (a double's range).
+    /// Unbounded, a model that keeps choosing digits never ends the answer: with `max_tokens` left at
+    /// the context, a request ran until the context was full.
+    static let maxIntegerDigits = 16, maxFractionDigits = 16, maxExponentDigits = 3
+
+    /// 1 to `max` digits.
+    mutating func digits(_ b: inout GrammarBuilder, max: Int) throws(GrammarError) -> Int {
+        if let r = get("digits:\(max)") { return r }
         let d = try digit(&b)
-        return put("digits", try b.rule([[.repeated(d, min: 1, max: nil)]]))
+        return put("digits:\(max)", try b.rule([[.repeated(d, min: 1, max: max)]]))
     }
 
-    /// 0 | [1-9][0-9]*
+    /// 0 | [1-9][0-9]{0,15}
     mutating func natural(_ b: inout GrammarBuilder) throws(GrammarError) -> Int {
         if let r = get("nat") { return r }
         let d = try digit(&b)
-        return put("nat", try b.rule([[.chars(CharClass("0"))], [.chars(CharClass(ranges: [0x31...0x39])), .repeated(d, min: 0, max: nil)]]))
+        return put("nat", try b.rule([[.chars(CharClass("0"))],
+                                      [.chars(CharClass(ranges: [0x31...0x39])), .repeated(d, min: 0, max: Self.maxIntegerDigits - 1)]]))
     }
 
     mutating func fraction(_ b: inout GrammarBuilder) throws(GrammarError) -> Int {
         if let r = get("frac") { return r }
-        let ds = try digits(&b)
+        let ds = try digits(&b, max: Self.maxFractionDigits)
         return put("frac", try b.rule([[.chars(CharClass(".")), .rule(ds)]]))
     }
 
@@ -114,7 +123,7 @@ struct JSONRules {
 
     mutating func number(_ b: inout GrammarBuilder) throws(GrammarError) -> Int {
         if let r = get("num") { return r }
-        let i = try integer(&b), f = try fraction(&b), ds = try digits(&b)
+        let i = try integer(&b), f = try fraction(&b), ds = try digits(&b, max: Self.maxExponentDigits)
         let sign = try chars(CharClass("+-"), &b)
         let e = try b.rule([[.chars(CharClass("eE")), .repeated(sign, min: 0, max: 1), .rule(ds)]])
         return put("num", try b.rule([[.rule(i), .repeated(f, min: 0, max: 1), .repeated(e, min: 0, max: 1)]]))
@@ -568,8 +577,8 @@ struct SchemaCompiler {
             let z: [UInt8] = hi != nil && n == top ? Array(String(hi!).utf8).map { $0 - 0x30 } : [UInt8](repeating: 9, count: n)
             if a.lexicographicallyPrecedes(z) || a == z { alts += digitRange(a, z, d) }
         }
-        if hi == nil {   // longer than lo: any number of that many digits
-            alts.append([.chars(CharClass(ranges: [0x31...0x39])), .repeated(d, min: los.count, max: nil)])
+        if hi == nil, los.count < JSONRules.maxIntegerDigits {   // longer than lo: up to the digits allowed
+            alts.append([.chars(CharClass(ranges: [0x31...0x39])), .repeated(d, min: los.count, max: JSONRules.maxIntegerDigits - 1)])
         }
         return try b.rule(alts)
     }
@@ -624,12 +633,15 @@ struct SchemaCompiler {
         // Exactly the exclusive lower bound, with a fraction that is not all zeros.
         if let lo, bd.loExclusive, hi == nil || lo < hi! {
             let nz = try json.chars(CharClass("123456789"), &b)
-            alts.append([.rule(try natRange(lo, lo)), .chars(CharClass(".")), .repeated(d, min: 0, max: nil), .rule(nz), .repeated(d, min: 0, max: nil)])
+            // (a fraction of at most maxFractionDigits: the nonzero digit among them)
+            let f = JSONRules.maxFractionDigits
+            let tail = try b.rule((0..<f).map { k in [.repeated(d, min: k, max: k), .rule(nz), .repeated(d, min: 0, max: f - 1 - k)] })
+            alts.append([.rule(try natRange(lo, lo)), .chars(CharClass(".")), .rule(tail)])
         }
         // Exactly the inclusive upper bound, with zeros after the point at most.
         if let hi, !bd.hiExclusive, first == nil || first! <= hi {
             let zero = try json.chars(CharClass("0"), &b)
-            let zeros = try b.rule([[.chars(CharClass(".")), .repeated(zero, min: 1, max: nil)]])
+            let zeros = try b.rule([[.chars(CharClass(".")), .repeated(zero, min: 1, max: JSONRules.maxFractionDigits)]])
             alts.append([.rule(try intRange(hi, hi)), .repeated(zeros, min: 0, max: 1)])
         }
         guard !alts.isEmpty else { throw fail("minimum", path, "no number lies between the bounds") }

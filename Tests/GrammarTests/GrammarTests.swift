@@ -226,3 +226,24 @@ func refusal(_ schema: JSON) -> String? {
     #expect(refusal(try JSON.parse(#"{"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]}"#)) == "oneOf")
     #expect(refusal(try JSON.parse(#"{"oneOf":[{"type":"number"},{"type":"integer"}]}"#)) == "oneOf")
 }
+
+/// Numbers end: a model that keeps choosing digits must still close the answer (unbounded, one ran to the
+/// end of the context). An integer part of at most 16 digits, a fraction of 16, an exponent of 3, with
+/// and without bounds.
+@Test func generatedNumbersHaveBoundedDigits() throws {
+    let d16 = String(repeating: "9", count: 16), d17 = String(repeating: "9", count: 17)
+    for s in [#"{"type":"integer"}"#, #"{"type":"integer","minimum":0}"#, #"{"type":"integer","maximum":5}"#] {
+        let g = try schema(s)
+        let tail = s.contains("maximum") ? "-" : ""
+        #expect(accepts(g, tail + d16), "\(s)")
+        #expect(!accepts(g, tail + d17), "\(s)")
+        #expect(!accepts(g, "0" + d16) && accepts(g, "0"), "\(s)")
+    }
+    let n = try schema(#"{"type":"number"}"#)
+    #expect(accepts(n, "-\(d16).\(d16)e+999") && accepts(n, "0.5E-1"))
+    #expect(!accepts(n, d17) && !accepts(n, "1.\(d17)") && !accepts(n, "1e1000"))
+    let pos = try schema(#"{"type":"number","exclusiveMinimum":0,"maximum":10}"#)
+    #expect(accepts(pos, "0.000000000000001") && accepts(pos, "10.\(String(repeating: "0", count: 16))") && accepts(pos, "9.\(d16)"))
+    #expect(!accepts(pos, "0.\(String(repeating: "0", count: 16))1") && !accepts(pos, "10.\(String(repeating: "0", count: 17))"))
+    #expect(!accepts(pos, "0") && !accepts(pos, "0.0") && !accepts(pos, "10.5"))
+}

@@ -177,11 +177,22 @@ enum ToolCalls {
         }
     }
 
+    /// A generic answer cut short (max_tokens): the text decoded so far from {"response": "..., and no
+    /// content and no calls from a cut {"tool_calls": [... (a partial set of calls is not one the model
+    /// chose to make); the wrapper itself is never shown as text.
+    static func cutGeneric(_ text: String) -> (content: String?, calls: [ToolCall]) {
+        let opener = "{\"response\":\""
+        if text.hasPrefix(opener) { return (JSON.stringPrefix(text.utf8.dropFirst(opener.utf8.count)), []) }
+        let calls = "{\"tool_calls\":"
+        if text.hasPrefix(calls) || calls.hasPrefix(text) || opener.hasPrefix(text) { return (nil, []) }
+        return (text, [])
+    }
+
     /// Splits an answer into its text and its calls.
     static func parse(_ text: String, syntax: ToolSyntax) -> (content: String?, calls: [ToolCall]) {
         switch syntax {
         case .generic:
-            guard let v = try? JSON.parse(text) else { return (text, []) }
+            guard let v = try? JSON.parse(text) else { return cutGeneric(text) }
             if let r = v["response"]?.stringValue { return (r, []) }
             guard let list = v["tool_calls"]?.arrayValue else { return (text, []) }
             var calls: [ToolCall] = []

@@ -81,7 +81,16 @@ func param(_ json: String) -> String? {
     let g = ToolCalls.parse(#"{"tool_calls":[{"name":"f","arguments":{"a":[1,2]}}]}"#, syntax: .generic)
     #expect(g.content == nil && g.calls == [ToolCall(name: "f", arguments: #"{"a":[1,2]}"#)])
     #expect(ToolCalls.parse(#"{"response":"Hi \"there\""}"#, syntax: .generic) == ("Hi \"there\"", []))
-    #expect(ToolCalls.parse(#"{"tool_calls":[{"na"#, syntax: .generic).content == #"{"tool_calls":[{"na"#)
+    // Cut by max_tokens: the wrapper never shows; the answer's text so far, decoded; a cut call is no call.
+    let cut = ToolCalls.parse(#"{"tool_calls":[{"name":"f","arguments":{"a":1}},{"na"#, syntax: .generic)
+    #expect(cut.content == nil && cut.calls.isEmpty)
+    #expect(ToolCalls.parse(#"{"respo"#, syntax: .generic).content == nil)
+    #expect(ToolCalls.parse(#"{"response":"Paris, \"France\"\n2"#, syntax: .generic) == ("Paris, \"France\"\n2", []))
+    #expect(ToolCalls.parse(#"{"response":"caf\u00e9 \ud83d\ude00 x\u00"#, syntax: .generic).content == "café 😀 x")
+    #expect(ToolCalls.parse(#"{"response":"a\ud83d\ude"#, syntax: .generic).content == "a")
+    #expect(ToolCalls.parse(#"{"response":"tab\"#, syntax: .generic).content == "tab")
+    #expect(JSON.stringPrefix(Array("abé".utf8).dropLast()) == "ab")   // é cut after its first byte
+    #expect(JSON.stringPrefix(Array(#"done" tail"#.utf8)) == "done")
 }
 
 @Test func toolHistoryRendersInEitherSyntax() throws {

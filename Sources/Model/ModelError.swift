@@ -27,7 +27,8 @@ public enum ModelError: Error, CustomStringConvertible {
 /// The one wording of "prompt + max_tokens exceeds the context" (OpenAI's), for every layer that checks it:
 /// the API's 400, the scheduler's refusal and `generate`'s error.
 public enum ContextLimit {
-    public static func exceeded(promptTokens p: Int, maxTokens m: Int, context c: Int, prompt what: String = "prompt") -> String {
-        "This model's maximum context length is \(c) tokens. However, you requested \(p + m) tokens (\(p) in the \(what), \(m) in max_tokens). Please reduce the \(what) or max_tokens."
+    public static func exceeded(promptTokens p: Int, maxTokens m: Int, context c: Int, prompt what: String = "prompt",
+                                maxTokensField: String = "max_tokens") -> String {
+        "This model's maximum context length is \(c) tokens. However, you requested \(p + m) tokens (\(p) in the \(what), \(m) in \(maxTokensField)). Please reduce the \(what) or \(maxTokensField)."
     }
 }

@@ -107,9 +107,12 @@ final class CompletionJob: @unchecked Sendable {
         for p in prompts {
             if p.isEmpty { server.respond(writer, request, APIError.invalid("prompt", "the prompt is empty (no tokens)").response, started: started); return }
             if p.count + body.maxTokens > ctx {
+                // (The Responses API names its fields input and max_output_tokens.)
+                let what = wire == .responses ? "input" : chat ? "messages" : "prompt"
+                let limitField = wire == .responses ? "max_output_tokens" : "max_tokens"
                 let e = APIError(400, ContextLimit.exceeded(promptTokens: p.count, maxTokens: body.maxTokens, context: ctx,
-                                                            prompt: chat ? "messages" : "prompt"),
-                                 param: chat && !body.maxTokensGiven ? "messages" : "max_tokens", code: "context_length_exceeded")
+                                                            prompt: what, maxTokensField: limitField),
+                                 param: chat && !body.maxTokensGiven ? what : limitField, code: "context_length_exceeded")
                 server.respond(writer, request, e.response, started: started)
                 return
             }

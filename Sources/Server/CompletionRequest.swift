@@ -242,7 +242,7 @@ public struct CompletionRequest: Sendable {
     }
 
     /// `tools` as functions with ordered parameter schemas, and `tool_choice` (default: auto with tools).
-    private mutating func parseToolChoice(_ root: JSON) throws(APIError) {
+    mutating func parseToolChoice(_ root: JSON) throws(APIError) {
         toolsJSON = root["tools"] ?? .null
         var names = Set<String>()
         for (i, t) in (toolsJSON.arrayValue ?? []).enumerated() {

@@ -1,6 +1,7 @@
 // POST /v1/responses request body, the stateless subset: `input` (a string, or message items with text
 // parts, function_call and function_call_output items), `instructions` (the system message),
-// `max_output_tokens`, temperature, top_p, function `tools`, `tool_choice` auto/none, `text.format`
+// `max_output_tokens`, temperature, top_p, function `tools` (`tool_choice` auto, none, required or a
+// function; the calls come back as `function_call` items), `text.format`
 // (text, json_object, json_schema), `stream`. It becomes a chat request (the same template, scheduler and finish rules); what the
 // server cannot honour — stored state, background runs, built-in tools, files —
 // is refused with a 400 naming the field, never ignored.
@@ -66,10 +67,16 @@ extension CompletionRequest {
         if case let .dict(text)? = root["text"], let format = text["format"], !format.isNone {
             responseFormat = try ResponseFormat.parse(ordered["text"]?["format"] ?? .null, field: "text.format", flat: true)
         }
-        if case let .string(tc)? = root["tool_choice"], tc != "auto" && tc != "none" {
-            throw .invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\" on this server")
-        } else if let tc = root["tool_choice"], !tc.isNone, !tc.isString {
-            throw .invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\" on this server")
+        // tool_choice: "auto", "none", "required" or {"type": "function", "name": ...} (chat's nested form
+        // for the shared parser below).
+        var choiceJSON: JSON = .null
+        switch ordered["tool_choice"] {
+        case nil, .null?: break
+        case let .string(tc)? where ["auto", "none", "required"].contains(tc): choiceJSON = .string(tc)
+        case let tc? where tc["type"]?.stringValue == "function" && tc["name"]?.stringValue != nil:
+            choiceJSON = .object([("type", .string("function")), ("function", .object([("name", tc["name"]!)]))])
+        default:
+            throw .invalid("tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"name\": ...}")
         }
         // Tools: the Responses API's flat function tools, to the chat template's nested form.
         var chatTools: [Value] = []
@@ -86,6 +93,26 @@ extension CompletionRequest {
             }
         } else if let t = root["tools"], !t.isNone { throw .invalid("tools", "'tools' must be an array") }
         tools = chatTools.isEmpty ? nil : .array(chatTools)
+        if !chatTools.isEmpty {
+            // The calls are parsed (and with a generic syntax, or a required call, constrained) as on
+            // chat: the same tools in the chat form.
+            let nested: [JSON] = (ordered["tools"]?.arrayValue ?? []).map { t in
+                var f: [(String, JSON)] = [("name", t["name"] ?? .null)]
+                if let d = t["description"] { f.append(("description", d)) }
+                if let p = t["parameters"] { f.append(("parameters", p)) }
+                return .object([("type", .string("function")), ("function", .object(f))])
+            }
+            try parseToolChoice(.object([("tools", .array(nested)), ("tool_choice", choiceJSON)]))
+            switch root["parallel_tool_calls"] {
+            case nil, .none?: break
+            case let .bool(b)?: parallelToolCalls = b
+            default: throw .invalid("parallel_tool_calls", "'parallel_tool_calls' must be a boolean")
+            }
+        } else if case .string(let tc) = choiceJSON, tc == "required" {
+            throw .invalid("tool_choice", "'tool_choice': \"required\" needs 'tools'")
+        } else if case .object = choiceJSON {
+            throw .invalid("tool_choice", "'tool_choice' names a function, but there are no 'tools'")
+        }
         // The conversation.
         var msgs: [Value] = []
         if let i = instructions { msgs.append(.object([("role", .string("system")), ("content", .string(i))])) }
@@ -137,6 +164,9 @@ extension CompletionRequest {
             }
         case nil, .none?: throw .invalid("input", "'input' is required")
         default: throw .invalid("input", "'input' must be a string or an array of items")
+        }
+        if responseFormat.isConstrained && toolChoice != .none {
+            throw .invalid("text.format", "a JSON 'text.format' together with 'tools' is not supported (set 'tool_choice': \"none\" or drop one)")
         }
         guard msgs.count <= limits.maxMessages else { throw .invalid("input", "at most \(limits.maxMessages) items per request") }
         messages = .array(msgs)

@@ -133,6 +133,55 @@ let weatherTools = #"[{"type":"function","function":{"name":"get_weather","descr
         }
     }
 
+    /// The Responses API with function tools answers as chat does (the same template, syntax and
+    /// constraint): the same calls as function_call items, or the same text; streamed, the same items.
+    @Test func responsesToolsAnswerAsChatDoes() throws {
+        let s = try startAPI(model: TestModels.smollm); defer { s.stop() }
+        let c = try TestClient(port: s.port, timeout: 120)
+        let flat = #"[{"type":"function","name":"get_weather","description":"Current weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string","maxLength":30},"unit":{"enum":["celsius","fahrenheit"]}},"required":["city","unit"],"additionalProperties":false}},{"type":"function","name":"get_time","description":"Local time in a time zone","parameters":{"type":"object","properties":{"zone":{"type":"string","maxLength":30}},"required":["zone"],"additionalProperties":false}}]"#
+        var calledOnce = false
+        for (question, required) in [("What's the weather like in Paris right now?", true), ("What time is it in Tokyo?", false), ("Say hello.", false)] {
+            let choice = (required ? #","tool_choice":"required""# : "") + #","parallel_tool_calls":false"#
+            let chat = object(c.request("POST", "/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"\#(question)"}],"tools":\#(weatherTools)\#(choice),"max_tokens":60,"temperature":0}"#))
+            let msg = choices(chat).first?["message"] as? [String: Any] ?? [:]
+            let chatCalls = (msg["tool_calls"] as? [[String: Any]] ?? []).map { ($0["function"] as? [String: Any] ?? [:]) }
+            let body = #"{"input":"\#(question)","tools":\#(flat)\#(choice),"max_output_tokens":60,"temperature":0}"#
+            let o = object(c.request("POST", "/v1/responses", json: body))
+            let output = o["output"] as? [[String: Any]] ?? []
+            let calls = output.filter { $0["type"] as? String == "function_call" }
+            if required { #expect(!calls.isEmpty && o["tool_choice"] as? String == "required", "\(o)") }
+            #expect(calls.map { $0["name"] as? String ?? "" } == chatCalls.map { $0["name"] as? String ?? "?" }, "\(question): \(o)")
+            #expect(calls.map { $0["arguments"] as? String ?? "" } == chatCalls.map { $0["arguments"] as? String ?? "?" })
+            for call in calls {
+                #expect((call["call_id"] as? String)?.hasPrefix("call_") == true && call["status"] as? String == "completed")
+                calledOnce = true
+            }
+            let text = output.filter { $0["type"] as? String == "message" }
+                .flatMap { $0["content"] as? [[String: Any]] ?? [] }.compactMap { $0["text"] as? String }.joined()
+            #expect(text == (msg["content"] as? String ?? ""), "\(question)")
+            #expect(!text.contains("{\"response\"") && !text.contains("{\"tool_calls\""))
+            // Streamed: the same items at the end.
+            let r = c.request("POST", "/v1/responses", json: String(body.dropLast()) + #","stream":true}"#)
+            let evs = events(r).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let final = evs.last?["response"] as? [String: Any] ?? [:]
+            let finalCalls = (final["output"] as? [[String: Any]] ?? []).filter { $0["type"] as? String == "function_call" }
+            #expect(finalCalls.map { $0["arguments"] as? String ?? "" } == calls.map { $0["arguments"] as? String ?? "?" })
+            let argDone = evs.filter { $0["type"] as? String == "response.function_call_arguments.done" }.compactMap { $0["arguments"] as? String }
+            #expect(argDone == calls.map { $0["arguments"] as? String ?? "?" })
+            let deltas = evs.filter { $0["type"] as? String == "response.output_text.delta" }.compactMap { $0["delta"] as? String }
+            #expect(deltas.joined() == text)
+        }
+        #expect(calledOnce, "at least one question got a call")
+        let none = c.request("POST", "/v1/responses", json: #"{"input":"x","tool_choice":"required"}"#)
+        #expect(none?.status == 400 && (object(none)["error"] as? [String: Any])?["param"] as? String == "tool_choice")
+        // Tools with a JSON text.format are refused naming text.format; the context limit names input.
+        let both = c.request("POST", "/v1/responses", json: #"{"input":"x","tools":\#(flat),"text":{"format":{"type":"json_object"}}}"#)
+        #expect(both?.status == 400 && (object(both)["error"] as? [String: Any])?["param"] as? String == "text.format")
+        let long = c.request("POST", "/v1/responses", json: #"{"input":"\#(String(repeating: "word ", count: 9000))"}"#)
+        let e = object(long)["error"] as? [String: Any] ?? [:]
+        #expect(long?.status == 400 && e["param"] as? String == "input" && (e["message"] as? String)?.contains("max_output_tokens") == true, "\(e)")
+    }
+
     @Test func openAISDKParsesStructuredOutputsAndToolCalls() throws {
         let s = try startAPI(model: TestModels.smollm); defer { s.stop() }
         let script = """

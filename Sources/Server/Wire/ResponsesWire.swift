@@ -1,6 +1,8 @@
-// POST /v1/responses (the stateless subset): a `response` object with one `message` output item holding
-// one `output_text` part, usage as input/output tokens; streamed as named events (response.created ...
-// response.output_text.delta ... response.completed or response.incomplete), each numbered.
+// POST /v1/responses (the stateless subset): a `response` object whose output is a `message` item holding
+// one `output_text` part and, with tools, a `function_call` item per call the model made (parsed as on
+// chat, ToolCalls.swift); usage as input/output tokens; streamed as named events (response.created ...
+// response.output_text.delta ... the calls' items and arguments ... response.completed or
+// response.incomplete), each numbered.
 import Engine
 import Foundation
 import HTTP
@@ -16,6 +18,27 @@ final class ResponsesWire: WireFormat, @unchecked Sendable {
         o["type"] = type
         o["sequence_number"] = lock.withLock { () -> Int in sequence += 1; return sequence - 1 }
         return ServerEvent(json: o, name: type)
+    }
+
+    /// The answer's text and calls (with tools; a call's arguments as a JSON string).
+    private func answer(_ a: Answer) -> (content: String?, calls: [[String: Any]]) {
+        let c = a.choices[0]
+        guard let syntax = a.body.toolSyntax else { return (c.text, []) }
+        let (content, calls) = ToolCalls.parse(c.text, syntax: syntax)
+        let tail = a.id.suffix(12)
+        return (content, calls.enumerated().map { i, call in
+            ["type": "function_call", "id": "fc_\(tail)\(i)", "call_id": "call_\(tail)\(i)", "name": call.name,
+             "arguments": call.arguments, "status": "completed"]
+        })
+    }
+
+    /// The output items of a finished answer: the message (unless the answer is only calls; always when
+    /// streamed, which announced it first), then the calls.
+    private func output(_ a: Answer, streamed: Bool) -> [Any] {
+        let (content, calls) = answer(a)
+        let status = a.choices[0].finish == .length ? "incomplete" : "completed"
+        let message: [Any] = streamed || !(content ?? "").isEmpty || calls.isEmpty ? [item(content ?? "", status: status)] : []
+        return message + calls
     }
 
     private func item(_ text: String?, status: String) -> [String: Any] {
@@ -40,11 +63,16 @@ final class ResponsesWire: WireFormat, @unchecked Sendable {
         o["max_output_tokens"] = a.body.maxTokensGiven ? a.body.maxTokens as Any : NSNull()
         o["temperature"] = a.body.temperature
         o["top_p"] = a.body.topP
-        o["parallel_tool_calls"] = false
-        o["tool_choice"] = "auto"
+        o["parallel_tool_calls"] = a.body.parallelToolCalls && a.body.toolChoice != .none
+        switch a.body.toolChoice {
+        case .none: o["tool_choice"] = a.body.responseTools.isEmpty ? "auto" : "none"
+        case .auto: o["tool_choice"] = "auto"
+        case .required: o["tool_choice"] = "required"
+        case let .function(name): o["tool_choice"] = ["type": "function", "name": name]
+        }
         o["tools"] = a.body.responseTools.map(toFoundation)
         o["text"] = ["format": ["type": "text"]]
-        o["output"] = done ? [item(c.text, status: "completed")] as [Any] : [Any]()
+        o["output"] = done ? output(a, streamed: a.body.stream) : [Any]()
         if done {
             let u = a.usage
             let p = u["prompt_tokens"] as? Int ?? 0, n = u["completion_tokens"] as? Int ?? 0
@@ -72,10 +100,30 @@ final class ResponsesWire: WireFormat, @unchecked Sendable {
     func choiceDone(_ a: Answer, choice k: Int) -> [ServerEvent] { [] }   // closed in streamEnd
 
     func streamEnd(_ a: Answer) -> [ServerEvent] {
-        let text = a.choices[0].text, done = response(a, done: true)
-        return [event("response.output_text.done", ["item_id": messageID, "output_index": 0, "content_index": 0, "text": text, "logprobs": [Any]()]),
-                event("response.content_part.done", ["item_id": messageID, "output_index": 0, "content_index": 0, "part": part(text)]),
-                event("response.output_item.done", ["output_index": 0, "item": item(text, status: "completed")]),
-                event(done["status"] as? String == "incomplete" ? "response.incomplete" : "response.completed", ["response": done])]
+        let (content, calls) = answer(a), done = response(a, done: true)
+        let text = content ?? ""
+        let status = a.choices[0].finish == .length ? "incomplete" : "completed"
+        var events: [ServerEvent] = []
+        // With tools the text was held back where it could have been a call: the rest of it now.
+        let sent = a.choices[0].sentContent
+        if a.body.toolSyntax != nil, text.count > sent.count, text.hasPrefix(sent) {
+            events.append(event("response.output_text.delta", ["item_id": messageID, "output_index": 0, "content_index": 0,
+                                                               "delta": String(text.dropFirst(sent.count)), "logprobs": [Any]()]))
+        }
+        events += [event("response.output_text.done", ["item_id": messageID, "output_index": 0, "content_index": 0, "text": text, "logprobs": [Any]()]),
+                   event("response.content_part.done", ["item_id": messageID, "output_index": 0, "content_index": 0, "part": part(text)]),
+                   event("response.output_item.done", ["output_index": 0, "item": item(text, status: status)])]
+        for (i, call) in calls.enumerated() {
+            let id = call["id"] as? String ?? "", args = call["arguments"] as? String ?? "{}"
+            var open = call
+            open["status"] = "in_progress"
+            open["arguments"] = ""
+            events += [event("response.output_item.added", ["output_index": i + 1, "item": open]),
+                       event("response.function_call_arguments.delta", ["item_id": id, "output_index": i + 1, "delta": args]),
+                       event("response.function_call_arguments.done", ["item_id": id, "output_index": i + 1, "arguments": args]),
+                       event("response.output_item.done", ["output_index": i + 1, "item": call])]
+        }
+        events.append(event(done["status"] as? String == "incomplete" ? "response.incomplete" : "response.completed", ["response": done]))
+        return events
     }
 }

@@ -150,7 +150,7 @@ final class CompletionJob: @unchecked Sendable {
             else { sendFull() }
             return
         }
-        writer.onClose { [weak self] in self?.cancelAll() }
+        writer.onClose { [weak self] in self?.clientLeft() }
         // The n choices of a prompt form one group: the scheduler runs the prompt once.
         let groups: [[(GenerationRequest, GenerationSink)]] = prompts.enumerated().map { i, p in
             (0..<body.n).map { j in
@@ -189,6 +189,18 @@ final class CompletionJob: @unchecked Sendable {
 
     /// echo with logprobs: the prompt tokens get log-probabilities too (the first one null).
     private var scoresPrompt: Bool { body.echo && body.logprobs != nil }
+
+    /// The client closed the connection before the answer was done: its sequences are cancelled and the
+    /// request gets its log line, with nginx's 499 (client closed request) and the tokens made so far.
+    private func clientLeft() {
+        let (unfinished, tokens): (Bool, Int) = lock.withLock {
+            defer { failed = true }
+            return (!failed && remaining > 0, choices.reduce(0) { $0 + $1.completionTokens })
+        }
+        cancelAll()
+        guard unfinished else { return }
+        server.logRequest(request, status: 499, started: started, id: String(id), completionTokens: tokens)
+    }
 
     private func cancelAll() {
         let ids = lock.withLock { sequenceIDs }

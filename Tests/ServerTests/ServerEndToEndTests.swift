@@ -173,8 +173,10 @@ func events(_ r: TestClient.Response?) -> [String] {
         let s = try startAPI(); defer { s.stop() }
         do {
             let c = try TestClient(port: s.port)
-            c.send("POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 70\r\n\r\n" + #"{"prompt":"the","max_tokens":400,"stream":true,"ignore_eos":true,"n":1}"#.padding(toLength: 70, withPad: " ", startingAt: 0))
-            #expect(c.fill())
+            let body = #"{"prompt":"the","max_tokens":400,"stream":true,"ignore_eos":true,"n":1}"#
+            c.send("POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            while !String(decoding: c.buffer, as: UTF8.self).contains("\"text\"") { guard c.fill() else { break } }
+            #expect(String(decoding: c.buffer, as: UTF8.self).hasPrefix("HTTP/1.1 200"), "the stream started")
         }
         var running = 1
         for _ in 0..<200 where running > 0 { usleep(10_000); running = s.scheduler!.snapshot.running }
@@ -182,6 +184,9 @@ func events(_ r: TestClient.Response?) -> [String] {
         // Stopped by the disconnect, not by reaching max_tokens (400) on its own within the wait.
         let generated = s.scheduler!.snapshot.generatedTokens
         #expect(generated < 200, "\(generated) tokens generated after the client went away")
+        // The request still got its log line, as a 499 (client closed request), once.
+        let metrics = try TestClient(port: s.port).request("GET", "/metrics")?.text ?? ""
+        #expect(metrics.contains("zebra_http_requests_total{status=\"499\"} 1"), "\(metrics.split(separator: "\n").filter { $0.contains("http_requests") })")
     }
 
     @Test func errorStatuses() throws {

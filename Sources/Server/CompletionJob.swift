@@ -54,6 +54,18 @@ final class CompletionJob: @unchecked Sendable {
 
     /// A chat request's prompt: the chat template over its messages; a template error (the template's own
     /// raise_exception, or a failure) is the client's 400, with the template's message.
+    /// The conversation as the template sees it: earlier calls and tool results in the template's tool
+    /// syntax, and with tools in the generic syntax the instructions that describe them (also what
+    /// /apply-template shows).
+    static func prepareChat(_ body: inout CompletionRequest, _ model: LoadedModel) {
+        body.messages = ToolCalls.history(body.messages, syntax: model.chatTemplate.toolSyntax,
+                                          objectArguments: model.chatTemplate.objectArguments)
+        if body.toolChoice != .none {
+            body.toolSyntax = model.chatTemplate.toolSyntax
+            if body.toolSyntax == .generic { body.messages = ToolCalls.withInstructions(body) }
+        }
+    }
+
     static func render(_ body: CompletionRequest, _ model: LoadedModel) throws(APIError) -> String {
         do {
             return try model.chatTemplate.render(messages: body.messages ?? .array([]), tools: body.tools)
@@ -90,14 +102,7 @@ final class CompletionJob: @unchecked Sendable {
             }
         }
         let ctx = model.contextLength
-        if chat {
-            body.messages = ToolCalls.history(body.messages, syntax: model.chatTemplate.toolSyntax,
-                                              objectArguments: model.chatTemplate.objectArguments)
-        }
-        if chat && body.toolChoice != .none {
-            body.toolSyntax = model.chatTemplate.toolSyntax
-            if body.toolSyntax == .generic { body.messages = ToolCalls.withInstructions(body) }
-        }
+        if chat { prepareChat(&body, model) }
         if chat {
             do { prompts = [model.chatTemplate.tokens(try render(body, model), tokenizer: model.tokenizer)] }
             catch { server.respond(writer, request, error.response, started: started); return }

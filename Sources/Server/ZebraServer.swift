@@ -123,7 +123,8 @@ public final class ZebraServer: @unchecked Sendable {
         }
         r.add("POST", "/apply-template") { [self] req, w in
             guarded(req, w) { m throws(APIError) in
-                let body = try CompletionRequest(json: req.body, limits: config.requestLimits, chat: true)
+                var body = try CompletionRequest(json: req.body, limits: config.requestLimits, chat: true)
+                CompletionJob.prepareChat(&body, m)   // exactly the prompt a chat request renders
                 let text = try CompletionJob.render(body, m)
                 return .json(200, "{\"prompt\":\(jsonString(text))}")
             }

@@ -133,6 +133,24 @@ let weatherTools = #"[{"type":"function","function":{"name":"get_weather","descr
         }
     }
 
+    /// /apply-template shows exactly the prompt chat renders, tools and tool history included: its
+    /// token count is chat's prompt_tokens.
+    @Test func applyTemplateIsChatsPrompt() throws {
+        let s = try startAPI(model: TestModels.smollm); defer { s.stop() }
+        let c = try TestClient(port: s.port, timeout: 120)
+        let history = #"[{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\",\"unit\":\"celsius\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"18 C"}]"#
+        for extra in [#","tools":\#(weatherTools)"#, #","tools":\#(weatherTools),"tool_choice":"none""#, ""] {
+            let applied = c.request("POST", "/apply-template", json: #"{"messages":\#(history)\#(extra)}"#)
+            #expect(applied?.status == 200, "\(extra): \(applied?.text ?? "")")
+            let prompt = object(applied)["prompt"] as? String ?? ""
+            if !extra.isEmpty && !extra.contains("none") { #expect(prompt.contains("get_weather") && prompt.contains("tool_calls"), "\(prompt)") }
+            let tokenizeBody = String(decoding: try JSONSerialization.data(withJSONObject: ["content": prompt, "add_special": false]), as: UTF8.self)
+            let ids = object(c.request("POST", "/tokenize", json: tokenizeBody))["tokens"] as? [Int] ?? []
+            let chat = object(c.request("POST", "/v1/chat/completions", json: #"{"messages":\#(history)\#(extra),"max_tokens":1}"#))
+            #expect((chat["usage"] as? [String: Any])?["prompt_tokens"] as? Int == ids.count, "\(extra)")
+        }
+    }
+
     /// The Responses API with function tools answers as chat does (the same template, syntax and
     /// constraint): the same calls as function_call items, or the same text; streamed, the same items.
     @Test func responsesToolsAnswerAsChatDoes() throws {

@@ -187,6 +187,15 @@ public struct CompletionRequest: Sendable {
     /// Chat fields: `messages` (and `tools`) from the order-keeping parse of the body, validated.
     private mutating func parseChat(_ ordered: JSON, _ o: [String: Any], limits: Limits) throws(APIError) {
         guard o["messages"] != nil else { throw .invalid("messages", "'messages' is required") }
+        // What would change the answer's kind, refused rather than ignored (unknown fields are ignored).
+        if let m = o["modalities"], !(m is NSNull) {
+            guard let list = m as? [Any], list.allSatisfy({ $0 is String }) else { throw .invalid("modalities", "'modalities' must be an array of strings") }
+            if list.contains(where: { $0 as? String != "text" }) { throw .invalid("modalities", "only text output is supported ('modalities': [\"text\"])") }
+        }
+        if let a = o["audio"], !(a is NSNull) { throw .invalid("audio", "audio output is not supported") }
+        for k in ["functions", "function_call"] where o[k] != nil && !(o[k] is NSNull) {
+            throw .invalid(k, "the deprecated '\(k)' is not supported: use 'tools' and 'tool_choice'")
+        }
         guard case let .dict(root) = Value.from(ordered) else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
         guard case let .list(list)? = root["messages"], !list.items.isEmpty else {
             throw .invalid("messages", "'messages' must be a non-empty array of messages")

@@ -145,3 +145,22 @@ func param(_ json: String) -> String? {
         #expect(m.accept(Array(text.utf8)) && m.isAccepting, "\(syntax)")
     }
 }
+
+/// Chat fields that would change what kind of answer comes back are refused, not ignored; fields the
+/// server does not know are ignored (clients send vendor extras).
+@Test func chatRefusesAudioAndTheDeprecatedFunctions() throws {
+    func chatParam(_ extra: String) -> String? {
+        do throws(APIError) {
+            _ = try CompletionRequest(json: Array(#"{"messages":[{"role":"user","content":"x"}],\#(extra)}"#.utf8), limits: .init(), chat: true)
+            return nil
+        } catch { return error.param }
+    }
+    for (extra, want) in [(#""modalities":["text","audio"]"#, "modalities"), (#""modalities":"text""#, "modalities"),
+                          (#""audio":{"voice":"alloy","format":"wav"}"#, "audio"),
+                          (#""functions":[{"name":"f","parameters":{}}]"#, "functions"), (#""function_call":"auto""#, "function_call")] {
+        #expect(chatParam(extra) == want, "\(extra)")
+    }
+    for extra in [#""modalities":["text"]"#, #""audio":null"#, #""functions":null"#, #""frobnicate":1"#] {
+        #expect(chatParam(extra) == nil, "\(extra)")
+    }
+}

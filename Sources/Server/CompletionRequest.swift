@@ -69,7 +69,13 @@ public struct CompletionRequest: Sendable {
     public init(json body: [UInt8], limits: Limits = Limits(), chat: Bool = false) throws(APIError) {
         let obj: Any
         do { obj = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) }
-        catch { throw APIError(400, "request body is not valid JSON", code: "invalid_json") }
+        catch {
+            // Valid JSON that Foundation refuses holds a number no double can (such as 1e400).
+            if (try? JSON.parse(body, maxDepth: 256)) != nil {
+                throw APIError(400, "request body holds a number out of a double's range", code: "invalid_json")
+            }
+            throw APIError(400, "request body is not valid JSON", code: "invalid_json")
+        }
         guard let o = obj as? [String: Any] else { throw APIError(400, "request body must be a JSON object", code: "invalid_json") }
         let r = Reader(o)
         // Chat messages, tools and response formats keep their key order (a template's `tojson` shows it;

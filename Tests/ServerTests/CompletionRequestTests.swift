@@ -164,3 +164,10 @@ func param(_ json: String) -> String? {
         #expect(chatParam(extra) == nil, "\(extra)")
     }
 }
+
+@Test func aNumberBeyondADoubleIsNamedAsSuch() {
+    do throws(APIError) { _ = try parse(#"{"prompt":"x","temperature":1e400}"#); Issue.record("accepted") }
+    catch { #expect(error.status == 400 && error.message.contains("out of a double's range"), "\(error.message)") }
+    do throws(APIError) { _ = try parse(#"{"prompt":"x","#); Issue.record("accepted") }
+    catch { #expect(error.status == 400 && error.message.contains("not valid JSON")) }
+}

@@ -104,51 +104,21 @@ public indirect enum JSON: Sendable, Equatable {
     }
 
     /// The text of a JSON string cut short: `body` is what follows the opening quote, up to the closing
-    /// quote or its end; escapes are decoded, and an escape cut off at the end (or a high surrogate
-    /// without its low half) is left out.
+    /// quote or its end. The longest prefix that closes into a valid string is decoded by the parser:
+    /// an escape (at most 12 bytes, a surrogate pair) or a UTF-8 sequence cut off at the end is left out.
     public static func stringPrefix(_ body: some Collection<UInt8>) -> String {
         let b = Array(body)
-        var out: [UInt8] = [], i = 0
-        func hex4(_ at: Int) -> UInt32? {
-            guard at + 4 <= b.count else { return nil }
-            return UInt32(String(decoding: b[at..<at + 4], as: UTF8.self), radix: 16)
+        var end = b.count, i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "\\") { i += 2; continue }
+            if b[i] == UInt8(ascii: "\"") { end = i; break }
+            i += 1
         }
-        func put(_ scalar: UInt32) { out += Array(String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}")).utf8) }
-        loop: while i < b.count {
-            let c = b[i]
-            if c == UInt8(ascii: "\"") { break }
-            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
-            guard i + 1 < b.count else { break }
-            switch b[i + 1] {
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "u"):
-                guard let u = hex4(i + 2) else { break loop }
-                if (0xD800..<0xDC00).contains(u) {
-                    guard i + 8 <= b.count, b[i + 6] == UInt8(ascii: "\\"), b[i + 7] == UInt8(ascii: "u"), let l = hex4(i + 8),
-                          (0xDC00..<0xE000).contains(l) else { break loop }
-                    put(0x10000 + ((u - 0xD800) << 10) + (l - 0xDC00))
-                    i += 12
-                    continue loop
-                }
-                put(u)
-                i += 6
-                continue loop
-            default: out.append(b[i + 1])   // \" \\ \/
-            }
-            i += 2
+        let quote = [UInt8(ascii: "\"")]
+        for cut in 0...Swift.min(12, end) {
+            if case let .string(s)? = try? parse(quote + b[..<(end - cut)] + quote) { return s }
         }
-        // A character cut off mid-sequence (a byte-level token) is left out too.
-        var lead = out.count - 1
-        while lead >= 0, out[lead] & 0xC0 == 0x80, out.count - lead < 4 { lead -= 1 }
-        if lead >= 0 {
-            let c = out[lead], need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1
-            if out.count - lead < need { out.removeSubrange(lead...) }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return ""
     }
 
     public static func parse(_ text: String, maxDepth: Int = 128) throws(JSONParseError) -> JSON {

@@ -1,6 +1,7 @@
 import Foundation
 import Grammar
 import Testing
+import Engine
 import TestSupport
 
 /// Whether the grammar accepts exactly `text`.
@@ -129,7 +130,7 @@ func schema(_ text: String) throws -> Grammar { try JSONSchema.compile(try JSON.
     let c = GrammarConstraint(grammar: g, trie: trie, endTokens: [Int32(pieces.count - 1)])
     for seed in UInt64(1)...8 {  // random walks, the same every run
     let m = GrammarMatcher(g)
-    var rng = SplitMix64(state: seed)
+    var rng = SeededGenerator(seed: seed)
     for _ in 0..<40 {
         let mask = c.mask(m)
         var allowed: [Int] = []
@@ -146,17 +147,6 @@ func schema(_ text: String) throws -> Grammar { try JSONSchema.compile(try JSON.
     }
 }
 
-/// SplitMix64: a seeded generator, so a failing walk replays.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Fixtures from scripts/make_schema_fixtures.py: documents labelled by Python's jsonschema (valid and in
 /// the canonical compact form), and schemas that must be refused naming a keyword.

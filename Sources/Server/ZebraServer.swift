@@ -193,6 +193,6 @@ public final class ZebraServer: @unchecked Sendable {
             }
             ids.append(Int32(i))
         }
-        return .json(200, "{\"content\":\(jsonString(m.tokenizer.decode(ids)))}")
+        return .json(200, "{\"content\":\(jsonString(m.tokenizer.decode(ids, special: true)))}")
     }
 }

@@ -58,10 +58,15 @@ public final class Tokenizer: Sendable {
         }
     }
 
-    /// Decodes ids to text; invalid UTF-8 (an incomplete character) is replaced with U+FFFD.
-    public func decode(_ ids: [Int32]) -> String {
+    /// Decodes ids to text; invalid UTF-8 (an incomplete character) is replaced with U+FFFD. With
+    /// `special`, control tokens give their own text (`<bos>`, `<|im_start|>`), as llama.cpp's
+    /// detokenizer does, so that text with special tokens survives encode (parseSpecial) and decode.
+    public func decode(_ ids: [Int32], special: Bool = false) -> String {
         var bytes: [UInt8] = []
-        for id in ids { bytes += pieceBytes(id) }
+        for id in ids {
+            if special, id >= 0, Int(id) < vocab.count, vocab.types[Int(id)] == .control { bytes += Array(vocab.tokens[Int(id)].utf8) }
+            else { bytes += pieceBytes(id) }
+        }
         return String(decoding: bytes, as: UTF8.self)
     }
 

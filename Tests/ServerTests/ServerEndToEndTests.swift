@@ -243,6 +243,10 @@ func events(_ r: TestClient.Response?) -> [String] {
         #expect(ids.first == 2)
         let detok = object(c.request("POST", "/detokenize", json: "{\"tokens\":\(ids.dropFirst())}", headers: auth))
         #expect(detok["content"] as? String == "the a")
+        // Special tokens round-trip as their text (llama-server's detokenizer), the BOS included.
+        let turn = object(c.request("POST", "/tokenize", json: #"{"content":"<start_of_turn>user\nthe a","add_special":true}"#, headers: auth))["tokens"] as? [Int] ?? []
+        let back = object(c.request("POST", "/detokenize", json: "{\"tokens\":\(turn)}", headers: auth))
+        #expect(turn.count > 2 && back["content"] as? String == "<bos><start_of_turn>user\nthe a", "\(turn) \(back)")
         #expect(c.request("POST", "/tokenize", json: #"{"content":5}"#, headers: auth)?.status == 400)
         _ = c.request("POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":3,"ignore_eos":true}"#, headers: auth)
         // Stats are published at the end of each engine step, just after the response went out.

@@ -52,8 +52,6 @@ final class CompletionJob: @unchecked Sendable {
         remaining = count
     }
 
-    /// A chat request's prompt: the chat template over its messages; a template error (the template's own
-    /// raise_exception, or a failure) is the client's 400, with the template's message.
     /// The conversation as the template sees it: earlier calls and tool results in the template's tool
     /// syntax, and with tools in the generic syntax the instructions that describe them (also what
     /// /apply-template shows).
@@ -66,6 +64,8 @@ final class CompletionJob: @unchecked Sendable {
         }
     }
 
+    /// A chat request's prompt: the chat template over its messages; a template error (the template's own
+    /// raise_exception, or a failure) is the client's 400, with the template's message.
     static func render(_ body: CompletionRequest, _ model: LoadedModel) throws(APIError) -> String {
         do {
             return try model.chatTemplate.render(messages: body.messages ?? .array([]), tools: body.tools)
@@ -102,8 +102,8 @@ final class CompletionJob: @unchecked Sendable {
             }
         }
         let ctx = model.contextLength
-        if chat { prepareChat(&body, model) }
         if chat {
+            prepareChat(&body, model)
             do { prompts = [model.chatTemplate.tokens(try render(body, model), tokenizer: model.tokenizer)] }
             catch { server.respond(writer, request, error.response, started: started); return }
             // Without max_tokens a chat answer may run to the end of the context.

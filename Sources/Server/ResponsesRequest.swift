@@ -78,30 +78,26 @@ extension CompletionRequest {
         default:
             throw .invalid("tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"name\": ...}")
         }
-        // Tools: the Responses API's flat function tools, to the chat template's nested form.
-        var chatTools: [Value] = []
-        if case let .list(l)? = root["tools"] {
-            for (i, t) in l.items.enumerated() {
-                guard case let .dict(d) = t, case .string("function")? = d["type"], case let .string(name)? = d["name"] else {
+        // Tools: the Responses API's flat function tools, to chat's nested form, which the template shows
+        // and the calls are parsed (and with a generic syntax, or a required call, constrained) by.
+        var nested: [JSON] = []
+        switch ordered["tools"] {
+        case nil, .null?: break
+        case let .array(l)?:
+            for (i, t) in l.enumerated() {
+                guard t["type"]?.stringValue == "function", let name = t["name"], name.stringValue != nil else {
                     throw .invalid("tools[\(i)]", "only function tools ({\"type\": \"function\", \"name\": ...}) are supported")
                 }
-                var f: [(String, Value)] = [("name", .string(name))]
-                if let desc = d["description"] { f.append(("description", desc)) }
-                if let params = d["parameters"] { f.append(("parameters", params)) }
-                chatTools.append(.object([("type", .string("function")), ("function", .object(f))]))
-                responseTools.append(t)
-            }
-        } else if let t = root["tools"], !t.isNone { throw .invalid("tools", "'tools' must be an array") }
-        tools = chatTools.isEmpty ? nil : .array(chatTools)
-        if !chatTools.isEmpty {
-            // The calls are parsed (and with a generic syntax, or a required call, constrained) as on
-            // chat: the same tools in the chat form.
-            let nested: [JSON] = (ordered["tools"]?.arrayValue ?? []).map { t in
-                var f: [(String, JSON)] = [("name", t["name"] ?? .null)]
+                var f: [(String, JSON)] = [("name", name)]
                 if let d = t["description"] { f.append(("description", d)) }
                 if let p = t["parameters"] { f.append(("parameters", p)) }
-                return .object([("type", .string("function")), ("function", .object(f))])
+                nested.append(.object([("type", .string("function")), ("function", .object(f))]))
+                responseTools.append(Value.from(t))
             }
+        default: throw .invalid("tools", "'tools' must be an array")
+        }
+        tools = nested.isEmpty ? nil : Value.from(.array(nested))
+        if !nested.isEmpty {
             try parseToolChoice(.object([("tools", .array(nested)), ("tool_choice", choiceJSON)]))
             switch root["parallel_tool_calls"] {
             case nil, .none?: break

@@ -32,12 +32,14 @@ final class ResponsesWire: WireFormat, @unchecked Sendable {
         })
     }
 
+    /// A finished answer's status, and its message item's: cut by max_output_tokens or not.
+    private func finishStatus(_ a: Answer) -> String { a.choices[0].finish == .length ? "incomplete" : "completed" }
+
     /// The output items of a finished answer: the message (unless the answer is only calls; always when
     /// streamed, which announced it first), then the calls.
     private func output(_ a: Answer, streamed: Bool) -> [Any] {
         let (content, calls) = answer(a)
-        let status = a.choices[0].finish == .length ? "incomplete" : "completed"
-        let message: [Any] = streamed || !(content ?? "").isEmpty || calls.isEmpty ? [item(content ?? "", status: status)] : []
+        let message: [Any] = streamed || !(content ?? "").isEmpty || calls.isEmpty ? [item(content ?? "", status: finishStatus(a))] : []
         return message + calls
     }
 
@@ -56,7 +58,7 @@ final class ResponsesWire: WireFormat, @unchecked Sendable {
         o["object"] = "response"
         o["created_at"] = a.created
         o["model"] = a.model
-        o["status"] = done ? (c.finish == .length ? "incomplete" : "completed") : "in_progress"
+        o["status"] = done ? finishStatus(a) : "in_progress"
         o["error"] = NSNull()
         o["incomplete_details"] = done && c.finish == .length ? ["reason": "max_output_tokens"] as Any : NSNull()
         o["instructions"] = a.body.instructions.map { $0 as Any } ?? NSNull()
@@ -101,8 +103,7 @@ final class ResponsesWire: WireFormat, @unchecked Sendable {
 
     func streamEnd(_ a: Answer) -> [ServerEvent] {
         let (content, calls) = answer(a), done = response(a, done: true)
-        let text = content ?? ""
-        let status = a.choices[0].finish == .length ? "incomplete" : "completed"
+        let text = content ?? "", status = finishStatus(a)
         var events: [ServerEvent] = []
         // With tools the text was held back where it could have been a call: the rest of it now.
         let sent = a.choices[0].sentContent

@@ -89,8 +89,8 @@ struct JSONRules {
     /// How many digits a generated number's parts may have: an integer part (and an unbounded integer)
     /// of at most 16 digits (what an int64 or a double holds exactly, near JavaScript's 2^53), a
     /// fraction of at most 16 (past a double's precision), an exponent of at most 3 (a double's range).
-    /// Unbounded, a model that keeps choosing digits never ends the answer: with `max_tokens` left at
-    /// the context, a request ran until the context was full.
+    /// Unbounded, a model that keeps choosing digits never ends its answer, and a request whose
+    /// `max_tokens` is the context runs until the context is full.
     static let maxIntegerDigits = 16, maxFractionDigits = 16, maxExponentDigits = 3
 
     /// 1 to `max` digits.

@@ -217,9 +217,8 @@ func refusal(_ schema: JSON) -> String? {
     #expect(refusal(try JSON.parse(#"{"oneOf":[{"type":"number"},{"type":"integer"}]}"#)) == "oneOf")
 }
 
-/// Numbers end: a model that keeps choosing digits must still close the answer (unbounded, one ran to the
-/// end of the context). An integer part of at most 16 digits, a fraction of 16, an exponent of 3, with
-/// and without bounds.
+/// Numbers end: a model that keeps choosing digits must still close the answer. An integer part of at
+/// most 16 digits, a fraction of 16, an exponent of 3, with and without bounds.
 @Test func generatedNumbersHaveBoundedDigits() throws {
     let d16 = String(repeating: "9", count: 16), d17 = String(repeating: "9", count: 17)
     for s in [#"{"type":"integer"}"#, #"{"type":"integer","minimum":0}"#, #"{"type":"integer","maximum":5}"#] {
